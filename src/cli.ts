@@ -1,0 +1,51 @@
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, MailerError } from './errors.js';
+import { registerImport } from './commands/import.js';
+import { registerSend } from './commands/send.js';
+import { registerSegment } from './commands/segment.js';
+import { registerLog } from './commands/log.js';
+import { registerShow } from './commands/show.js';
+
+/** Builds the program. Command files only declare flags; their actions load the heavy parts. */
+export function buildProgram(): Command {
+  const program = new Command('mailer')
+    .description('Batch mailings and delivery triage: import members, send, and find out what happened to each mail.')
+    .version('0.1.0')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .addOption(new Option('--json', 'machine-readable output on stdout'))
+    .addOption(new Option('-q, --quiet', 'no progress and no notes'))
+    .addOption(new Option('--db <path>', 'SQLite database (default: $MAILER_DB, else ./mailer.db)'))
+    .addOption(new Option('--config <path>', 'settings file (default: ./mailer.json if present)'));
+  for (const register of [registerImport, registerSend, registerSegment, registerLog, registerShow]) {
+    register(program);
+  }
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    process.exitCode = exitCodeFor(err);
+  }
+}
+
+/** The one funnel: a MailerError is explained, commander has spoken already, anything else is a bug. */
+function exitCodeFor(err: unknown): number {
+  if (err instanceof MailerError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    if (err.hint) process.stderr.write(`  → ${err.hint}\n`);
+    return err.exitCode;
+  }
+  if (err instanceof CommanderError) {
+    return err.exitCode === 0 ? 0 : ExitCode.badInput;
+  }
+  const e = err as Error;
+  process.stderr.write(`internal error: ${e?.message ?? String(err)}\n`);
+  if (process.env.MAILER_DEBUG) process.stderr.write(`${e?.stack}\n`);
+  else process.stderr.write('  → this is a bug in mailer; run again with MAILER_DEBUG=1 for details and report it\n');
+  return ExitCode.someFailed;
+}

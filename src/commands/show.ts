@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { openContext } from './context.js';
+
+export function registerShow(program: Command): void {
+  program
+    .command('show')
+    .description('one mail: the message as it left, then its history')
+    .argument('<send-id>', 'the send id (from mailer log)')
+    .option('--raw', 'print the exact RFC 822 message (save with > mail.eml)')
+    .action(async (id: string, opts: { raw?: boolean }, command: Command) => {
+      const ctx = await openContext(command);
+      try {
+        const { parseId } = await import('../core/filters.js');
+        const { sendDetail, findSend } = await import('../core/inspect.js');
+        const { sendRecord } = await import('../core/records.js');
+        const { formatTime, isoTime } = await import('../ui/output.js');
+        const { badInput } = await import('../errors.js');
+        const { out, store } = ctx;
+        const sendId = parseId(id, 'send id');
+        if (opts.raw) {
+          const send = findSend(store, sendId);
+          const raw = store.rawMessage(sendId);
+          if (!raw) throw badInput(`send ${sendId} has no message: it is ${send.status}${send.reason ? ` (${send.reason})` : ''}`, `\`mailer show ${sendId}\` shows its history`);
+          out.write(raw);
+          return;
+        }
+        const d = await sendDetail(store, sendId);
+        const s = d.send;
+        if (out.json) {
+          out.jsonResult({
+            ...sendRecord(s),
+            token: s.token,
+            headers: Object.fromEntries(d.headers),
+            text: d.text,
+            attempts: d.attempts.map((a) => ({
+              at: isoTime(a.at), email: a.email, server: a.server, outcome: a.outcome, responseCode: a.responseCode,
+              enhancedCode: a.enhancedCode, response: a.response, category: a.category, permanent: a.permanent, explanation: a.explanation,
+            })),
+          });
+          return;
+        }
+        out.line(out.bold(`send ${s.id}`) + ` · mailing ${s.mailingId} · type ${s.type} · ${s.status}${s.test ? ' (test send)' : ''}${s.category ? ` · ${s.category}` : ''}`);
+        out.line(`member ${s.memberKey}${s.memberName ? ` (${s.memberName})` : ''} · to ${s.email ?? '(no address)'} · attempts ${s.attempts}`);
+        out.line();
+        if (d.raw) {
+          out.line(out.bold('— the message as it left —'));
+          for (const [name, value] of d.headers) {
+            if (!/^(content-|mime-version)/i.test(name)) out.line(`${name}: ${value}`);
+          }
+          out.line();
+          out.line((d.text ?? '').replace(/\s+$/, ''));
+          if (d.htmlBytes !== null) out.line(`\n[HTML alternative, ${d.htmlBytes} bytes — mailer show ${s.id} --raw > mail.eml opens it in a mail program]`);
+        } else {
+          out.line(`no message stored: ${s.status === 'skipped' ? `skipped — ${s.reason}` : s.status === 'queued' ? 'not sent yet' : s.reason ?? s.status}`);
+        }
+        out.line();
+        out.line(out.bold('— history —'));
+        out.line(`${formatTime(s.createdAt)}  queued`);
+        for (const a of d.attempts) {
+          out.line(`${formatTime(a.at)}  ${a.outcome.padEnd(11)} ${a.response ?? ''}${a.server ? `  (via ${a.server})` : ''}`);
+          if (a.explanation && a.outcome !== 'sent') out.line(`${' '.repeat(21)}${a.category}${a.permanent ? ', permanent' : a.permanent === false ? ', temporary' : ''}: ${a.explanation}`);
+        }
+        if (s.status === 'skipped') out.line(`${formatTime(s.updatedAt)}  skipped     ${s.reason ?? ''}`);
+      } finally {
+        ctx.close();
+      }
+    });
+}

@@ -1,0 +1,35 @@
+/**
+ * Address checks at import and re-target time. Deliberately plain: one @, a local part of
+ * printable characters without spaces, a domain of dot-separated labels ending in a
+ * top-level label of letters. What passes here may still bounce; what fails surely would.
+ */
+const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$/;
+const LABEL = /^(?!-)[A-Za-z0-9\u00a1-\uffff-]{1,63}(?<!-)$/;
+const TLD = /^([A-Za-z\u00a1-\uffff]{2,63}|xn--[a-z0-9-]{1,59})$/;
+
+export function normalizeAddress(raw: string): string {
+  return raw.trim().toLowerCase();
+}
+
+/** Why the address is not usable, or null if it is. */
+export function addressProblem(address: string): string | null {
+  if (address.length > 254) return 'longer than 254 characters';
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) return 'no @ between a name and a domain';
+  const local = address.slice(0, at);
+  const domain = address.slice(at + 1);
+  if (local.includes('@')) return 'more than one @';
+  if (local.length > 64) return 'the part before @ is longer than 64 characters';
+  if (!LOCAL.test(local) || local.startsWith('.') || local.endsWith('.') || local.includes('..')) {
+    return `"${local}" is not a valid name before the @`;
+  }
+  const labels = domain.split('.');
+  if (labels.length < 2) return `the domain "${domain}" has no dot`;
+  if (!labels.every((l) => LABEL.test(l))) return `the domain "${domain}" is not valid`;
+  if (!TLD.test(labels[labels.length - 1])) return `the domain "${domain}" does not end in a top-level domain`;
+  return null;
+}
+
+export function isValidAddress(address: string): boolean {
+  return addressProblem(address) === null;
+}

@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import addressparser from 'nodemailer/lib/addressparser/index.js';
+import { badInput } from '../errors.js';
+import type { RenderedMessage } from './template.js';
+
+export interface ComposeInput {
+  message: RenderedMessage;
+  /** the resolved From (template, else settings) */
+  from: string;
+  replyTo: string | null;
+  to: { name: string | null; address: string };
+  messageId: string;
+  sendId: number;
+  test: boolean;
+}
+
+/** The finished RFC 822 message, as it will be stored and handed to the server. */
+export function compose(input: ComposeInput): Promise<Buffer> {
+  const { message } = input;
+  const headers: Record<string, string> = { 'X-Mailer-Send-Id': String(input.sendId) };
+  for (const [name, value] of message.extraHeaders) headers[name] = value;
+  const composer = new MailComposer({
+    from: input.from,
+    replyTo: input.replyTo ?? undefined,
+    // A display name never carries a line break into the To: header.
+    to: input.to.name ? { name: input.to.name.replace(/[\r\n]+/g, ' '), address: input.to.address } : input.to.address,
+    subject: input.test ? `[TEST] ${message.subject}` : message.subject,
+    messageId: input.messageId,
+    text: message.text,
+    html: message.html ?? undefined,
+    headers,
+  });
+  return new Promise((resolve, reject) => {
+    composer.compile().build((err, raw) => (err ? reject(err) : resolve(raw)));
+  });
+}
+
+/** `<send id>.<random>@<sender's domain>`: unique, and findable again from the send id. */
+export function newMessageId(sendId: number, fromAddress: string): string {
+  const domain = fromAddress.split('@')[1] || 'mailer.invalid';
+  return `<${sendId}.${randomBytes(6).toString('hex')}@${domain}>`;
+}
+
+/** The bare address of a From header value, for the envelope and the Message-ID. */
+export function addressOf(header: string, what: string): string {
+  const parsed = addressparser(header, { flatten: true }) as { address?: string }[];
+  const address = parsed[0]?.address;
+  if (!address || !address.includes('@')) {
+    throw badInput(`${what} "${header}" has no e-mail address`, 'write it as "Name <address@example.org>" or just the address');
+  }
+  return address;
+}

@@ -1,0 +1,46 @@
+import { badInput } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { explain } from './catalog.js';
+import type { Attempt, Send } from './types.js';
+
+/** One send as `show` presents it: the message as it left, and what happened to it. */
+export interface SendDetail {
+  send: Send;
+  raw: Buffer | null;
+  headers: [string, string][];
+  text: string | null;
+  htmlBytes: number | null;
+  attempts: (Attempt & { explanation: string })[];
+}
+
+export function findSend(store: Store, id: number): Send {
+  const send = store.send(id);
+  if (!send) throw badInput(`no send ${id}`, 'find the send id with `mailer log --member <id|email>`');
+  return send;
+}
+
+export async function sendDetail(store: Store, id: number): Promise<SendDetail> {
+  const send = findSend(store, id);
+  const raw = store.rawMessage(id) ?? null;
+  const detail: SendDetail = {
+    send, raw, headers: [], text: null, htmlBytes: null,
+    attempts: store.attempts(id).map((a) => ({ ...a, explanation: a.category ? explain(a.category) : '' })),
+  };
+  if (raw) {
+    const { simpleParser } = await import('mailparser');
+    const parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+    // Header values decoded (=?UTF-8?Q?…?= words, address lists) so a person can read them.
+    detail.headers = parsed.headerLines.map((h) => {
+      const name = h.line.slice(0, h.line.indexOf(':'));
+      const value = parsed.headers.get(h.key) as unknown;
+      const text = value instanceof Date ? value.toUTCString()
+        : value && typeof value === 'object' && 'text' in value ? String((value as { text: string }).text)
+        : value && typeof value === 'object' && 'value' in value ? String((value as { value: string }).value)
+        : String(value ?? '');
+      return [name, text];
+    });
+    detail.text = parsed.text ?? null;
+    detail.htmlBytes = typeof parsed.html === 'string' ? Buffer.byteLength(parsed.html) : null;
+  }
+  return detail;
+}

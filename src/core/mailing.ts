@@ -1,0 +1,120 @@
+import { badInput } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { addressOf } from './compose.js';
+import { parseTemplate, checkPlaceholders, memberView, render, type Template } from './template.js';
+import type { Mailing, MailingSettings, MemberSelection } from './types.js';
+
+/**
+ * A mailing is recorded before anything is sent: the template as it is now, and one send row
+ * per recipient. From then on the queue alone says what is left to do.
+ */
+export interface PlanInput {
+  template: Template;
+  selection: MemberSelection;
+  settings: MailingSettings;
+  /** test send: deliver to this address instead, at most `limit` members */
+  testTo?: string;
+  limit?: number;
+  now: number;
+}
+
+export function checkTemplate(store: Store, template: Template, settings: MailingSettings): void {
+  checkPlaceholders(template, store.fieldNames());
+  const from = template.from ?? settings.from;
+  if (!from) {
+    throw badInput(`${template.path}: no sender`, 'add a line "From: Name <address>" to the template, or set "from" in mailer.json');
+  }
+  addressOf(from, 'the sender');
+  if (settings.bounceAddress) addressOf(settings.bounceAddress, 'bounceAddress');
+}
+
+export function createMailing(store: Store, input: PlanInput): { mailing: Mailing; selected: number } {
+  const { template } = input;
+  checkTemplate(store, template, input.settings);
+  return store.transaction(() => {
+    const mailing = store.createMailing({
+      type: template.type,
+      templatePath: template.path,
+      template: template.source,
+      htmlTemplate: template.html,
+      footer: template.footer,
+      settings: { ...input.settings, testTo: input.testTo },
+      test: input.testTo !== undefined,
+      status: 'running',
+      now: input.now,
+    });
+    // A test send takes only the first members; a real send queues everyone and --limit
+    // caps the run, so the rest stays queued for the next one.
+    const selected = store.enqueue(mailing, input.selection, {
+      testTo: input.testTo, limit: input.testTo !== undefined ? input.limit : undefined, now: input.now,
+    });
+    return { mailing: { ...mailing, selected }, selected };
+  });
+}
+
+/** The template of a mailing as it was when the mailing was made. */
+export function mailingTemplate(mailing: Mailing): Template {
+  return parseTemplate(mailing.template, { path: mailing.templatePath, html: mailing.htmlTemplate, footer: mailing.footer });
+}
+
+export interface DryRunResult {
+  selected: number;
+  wouldSend: { member: string; email: string }[];
+  wouldSendCount: number;
+  skipped: { member: string; email: string | null; category: string; reason: string }[];
+}
+
+/** Everything a send would check, without writing a thing. */
+export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResult {
+  checkTemplate(store, input.template, input.settings);
+  const result: DryRunResult = { selected: 0, wouldSend: [], wouldSendCount: 0, skipped: [] };
+  const limit = input.testTo !== undefined ? input.limit : undefined;
+  for (const member of store.selectedMembers(input.selection, limit)) {
+    result.selected++;
+    const email = input.testTo ?? member.email;
+    let skip: { category: string; reason: string } | null = null;
+    if (input.testTo === undefined && member.emailProblem) {
+      skip = { category: member.emailProblem, reason: member.emailProblem === 'no-address' ? 'the member has no e-mail address' : `the address ${member.email} is not a valid e-mail address` };
+    } else if (input.testTo === undefined && member.suppressed) {
+      skip = { category: 'suppressed', reason: `the address is suppressed: ${member.suppressed}` };
+    } else {
+      const rendered = render(input.template, memberView(member, email, 'TOKEN'), { allowEmpty: !!input.settings.allowEmpty });
+      if (!rendered.ok) skip = { category: rendered.category, reason: rendered.reason };
+    }
+    if (skip) {
+      result.skipped.push({ member: member.key, email: member.email, ...skip });
+    } else {
+      result.wouldSendCount++;
+      if (result.wouldSend.length < listed) result.wouldSend.push({ member: member.key, email: email! });
+    }
+  }
+  return result;
+}
+
+export interface MailingSummary {
+  mailing: number;
+  test: boolean;
+  status: string;
+  statusReason: string | null;
+  selected: number;
+  sent: number;
+  failed: number;
+  deferred: number;
+  skipped: number;
+  queued: number;
+  byReason: Record<string, number>;
+}
+
+export function summarize(store: Store, mailingId: number): MailingSummary {
+  const mailing = store.mailing(mailingId)!;
+  const summary: MailingSummary = {
+    mailing: mailing.id, test: mailing.test, status: mailing.status, statusReason: mailing.statusReason,
+    selected: mailing.selected, sent: 0, failed: 0, deferred: 0, skipped: 0, queued: 0, byReason: {},
+  };
+  for (const { status, category, n } of store.mailingCounts(mailingId)) {
+    if (status === 'queued' || status === 'sending') summary.queued += n;
+    else if (status === 'sent' || status === 'failed' || status === 'deferred' || status === 'skipped') summary[status] += n;
+    if (category && status !== 'sent') summary.byReason[category] = (summary.byReason[category] ?? 0) + n;
+  }
+  return summary;
+}

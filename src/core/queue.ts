@@ -1,0 +1,146 @@
+import type { Store } from '../store/store.js';
+import { Catalog, CONNECTION_CATEGORIES, type Classification } from './catalog.js';
+import { addressOf, compose, newMessageId } from './compose.js';
+import { mailingTemplate } from './mailing.js';
+import type { Transport } from './ports.js';
+import { DeliveryError } from './ports.js';
+import { memberView, render } from './template.js';
+import { Throttle } from './throttle.js';
+import { newToken } from './token.js';
+import type { Mailing } from './types.js';
+
+/** Back-off of a deferred send before it is tried again (SPEC "Unattended"). */
+export const RETRY_BACKOFF_MS = [15 * 60_000, 60 * 60_000, 4 * 3_600_000, 12 * 3_600_000, 24 * 3_600_000];
+
+/** Errors that say the server cannot be used at all: no point trying the next mail. */
+const FATAL_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+export interface QueueOptions {
+  concurrency: number;
+  /** milliseconds between two sends; 0 for as fast as the server takes them */
+  intervalMs: number;
+  /** at most this many sends handed over in this run */
+  limit?: number;
+  /** consecutive connection errors that stop the run */
+  maxConnectionErrors: number;
+  catalog: Catalog;
+  clock: () => number;
+  onProgress?: (progress: QueueProgress) => void;
+}
+
+export interface QueueProgress {
+  done: number;
+  sent: number;
+  failed: number;
+  deferred: number;
+  skipped: number;
+}
+
+export interface QueueOutcome extends QueueProgress {
+  /** why the run stopped early, if the server became unusable */
+  stopped: { category: string; message: string; server: string } | null;
+  limitReached: boolean;
+}
+
+const PAGE = 512;
+
+/**
+ * Works off a mailing's queue: claim, render, compose, hand over, record — one send at a time
+ * per worker, `concurrency` workers over one pooled transport. Memory stays bounded by the page
+ * size whatever the list; a run can stop at any point and the queue says what is left.
+ */
+export async function workOffQueue(store: Store, transport: Transport, mailing: Mailing, opts: QueueOptions): Promise<QueueOutcome> {
+  const template = mailingTemplate(mailing);
+  const settings = mailing.settings;
+  const fromHeader = template.from ?? settings.from!;
+  const fromAddress = addressOf(fromHeader, 'the sender');
+  const envelopeFrom = settings.bounceAddress ? addressOf(settings.bounceAddress, 'bounceAddress') : fromAddress;
+  const replyTo = template.replyTo ?? settings.replyTo ?? null;
+  const throttle = new Throttle(opts.intervalMs, opts.clock);
+
+  const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false };
+  let page: number[] = [];
+  let lastId = 0;
+  let handedOver = 0;
+  let connectionErrors = 0;
+
+  const next = (): number | undefined => {
+    if (outcome.stopped) return undefined;
+    if (opts.limit !== undefined && handedOver >= opts.limit) {
+      outcome.limitReached = true;
+      return undefined;
+    }
+    if (page.length === 0) {
+      page = store.nextQueued(mailing.id, lastId, PAGE);
+      if (page.length === 0) return undefined;
+      lastId = page[page.length - 1];
+    }
+    handedOver++;
+    return page.shift();
+  };
+
+  const stop = (c: Classification) => {
+    outcome.stopped ??= { category: c.category, message: c.text, server: transport.description };
+  };
+
+  const deliverOne = async (sendId: number) => {
+    const claimed = store.claimSend(sendId, newToken(), opts.clock());
+    if (!claimed) return;
+    const send = store.send(sendId)!;
+    const member = store.memberById(send.memberId)!;
+    const rendered = render(template, memberView(member, send.email, claimed), { allowEmpty: !!settings.allowEmpty });
+    if (!rendered.ok) {
+      store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
+      outcome.skipped++;
+      return;
+    }
+    const messageId = newMessageId(sendId, fromAddress);
+    const raw = await compose({
+      message: rendered.message,
+      from: rendered.message.from ?? fromHeader,
+      replyTo: rendered.message.replyTo ?? replyTo,
+      to: { name: mailing.test ? null : member.name, address: send.email! },
+      messageId,
+      sendId,
+      test: mailing.test,
+    });
+    await throttle.take();
+    try {
+      const response = await transport.deliver({ from: envelopeFrom, to: [send.email!] }, raw, sendId);
+      store.recordSent({ id: sendId, email: send.email!, server: transport.description, messageId, raw, response, now: opts.clock() });
+      connectionErrors = 0;
+      outcome.sent++;
+    } catch (err) {
+      const failure = err instanceof DeliveryError ? err : new DeliveryError({ message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
+      const c = opts.catalog.classify(failure);
+      const now = opts.clock();
+      const base = { id: sendId, email: send.email!, server: transport.description, responseCode: c.responseCode, enhancedCode: c.enhancedCode, response: c.text, category: c.category, now };
+      if (CONNECTION_CATEGORIES.has(c.category)) {
+        // The server, not this mail, is the problem: back to the queue, and maybe stop the run.
+        store.recordInterrupted(base);
+        connectionErrors++;
+        if (c.category === 'auth' || c.category === 'tls' || FATAL_CODES.has(failure.code ?? '') || connectionErrors >= opts.maxConnectionErrors) stop(c);
+        return;
+      }
+      connectionErrors = 0;
+      if (c.permanent) {
+        store.recordUnsent({ ...base, status: 'failed', permanent: true, retryAt: null });
+        outcome.failed++;
+      } else {
+        const backoff = RETRY_BACKOFF_MS[Math.min(send.attempts - 1, RETRY_BACKOFF_MS.length - 1)];
+        store.recordUnsent({ ...base, status: 'deferred', permanent: false, retryAt: now + backoff });
+        outcome.deferred++;
+      }
+    }
+  };
+
+  const worker = async () => {
+    for (let id = next(); id !== undefined; id = next()) {
+      await deliverOne(id);
+      outcome.done++;
+      opts.onProgress?.(outcome);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  return outcome;
+}

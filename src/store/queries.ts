@@ -1,0 +1,94 @@
+/**
+ * Every fixed SQL statement mailer runs, by name. All are prepared when the store opens, so a
+ * mistake here fails at launch, not half-way through a mailing. Queries whose shape depends
+ * on filters are built in store.ts from the same columns and cached per shape.
+ */
+export const queries = {
+  // -- members ---------------------------------------------------------------------------
+  /* One statement per imported row. Fields are merged (a file with fewer columns does not wipe
+     the others); an unchanged row is not written, so RETURNING yields nothing for it; the
+     import id tells an insert from an update. Address history follows by trigger. */
+  upsertMember: `
+    INSERT INTO members (key, email, name, fields, email_problem, import_id, created_at, updated_at)
+    VALUES (@key, @email, @name, @fields, @emailProblem, @importId, @now, @now)
+    ON CONFLICT (key) DO UPDATE SET
+      email = excluded.email,
+      name = excluded.name,
+      fields = json_patch(members.fields, excluded.fields),
+      email_problem = excluded.email_problem,
+      updated_at = excluded.updated_at
+    WHERE members.email IS NOT excluded.email
+       OR members.name IS NOT excluded.name
+       OR json_patch(members.fields, excluded.fields) IS NOT members.fields
+    RETURNING import_id = @importId AS inserted`,
+  addFieldName: `INSERT OR IGNORE INTO member_fields (name) VALUES (?)`,
+  fieldNames: `SELECT name FROM member_fields ORDER BY name`,
+  memberById: `SELECT * FROM members WHERE id = ?`,
+  memberByKey: `SELECT * FROM members WHERE key = ?`,
+  membersByEmail: `SELECT * FROM members WHERE email = ? ORDER BY id`,
+  /* a member found by an address they had before */
+  membersByPastEmail: `
+    SELECT m.* FROM addresses a JOIN members m ON m.id = a.member_id
+    WHERE a.email = ? GROUP BY m.id ORDER BY m.id`,
+  addressHistory: `
+    SELECT email, added_at, replaced_at, revoked_at, revoke_reason
+    FROM addresses WHERE member_id = ? ORDER BY id`,
+  memberCount: `SELECT count(*) AS n FROM members`,
+
+  // -- segments and suppressions -----------------------------------------------------------
+  saveSegment: `
+    INSERT INTO segments (name, conditions, created_at) VALUES (?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET conditions = excluded.conditions, created_at = excluded.created_at`,
+  segmentByName: `SELECT name, conditions, created_at FROM segments WHERE name = ?`,
+  segments: `SELECT name, conditions, created_at FROM segments ORDER BY name`,
+
+  // -- mailings ------------------------------------------------------------------------------
+  insertMailing: `
+    INSERT INTO mailings (type, template_path, template, html_template, footer, settings, test, status, created_at)
+    VALUES (@type, @templatePath, @template, @htmlTemplate, @footer, @settings, @test, @status, @now)`,
+  mailingById: `SELECT * FROM mailings WHERE id = ?`,
+  setMailingSelected: `UPDATE mailings SET selected = ? WHERE id = ?`,
+  setMailingStatus: `
+    UPDATE mailings SET status = @status, status_reason = @reason,
+      finished_at = CASE WHEN @status = 'done' THEN @now ELSE finished_at END
+    WHERE id = @id`,
+  mailingCounts: `
+    SELECT status, category, count(*) AS n FROM sends WHERE mailing_id = ? GROUP BY status, category`,
+
+  // -- the send queue --------------------------------------------------------------------------
+  /* The next page of work, in id order; 'sending' rows are ones a killed run had in flight. */
+  nextQueued: `
+    SELECT s.id FROM sends s
+    WHERE s.mailing_id = @mailing AND s.status IN ('queued', 'sending') AND s.id > @after
+    ORDER BY s.id LIMIT @limit`,
+  /* Claimed before it goes to the server: a crash after this leaves 'sending', never a silent
+     loss. The token is kept from an earlier claim so a re-sent mail carries the same link. */
+  claimSend: `
+    UPDATE sends SET status = 'sending', attempts = attempts + 1, updated_at = @now,
+      token = coalesce(token, @token)
+    WHERE id = @id AND status IN ('queued', 'sending', 'deferred', 'failed')
+    RETURNING token`,
+  markSent: `
+    UPDATE sends SET status = 'sent', category = NULL, reason = @reason, message_id = @messageId,
+      sent_at = @now, updated_at = @now, retry_at = NULL
+    WHERE id = @id`,
+  markUnsent: `
+    UPDATE sends SET status = @status, category = @category, reason = @reason, updated_at = @now,
+      retry_at = @retryAt
+    WHERE id = @id`,
+  /* Back to the queue without counting the attempt: the server, not the mail, was the problem. */
+  requeueSend: `
+    UPDATE sends SET status = 'queued', attempts = max(attempts - 1, 0), updated_at = @now
+    WHERE id = @id`,
+  insertAttempt: `
+    INSERT INTO attempts (send_id, at, email, server, outcome, response_code, enhanced_code, response, category, permanent)
+    VALUES (@sendId, @at, @email, @server, @outcome, @responseCode, @enhancedCode, @response, @category, @permanent)`,
+  insertMessage: `INSERT OR REPLACE INTO messages (send_id, raw) VALUES (?, ?)`,
+  sendById: `
+    SELECT s.*, m.key AS member_key, m.name AS member_name
+    FROM sends s JOIN members m ON m.id = s.member_id WHERE s.id = ?`,
+  attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
+  messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,
+} as const;
+
+export type QueryName = keyof typeof queries;

@@ -1,0 +1,138 @@
+/**
+ * Schema migrations, applied in order on open. PRAGMA user_version carries the version, so an
+ * older database is brought forward and a newer one is refused rather than misread.
+ *
+ * Times are integer milliseconds since the epoch (UTC): compact, index-friendly, and the
+ * range filters of `log` compare them directly.
+ */
+export const migrations: string[] = [
+  /* 1: the spine — members, address history, mailings, queued sends, attempts, raw messages */ `
+  CREATE TABLE members (
+    id            INTEGER PRIMARY KEY,
+    key           TEXT NOT NULL UNIQUE,
+    email         TEXT,
+    name          TEXT,
+    fields        TEXT NOT NULL DEFAULT '{}',
+    -- why sends skip this member: 'no-address' | 'invalid-address' (set by import)
+    email_problem TEXT,
+    import_id     INTEGER,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  );
+  CREATE INDEX members_email ON members(email);
+
+  -- Every address a member ever had; the current one has replaced_at NULL.
+  CREATE TABLE addresses (
+    id            INTEGER PRIMARY KEY,
+    member_id     INTEGER NOT NULL REFERENCES members(id),
+    email         TEXT NOT NULL,
+    added_at      INTEGER NOT NULL,
+    replaced_at   INTEGER,
+    revoked_at    INTEGER,
+    revoke_reason TEXT
+  );
+  CREATE INDEX addresses_member ON addresses(member_id);
+  CREATE INDEX addresses_email ON addresses(email);
+
+  -- History is kept by triggers so that the import's single upsert per row stays one statement.
+  CREATE TRIGGER members_address_added AFTER INSERT ON members WHEN new.email IS NOT NULL
+  BEGIN
+    INSERT INTO addresses (member_id, email, added_at) VALUES (new.id, new.email, new.updated_at);
+  END;
+  CREATE TRIGGER members_address_changed AFTER UPDATE OF email ON members
+  WHEN new.email IS NOT old.email
+  BEGIN
+    UPDATE addresses SET replaced_at = new.updated_at WHERE member_id = new.id AND replaced_at IS NULL;
+    INSERT INTO addresses (member_id, email, added_at)
+      SELECT new.id, new.email, new.updated_at WHERE new.email IS NOT NULL;
+  END;
+
+  -- Field names seen in imports: a template placeholder must be one of these (or a built-in).
+  CREATE TABLE member_fields (name TEXT PRIMARY KEY) WITHOUT ROWID;
+
+  CREATE TABLE segments (
+    name       TEXT PRIMARY KEY,
+    conditions TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE suppressions (
+    email      TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE mailings (
+    id            INTEGER PRIMARY KEY,
+    type          TEXT NOT NULL,
+    template_path TEXT NOT NULL,
+    -- the template as it was when the mailing was made: a resume renders the same mail
+    template      TEXT NOT NULL,
+    html_template TEXT,
+    footer        TEXT,
+    settings      TEXT NOT NULL DEFAULT '{}',
+    test          INTEGER NOT NULL DEFAULT 0,
+    status        TEXT NOT NULL
+      CHECK (status IN ('scheduled', 'running', 'paused', 'done', 'cancelled')),
+    status_reason TEXT,
+    selected      INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,
+    finished_at   INTEGER
+  );
+
+  CREATE TABLE sends (
+    id            INTEGER PRIMARY KEY,
+    mailing_id    INTEGER NOT NULL REFERENCES mailings(id),
+    member_id     INTEGER NOT NULL REFERENCES members(id),
+    email         TEXT,
+    type          TEXT NOT NULL,
+    test          INTEGER NOT NULL DEFAULT 0,
+    status        TEXT NOT NULL
+      CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'deferred', 'skipped', 'retargeted', 'bounced', 'cancelled')),
+    -- machine-readable: a category of the error catalog, or a skip reason ('no-address', ...)
+    category      TEXT,
+    -- human-readable: the server's reply, or why it was skipped
+    reason        TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    token         TEXT UNIQUE,
+    message_id    TEXT,
+    created_at    INTEGER NOT NULL,
+    sent_at       INTEGER,
+    updated_at    INTEGER NOT NULL,
+    retry_at      INTEGER,
+    retarget_of   INTEGER REFERENCES sends(id),
+    retargeted_to INTEGER REFERENCES sends(id)
+  );
+  -- One index per log filter; each ends in created_at (plus the implicit rowid) so that
+  -- "newest first, LIMIT n" walks the index backwards and stops early.
+  CREATE INDEX sends_member  ON sends(member_id, created_at);
+  CREATE INDEX sends_email   ON sends(email, created_at);
+  CREATE INDEX sends_type    ON sends(type, created_at);
+  CREATE INDEX sends_status  ON sends(status, created_at);
+  CREATE INDEX sends_created ON sends(created_at);
+  CREATE INDEX sends_mailing ON sends(mailing_id, created_at);
+  -- The queue worker's scan (status, then id order via the implicit rowid) and per-status counts.
+  CREATE INDEX sends_queue   ON sends(mailing_id, status);
+
+  CREATE TABLE attempts (
+    id            INTEGER PRIMARY KEY,
+    send_id       INTEGER NOT NULL REFERENCES sends(id),
+    at            INTEGER NOT NULL,
+    email         TEXT NOT NULL,
+    server        TEXT,
+    outcome       TEXT NOT NULL CHECK (outcome IN ('sent', 'failed', 'deferred', 'interrupted')),
+    response_code INTEGER,
+    enhanced_code TEXT,
+    response      TEXT,
+    category      TEXT,
+    permanent     INTEGER
+  );
+  CREATE INDEX attempts_send ON attempts(send_id);
+
+  -- The exact bytes handed to the server, apart from sends so log scans stay narrow.
+  CREATE TABLE messages (
+    send_id INTEGER PRIMARY KEY REFERENCES sends(id),
+    raw     BLOB NOT NULL
+  );
+  `,
+];

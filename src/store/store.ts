@@ -1,0 +1,407 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { MailerError, ExitCode } from '../errors.js';
+import type {
+  AddressRecord, Attempt, FieldCondition, Mailing, MailingSettings, MailingStatus, Member,
+  MemberSelection, Send, SendFilter, SendStatus,
+} from '../core/types.js';
+import { migrations } from './schema.js';
+import { queries, type QueryName } from './queries.js';
+
+type Row = Record<string, any>;
+
+/** Columns a member condition can name directly; every other name is a field of the import. */
+const MEMBER_COLUMNS: Record<string, string> = { id: 'm.key', email: 'm.email', name: 'm.name' };
+
+const LOG_COLUMNS = `
+  s.id, s.mailing_id, m.key AS member_key, m.name AS member_name, s.member_id, s.email, s.type,
+  s.test, s.status, s.category, s.reason, s.attempts, s.created_at, s.sent_at, s.updated_at,
+  s.message_id, s.token, s.retarget_of, s.retargeted_to`;
+
+/**
+ * The one place mailer talks SQL. Fixed statements are prepared at open (queries.ts); filter
+ * shapes are built here and cached, so each shape is prepared once per process.
+ */
+export class Store {
+  readonly db: Database.Database;
+  private readonly stmt: Record<QueryName, Database.Statement>;
+  private readonly shapes = new Map<string, Database.Statement>();
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.stmt = Object.fromEntries(
+      Object.entries(queries).map(([name, sql]) => [name, db.prepare(sql)]),
+    ) as Record<QueryName, Database.Statement>;
+  }
+
+  static open(file: string): Store {
+    const dir = path.dirname(path.resolve(file));
+    if (!fs.existsSync(dir)) {
+      throw new MailerError(`database folder ${dir} does not exist`, {
+        hint: 'create the folder, or point --db / MAILER_DB at another path',
+      });
+    }
+    let db: Database.Database;
+    try {
+      db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
+      // last commits, and costs far less per send than FULL.
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+      db.pragma('foreign_keys = ON');
+    } catch (err) {
+      throw new MailerError(`cannot open database ${file}: ${(err as Error).message}`, {
+        hint: 'is it a mailer database? Point --db / MAILER_DB at another path to start a new one',
+      });
+    }
+    migrate(db, file);
+    return new Store(db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  private shape(sql: string): Database.Statement {
+    let statement = this.shapes.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.shapes.set(sql, statement);
+    }
+    return statement;
+  }
+
+  // -- members -------------------------------------------------------------------------------
+
+  /** Returns 'inserted', 'updated' or 'unchanged'. */
+  upsertMember(row: {
+    key: string; email: string | null; name: string | null; fields: string;
+    emailProblem: string | null; importId: number; now: number;
+  }): 'inserted' | 'updated' | 'unchanged' {
+    const result = this.stmt.upsertMember.get(row) as { inserted: number } | undefined;
+    if (!result) return 'unchanged';
+    return result.inserted ? 'inserted' : 'updated';
+  }
+
+  addFieldNames(names: string[]): void {
+    for (const name of names) this.stmt.addFieldName.run(name);
+  }
+
+  fieldNames(): string[] {
+    return (this.stmt.fieldNames.all() as Row[]).map((r) => r.name);
+  }
+
+  memberCount(): number {
+    return (this.stmt.memberCount.get() as Row).n;
+  }
+
+  memberById(id: number): Member | undefined {
+    return toMember(this.stmt.memberById.get(id) as Row | undefined);
+  }
+
+  /** A member by key, current address, or an address they had before, in that order. */
+  findMembers(idOrEmail: string): Member[] {
+    const byKey = this.stmt.memberByKey.get(idOrEmail) as Row | undefined;
+    if (byKey) return [toMember(byKey)!];
+    const lower = idOrEmail.toLowerCase();
+    let rows = this.stmt.membersByEmail.all(lower) as Row[];
+    if (rows.length === 0) rows = this.stmt.membersByPastEmail.all(lower) as Row[];
+    return rows.map((r) => toMember(r)!);
+  }
+
+  addressHistory(memberId: number): AddressRecord[] {
+    return (this.stmt.addressHistory.all(memberId) as Row[]).map((r) => ({
+      email: r.email, addedAt: r.added_at, replacedAt: r.replaced_at,
+      revokedAt: r.revoked_at, revokeReason: r.revoke_reason,
+    }));
+  }
+
+  // -- segments ------------------------------------------------------------------------------
+
+  saveSegment(name: string, conditions: FieldCondition[], now: number): void {
+    this.stmt.saveSegment.run(name, JSON.stringify(conditions), now);
+  }
+
+  segment(name: string): FieldCondition[] | undefined {
+    const row = this.stmt.segmentByName.get(name) as Row | undefined;
+    return row ? JSON.parse(row.conditions) : undefined;
+  }
+
+  segments(): { name: string; conditions: FieldCondition[]; createdAt: number }[] {
+    return (this.stmt.segments.all() as Row[]).map((r) => ({
+      name: r.name, conditions: JSON.parse(r.conditions), createdAt: r.created_at,
+    }));
+  }
+
+  // -- member selection ----------------------------------------------------------------------
+
+  private selectionWhere(selection: MemberSelection): { where: string; params: unknown[] } {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    for (const c of selection.conditions) {
+      let expr = MEMBER_COLUMNS[c.field];
+      if (!expr) {
+        expr = `json_extract(m.fields, ?)`;
+        params.push(`$."${c.field}"`);
+      }
+      const numeric = (c.op === '<' || c.op === '>') && c.value.trim() !== '' && !Number.isNaN(Number(c.value));
+      switch (c.op) {
+        case '=': clauses.push(`coalesce(${expr}, '') = ?`); params.push(c.value); break;
+        case '!=': clauses.push(`coalesce(${expr}, '') != ?`); params.push(c.value); break;
+        case '~': clauses.push(`instr(lower(coalesce(${expr}, '')), lower(?)) > 0`); params.push(c.value); break;
+        default:
+          if (numeric) {
+            clauses.push(`(coalesce(${expr}, '') != '' AND CAST(${expr} AS REAL) ${c.op} ?)`);
+            params.push(Number(c.value));
+          } else {
+            clauses.push(`coalesce(${expr}, '') ${c.op} ?`);
+            params.push(c.value);
+          }
+      }
+    }
+    if (selection.members.length > 0) {
+      const marks = selection.members.map(() => '?').join(', ');
+      clauses.push(`(m.key IN (${marks}) OR m.email IN (${marks}))`);
+      params.push(...selection.members, ...selection.members.map((v) => v.toLowerCase()));
+    }
+    return { where: clauses.length ? clauses.join(' AND ') : '1', params };
+  }
+
+  /**
+   * Records the recipients of a mailing in one statement: one send row per selected member,
+   * queued, or skipped at once with the reason when the member has no usable address or the
+   * address is suppressed. Returns how many were selected.
+   */
+  enqueue(mailing: Mailing, selection: MemberSelection, opts: { limit?: number; testTo?: string; now: number }): number {
+    const { where, params } = this.selectionWhere(selection);
+    const test = opts.testTo !== undefined;
+    const suppressedReason = `(SELECT reason FROM suppressions x WHERE x.email = m.email)`;
+    const sql = `
+      INSERT INTO sends (mailing_id, member_id, email, type, test, status, category, reason, created_at, updated_at)
+      SELECT ?, m.id, ${test ? '?' : 'm.email'}, ?, ?,
+        ${test ? `'queued', NULL, NULL` : `
+        CASE WHEN m.email_problem IS NOT NULL OR ${suppressedReason} IS NOT NULL THEN 'skipped' ELSE 'queued' END,
+        coalesce(m.email_problem, CASE WHEN ${suppressedReason} IS NOT NULL THEN 'suppressed' END),
+        CASE WHEN m.email_problem = 'no-address' THEN 'the member has no e-mail address'
+             WHEN m.email_problem IS NOT NULL THEN 'the address ' || coalesce(m.email, '') || ' is not a valid e-mail address'
+             ELSE 'the address is suppressed: ' || ${suppressedReason} END`},
+        ?, ?
+      FROM members m WHERE ${where} ORDER BY m.id ${opts.limit !== undefined ? 'LIMIT ?' : ''}`;
+    const head = test
+      ? [mailing.id, opts.testTo, mailing.type, 1, opts.now, opts.now]
+      : [mailing.id, mailing.type, 0, opts.now, opts.now];
+    const tail = opts.limit !== undefined ? [opts.limit] : [];
+    const info = this.shape(sql).run(...head, ...params, ...tail);
+    this.stmt.setMailingSelected.run(info.changes, mailing.id);
+    return info.changes;
+  }
+
+  /** The selected members, for a dry run, in the order a send would take them. */
+  *selectedMembers(selection: MemberSelection, limit?: number): Generator<Member & { suppressed: string | null }> {
+    const { where, params } = this.selectionWhere(selection);
+    const sql = `
+      SELECT m.*, (SELECT reason FROM suppressions x WHERE x.email = m.email) AS suppressed
+      FROM members m WHERE ${where} ORDER BY m.id ${limit !== undefined ? `LIMIT ${Math.floor(limit)}` : ''}`;
+    for (const row of this.shape(sql).iterate(...params) as Iterable<Row>) {
+      yield { ...toMember(row)!, suppressed: row.suppressed };
+    }
+  }
+
+  // -- mailings -------------------------------------------------------------------------------
+
+  createMailing(m: {
+    type: string; templatePath: string; template: string; htmlTemplate: string | null;
+    footer: string | null; settings: MailingSettings; test: boolean; status: MailingStatus; now: number;
+  }): Mailing {
+    const info = this.stmt.insertMailing.run({
+      ...m, settings: JSON.stringify(m.settings), test: m.test ? 1 : 0,
+    });
+    return this.mailing(Number(info.lastInsertRowid))!;
+  }
+
+  mailing(id: number): Mailing | undefined {
+    const r = this.stmt.mailingById.get(id) as Row | undefined;
+    if (!r) return undefined;
+    return {
+      id: r.id, type: r.type, templatePath: r.template_path, template: r.template,
+      htmlTemplate: r.html_template, footer: r.footer, settings: JSON.parse(r.settings),
+      test: !!r.test, status: r.status, statusReason: r.status_reason, selected: r.selected,
+      createdAt: r.created_at, finishedAt: r.finished_at,
+    };
+  }
+
+  setMailingStatus(id: number, status: MailingStatus, reason: string | null, now: number): void {
+    this.stmt.setMailingStatus.run({ id, status, reason, now });
+  }
+
+  /** Counts of a mailing's sends by status and by category. */
+  mailingCounts(id: number): { status: SendStatus; category: string | null; n: number }[] {
+    return this.stmt.mailingCounts.all(id) as { status: SendStatus; category: string | null; n: number }[];
+  }
+
+  // -- the send queue -----------------------------------------------------------------------
+
+  nextQueued(mailing: number, after: number, limit: number): number[] {
+    return (this.stmt.nextQueued.all({ mailing, after, limit }) as Row[]).map((r) => r.id);
+  }
+
+  /** Marks a send as in flight; returns its token, or undefined if it is no longer sendable. */
+  claimSend(id: number, token: string, now: number): string | undefined {
+    const row = this.stmt.claimSend.get({ id, token, now }) as Row | undefined;
+    return row?.token;
+  }
+
+  send(id: number): Send | undefined {
+    return toSend(this.stmt.sendById.get(id) as Row | undefined);
+  }
+
+  recordSent(r: { id: number; email: string; server: string; messageId: string; raw: Buffer; response: string; now: number }): void {
+    this.transaction(() => {
+      this.stmt.markSent.run({ id: r.id, reason: r.response, messageId: r.messageId, now: r.now });
+      this.stmt.insertMessage.run(r.id, r.raw);
+      this.stmt.insertAttempt.run({
+        sendId: r.id, at: r.now, email: r.email, server: r.server, outcome: 'sent',
+        responseCode: parseCode(r.response), enhancedCode: null, response: r.response,
+        category: null, permanent: null,
+      });
+    });
+  }
+
+  recordUnsent(r: {
+    id: number; status: 'failed' | 'deferred'; email: string; server: string | null;
+    responseCode: number | null; enhancedCode: string | null; response: string;
+    category: string; permanent: boolean; retryAt: number | null; now: number;
+  }): void {
+    this.transaction(() => {
+      this.stmt.markUnsent.run({
+        id: r.id, status: r.status, category: r.category, reason: r.response, retryAt: r.retryAt, now: r.now,
+      });
+      this.insertAttempt(r, r.status);
+    });
+  }
+
+  /** The server could not be used: the send goes back to the queue, the attempt is kept. */
+  recordInterrupted(r: {
+    id: number; email: string; server: string | null; responseCode: number | null;
+    enhancedCode: string | null; response: string; category: string; now: number;
+  }): void {
+    this.transaction(() => {
+      this.stmt.requeueSend.run({ id: r.id, now: r.now });
+      this.insertAttempt({ ...r, permanent: false }, 'interrupted');
+    });
+  }
+
+  markSkipped(id: number, category: string, reason: string, now: number): void {
+    this.stmt.markUnsent.run({ id, status: 'skipped', category, reason, retryAt: null, now });
+  }
+
+  private insertAttempt(r: {
+    id: number; email: string; server: string | null; responseCode: number | null;
+    enhancedCode: string | null; response: string; category: string; permanent: boolean; now: number;
+  }, outcome: Attempt['outcome']): void {
+    this.stmt.insertAttempt.run({
+      sendId: r.id, at: r.now, email: r.email, server: r.server, outcome,
+      responseCode: r.responseCode, enhancedCode: r.enhancedCode, response: r.response,
+      category: r.category, permanent: r.permanent ? 1 : 0,
+    });
+  }
+
+  attempts(sendId: number): Attempt[] {
+    return (this.stmt.attemptsBySend.all(sendId) as Row[]).map((r) => ({
+      id: r.id, sendId: r.send_id, at: r.at, email: r.email, server: r.server, outcome: r.outcome,
+      responseCode: r.response_code, enhancedCode: r.enhanced_code, response: r.response,
+      category: r.category, permanent: r.permanent === null ? null : !!r.permanent,
+    }));
+  }
+
+  rawMessage(sendId: number): Buffer | undefined {
+    return (this.stmt.messageBySend.get(sendId) as Row | undefined)?.raw;
+  }
+
+  // -- the send log ----------------------------------------------------------------------------
+
+  private filterWhere(f: SendFilter): { where: string; params: unknown[] } {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    const anyOf = (column: string, values: readonly unknown[] | undefined) => {
+      if (!values || values.length === 0) return;
+      clauses.push(values.length === 1 ? `${column} = ?` : `${column} IN (${values.map(() => '?').join(', ')})`);
+      params.push(...values);
+    };
+    anyOf('s.member_id', f.memberIds);
+    anyOf('s.email', f.emails?.map((e) => e.toLowerCase()));
+    anyOf('s.type', f.types);
+    anyOf('s.mailing_id', f.mailings);
+    anyOf('s.status', f.statuses);
+    anyOf('s.category', f.categories);
+    if (f.since !== undefined) { clauses.push('s.created_at >= ?'); params.push(f.since); }
+    if (f.until !== undefined) { clauses.push('s.created_at < ?'); params.push(f.until); }
+    return { where: clauses.length ? clauses.join(' AND ') : '1', params };
+  }
+
+  /** Sends matching the filter, newest first. */
+  logSends(filter: SendFilter): Send[] {
+    const { where, params } = this.filterWhere(filter);
+    const limit = filter.limit ?? 50;
+    const sql = `
+      SELECT ${LOG_COLUMNS} FROM sends s JOIN members m ON m.id = s.member_id
+      WHERE ${where} ORDER BY s.created_at DESC, s.id DESC ${limit > 0 ? 'LIMIT ?' : ''}`;
+    const rows = this.shape(sql).all(...params, ...(limit > 0 ? [limit] : [])) as Row[];
+    return rows.map((r) => toSend(r)!);
+  }
+
+  /** The same as logSends without a limit, one row at a time (for CSV export of millions). */
+  *iterateSends(filter: SendFilter): Generator<Send> {
+    const { where, params } = this.filterWhere(filter);
+    const sql = `
+      SELECT ${LOG_COLUMNS} FROM sends s JOIN members m ON m.id = s.member_id
+      WHERE ${where} ORDER BY s.created_at DESC, s.id DESC`;
+    for (const r of this.shape(sql).iterate(...params) as Iterable<Row>) yield toSend(r)!;
+  }
+}
+
+function migrate(db: Database.Database, file: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > migrations.length) {
+    throw new MailerError(
+      `database ${file} has schema version ${version}, newer than this mailer knows (${migrations.length})`,
+      { exitCode: ExitCode.badInput, hint: 'update mailer, or use another --db' },
+    );
+  }
+  for (let v = version; v < migrations.length; v++) {
+    db.transaction(() => {
+      db.exec(migrations[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+function parseCode(response: string): number | null {
+  const m = /^(\d{3})/.exec(response);
+  return m ? Number(m[1]) : null;
+}
+
+function toMember(r: Row | undefined): Member | undefined {
+  if (!r) return undefined;
+  return {
+    id: r.id, key: r.key, email: r.email, name: r.name, fields: JSON.parse(r.fields),
+    emailProblem: r.email_problem,
+  };
+}
+
+function toSend(r: Row | undefined): Send | undefined {
+  if (!r) return undefined;
+  return {
+    id: r.id, mailingId: r.mailing_id, memberId: r.member_id, memberKey: r.member_key,
+    memberName: r.member_name, email: r.email, type: r.type, test: !!r.test, status: r.status,
+    category: r.category, reason: r.reason, attempts: r.attempts, token: r.token,
+    messageId: r.message_id, createdAt: r.created_at, sentAt: r.sent_at, updatedAt: r.updated_at,
+    retargetOf: r.retarget_of, retargetedTo: r.retargeted_to,
+  };
+}
