@@ -93,7 +93,10 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
     await printSummary(ctx, summary);
   }
   if (result.outcome.stopped) throw serverStoppedError(result);
-  if (summary.failed > 0 || summary.deferred > 0) process.exitCode = ExitCode.someFailed;
+  // The exit code speaks of this run: a resume that delivers the rest exits 0 even though
+  // earlier failures are still in the mailing's counts.
+  const interrupted = summary.queued > 0 && !result.outcome.limitReached;
+  if (result.outcome.failed > 0 || result.outcome.deferred > 0 || interrupted) process.exitCode = ExitCode.someFailed;
 }
 
 async function printSummary(ctx: Context, summary: import('../core/mailing.js').MailingSummary): Promise<void> {

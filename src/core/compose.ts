@@ -32,8 +32,14 @@ export function compose(input: ComposeInput): Promise<Buffer> {
     headers,
   });
   return new Promise((resolve, reject) => {
-    composer.compile().build((err, raw) => (err ? reject(err) : resolve(raw)));
+    // SMTP carries CRLF line ends (RFC 5321 §2.3.8); nodemailer converts bare LFs on the wire,
+    // so they are converted here instead, and the stored bytes are the bytes the server gets.
+    composer.compile().build((err, raw) => (err ? reject(err) : resolve(toCrlf(raw))));
   });
+}
+
+function toCrlf(raw: Buffer): Buffer {
+  return Buffer.from(raw.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
 }
 
 /** `<send id>.<random>@<sender's domain>`: unique, and findable again from the send id. */

@@ -1,0 +1,122 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { EXAMPLES, mailer, openDb, tempDir, writeFile } from '../support/cli.js';
+
+test('imports the Windows-1252 example list: umlauts intact, member without address flagged', async () => {
+  const dir = tempDir();
+  const r = await mailer(dir, ['import', path.join(EXAMPLES, 'members.csv'), '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(r.stdout);
+  assert.deepEqual(result, { read: 12, inserted: 12, updated: 0, unchanged: 0, withoutEmail: 1, invalidEmail: 0, rejected: [] });
+  const db = openDb(dir);
+  const anna = db.prepare(`SELECT * FROM members WHERE key = '1001'`).get() as any;
+  assert.equal(anna.name, 'Anna Müller');
+  assert.equal(JSON.parse(anna.fields).region, 'Nord');
+  assert.equal(JSON.parse(anna.fields).erinnerungsmonat, 'April');
+  const brigitte = db.prepare(`SELECT * FROM members WHERE key = '1004'`).get() as any;
+  assert.equal(brigitte.email, null);
+  assert.equal(brigitte.email_problem, 'no-address');
+  db.close();
+});
+
+test('a second import of the same file changes nothing; a changed address keeps the old one in history', async () => {
+  const dir = tempDir();
+  const file = writeFile(dir, 'm.csv', 'id,name,email,region\n1,Anna,anna@example.org,Nord\n2,Ben,ben@example.org,Süd\n');
+  assert.equal((await mailer(dir, ['import', file])).code, 0);
+  const again = JSON.parse((await mailer(dir, ['import', file, '--json'])).stdout);
+  assert.deepEqual([again.inserted, again.updated, again.unchanged], [0, 0, 2]);
+  writeFile(dir, 'm.csv', 'id,name,email\n1,Anna,anna.neu@example.org\n3,Cem,cem@example.org\n');
+  const changed = JSON.parse((await mailer(dir, ['import', file, '--json'])).stdout);
+  assert.deepEqual([changed.inserted, changed.updated, changed.unchanged], [1, 1, 0]);
+  const db = openDb(dir);
+  const history = db.prepare(`SELECT a.email, a.replaced_at IS NOT NULL AS replaced FROM addresses a JOIN members m ON m.id = a.member_id WHERE m.key = '1' ORDER BY a.id`).all();
+  assert.deepEqual(history, [{ email: 'anna@example.org', replaced: 1 }, { email: 'anna.neu@example.org', replaced: 0 }]);
+  // members not in the file are untouched, and a column missing from the file keeps its value
+  const ben = db.prepare(`SELECT email FROM members WHERE key = '2'`).get() as any;
+  assert.equal(ben.email, 'ben@example.org');
+  const anna = db.prepare(`SELECT fields FROM members WHERE key = '1'`).get() as any;
+  assert.equal(JSON.parse(anna.fields).region, 'Nord');
+  db.close();
+});
+
+test('rows that cannot be members are rejected with their line; all others are imported (exit 1)', async () => {
+  const dir = tempDir();
+  const file = writeFile(dir, 'm.csv', [
+    'id;name;email;region',
+    '1;Anna;anna@example.org;Nord',
+    '2;Ben;ben@example.org',            // line 3: too few fields
+    ';Nobody;nobody@example.org;Ost',   // line 4: no key
+    '5;"Eva;eva@example.org;West',     // line 5: quote never closed… swallows the rest
+  ].join('\n') + '\n');
+  const r = await mailer(dir, ['import', file, '--json']);
+  assert.equal(r.code, 1, r.stderr);
+  const result = JSON.parse(r.stdout);
+  assert.equal(result.inserted, 1);
+  const lines = result.rejected.map((x: any) => x.line);
+  assert.ok(lines.includes(3), JSON.stringify(result.rejected));
+  assert.ok(lines.includes(4), JSON.stringify(result.rejected));
+  assert.match(result.rejected.find((x: any) => x.line === 3).reason, /3 fields, but the header has 4/);
+  assert.match(result.rejected.find((x: any) => x.line === 4).reason, /no member id/);
+  const human = await mailer(dir, ['import', file]);
+  assert.match(human.stdout, /rejected .*m\.csv:3: 3 fields/);
+});
+
+test('an invalid address is imported and flagged; the e-mail is the key when there is no id column', async () => {
+  const dir = tempDir();
+  const file = writeFile(dir, 'm.csv', 'E-Mail\tName\nanna@example.org\tAnna\nnot-an-address\tBen\n');
+  const r = await mailer(dir, ['import', file, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(r.stdout);
+  assert.equal(result.inserted, 2);
+  assert.equal(result.invalidEmail, 1);
+  const db = openDb(dir);
+  const ben = db.prepare(`SELECT key, email_problem FROM members WHERE name = 'Ben'`).get() as any;
+  assert.deepEqual(ben, { key: 'not-an-address', email_problem: 'invalid-address' });
+  db.close();
+});
+
+test('a file that cannot be read changes nothing (exit 2) and says what to do', async () => {
+  const dir = tempDir();
+  const missing = await mailer(dir, ['import', 'nope.csv']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /nope\.csv: no such file/);
+  assert.doesNotMatch(missing.stderr, /at .*\.js:\d+/, 'no stack trace');
+
+  const noEmail = writeFile(dir, 'x.csv', 'id;name\n1;Anna\n');
+  const r = await mailer(dir, ['import', noEmail]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /no e-mail column/);
+  assert.match(r.stderr, /--email-column/);
+
+  // valid UTF-8 for the first 64 KiB, then a Windows-1252 byte: the whole import is rolled back
+  const good = 'id;name;email\n' + Array.from({ length: 3000 }, (_, i) => `${i};Name ${i} Müller;m${i}@example.org`).join('\n') + '\n';
+  const mixed = Buffer.concat([Buffer.from(good, 'utf8'), Buffer.from('9999;J\xfcrgen;j@example.org\n', 'latin1')]);
+  const mixedFile = writeFile(dir, 'mixed.csv', mixed);
+  const m = await mailer(dir, ['import', mixedFile]);
+  assert.equal(m.code, 2, m.stderr);
+  assert.match(m.stderr, /not valid UTF-8/);
+  assert.match(m.stderr, /--encoding windows-1252/);
+  const db = openDb(dir);
+  assert.equal((db.prepare('SELECT count(*) AS n FROM members').get() as any).n, 0);
+  db.close();
+
+  const forced = await mailer(dir, ['import', mixedFile, '--encoding', 'windows-1252', '--json']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(JSON.parse(forced.stdout).inserted, 3001);
+});
+
+test('--key, --email-column and --name-column name differing headers', async () => {
+  const dir = tempDir();
+  const file = writeFile(dir, 'm.csv', 'Nr;Vorname;Adresse\n7;Anna;anna@example.org\n');
+  const r = await mailer(dir, ['import', file, '--key', 'Nr', '--email-column', 'Adresse', '--name-column', 'Vorname', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const db = openDb(dir);
+  assert.deepEqual(db.prepare('SELECT key, name, email FROM members').get(), { key: '7', name: 'Anna', email: 'anna@example.org' });
+  db.close();
+  const bad = await mailer(dir, ['import', file, '--key', 'Mitgliedsnummer', '--email-column', 'Adresse']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /no column "Mitgliedsnummer"/);
+  assert.ok(fs.existsSync(path.join(dir, 'mailer.db')));
+});

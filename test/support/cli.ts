@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BIN = path.join(ROOT, 'bin', 'mailer.js');
+export const EXAMPLES = path.join(ROOT, 'examples');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+}
+
+/** A temp folder to run the CLI in, as a user would: its own mailer.db and outbox. */
+export function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-test-'));
+}
+
+/** Runs the built CLI the way a user does, with a clean environment. */
+export function mailer(cwd: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', HOME: cwd, LANG: 'C', NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code: code ?? -1, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes });
+    });
+  });
+}
+
+/** Opens the test's database read-only, to look at what the CLI stored. */
+export function openDb(cwd: string): Database.Database {
+  return new Database(path.join(cwd, 'mailer.db'), { readonly: true });
+}
+
+export function writeFile(dir: string, name: string, content: string | Buffer): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+/** A member CSV (semicolon, UTF-8) from rows of [id, name, email, ...extra]. */
+export function membersCsv(header: string[], rows: string[][]): string {
+  return [header, ...rows].map((r) => r.join(';')).join('\n') + '\n';
+}
+
+export const INVITATION = `Subject: Einladung für {{name}}
+From: Verein <noreply@verein.example>
+Type: invitation
+
+Hallo {{name}},
+Ihr Link: https://vote.example/register/{{token}}
+`;

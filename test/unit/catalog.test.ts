@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BUILT_IN_RULES, Catalog, explain, type DeliveryFailure } from '../../src/core/catalog.js';
+
+const catalog = new Catalog();
+const reply = (code: number, text: string): DeliveryFailure => ({ code: 'EENVELOPE', responseCode: code, response: `${code} ${text}`, message: `Can't send mail - all recipients were rejected: ${code} ${text}` });
+
+test('server replies become categories, permanent or temporary', () => {
+  const rows: [DeliveryFailure, string, boolean, string | null][] = [
+    [reply(550, '5.1.1 <a@b.de>: Recipient address rejected: User unknown'), 'unknown-mailbox', true, '5.1.1'],
+    [reply(550, 'Requested action not taken: mailbox unavailable'), 'unknown-mailbox', true, null],
+    [reply(451, '4.7.1 Greylisted, please try again later'), 'greylisted', false, '4.7.1'],
+    [reply(450, '4.2.0 <a@b.de>: Recipient address rejected: Greylisted'), 'greylisted', false, '4.2.0'],
+    [reply(452, '4.2.2 Mailbox full'), 'mailbox-full', false, '4.2.2'],
+    [reply(552, '5.2.2 The email account that you tried to reach is over quota'), 'mailbox-full', true, '5.2.2'],
+    [reply(554, '5.7.1 Message rejected as spam'), 'rejected-as-spam', true, '5.7.1'],
+    [reply(550, '5.7.1 Service unavailable; client host blocked using Spamhaus'), 'rejected-as-spam', true, '5.7.1'],
+    [reply(554, '5.7.1 Relay access denied'), 'policy', true, '5.7.1'],
+    [reply(550, '5.7.26 Unauthenticated email is not accepted due to DMARC policy'), 'policy', true, '5.7.26'],
+    [reply(421, '4.7.0 Too many connections from your IP, slow down'), 'rate-limited', false, '4.7.0'],
+    [reply(450, '4.7.1 Rate limit exceeded'), 'rate-limited', false, '4.7.1'],
+    [reply(550, '5.1.2 Host unknown: domain not found'), 'bad-domain', true, '5.1.2'],
+    [reply(535, '5.7.8 Authentication credentials invalid'), 'auth', true, '5.7.8'],
+    [reply(553, 'sorry, that domain isn\'t in my list of allowed rcpthosts'), 'unknown-mailbox', true, null],
+    [reply(451, '4.3.0 Temporary lookup failure'), 'other', false, '4.3.0'],
+    [reply(559, '5.9.9 Something nobody has seen'), 'other', true, '5.9.9'],
+  ];
+  for (const [failure, category, permanent, enhanced] of rows) {
+    const c = catalog.classify(failure);
+    assert.deepEqual([c.category, c.permanent, c.enhancedCode], [category, permanent, enhanced], failure.response);
+  }
+});
+
+test('connection errors become server-side categories, always temporary', () => {
+  const rows: [DeliveryFailure, string][] = [
+    [{ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:2525' }, 'server-unreachable'],
+    [{ code: 'ESOCKET', message: 'connect ECONNREFUSED 127.0.0.1:2525' }, 'server-unreachable'],
+    [{ code: 'EDNS', message: 'getaddrinfo ENOTFOUND mail.example.invalid' }, 'server-unreachable'],
+    [{ code: 'ETIMEDOUT', message: 'Connection timeout' }, 'timeout'],
+    [{ code: 'ETLS', message: 'wrong version number' }, 'tls'],
+    [{ code: 'ERR_TLS_CERT_ALTNAME_INVALID', message: "Hostname/IP does not match certificate's altnames" }, 'tls'],
+    [{ code: 'EAUTH', responseCode: 535, response: '535 5.7.8 Error: authentication failed', message: 'Invalid login' }, 'auth'],
+    [{ message: 'something odd' }, 'other'],
+  ];
+  for (const [failure, category] of rows) {
+    const c = catalog.classify(failure);
+    assert.equal(c.category, category, failure.message);
+    if (category !== 'auth') assert.equal(c.permanent, false, failure.message);
+  }
+});
+
+test('rules put in front win over the built-in ones', () => {
+  const custom = new Catalog([{ match: '/mailbox unavailable/i', category: 'mailbox-full', permanent: false, text: 'Dieser Anbieter meint: voll' }, ...BUILT_IN_RULES]);
+  const c = custom.classify(reply(550, 'Requested action not taken: mailbox unavailable'));
+  assert.deepEqual([c.category, c.permanent, c.explanation], ['mailbox-full', false, 'Dieser Anbieter meint: voll']);
+});
+
+test('explanations in English and German, by LANG', () => {
+  assert.match(explain('greylisted', 'en_US.UTF-8'), /greylisting/);
+  assert.match(explain('greylisted', 'de_DE.UTF-8'), /nächsten Morgen/);
+  assert.equal(explain('no-such-category', 'C'), '');
+});
