@@ -5,6 +5,12 @@ import { registerSend } from './commands/send.js';
 import { registerSegment } from './commands/segment.js';
 import { registerLog } from './commands/log.js';
 import { registerShow } from './commands/show.js';
+import { registerRetry } from './commands/retry.js';
+import { registerRetarget } from './commands/retarget.js';
+import { registerToken } from './commands/token.js';
+import { registerWhy } from './commands/why.js';
+import { registerErrors } from './commands/errors.js';
+import { registerSuppress } from './commands/suppress.js';
 
 /** Builds the program. Command files only declare flags; their actions load the heavy parts. */
 export function buildProgram(): Command {
@@ -17,10 +23,17 @@ export function buildProgram(): Command {
     .addOption(new Option('-q, --quiet', 'no progress and no notes'))
     .addOption(new Option('--db <path>', 'SQLite database (default: $MAILER_DB, else ./mailer.db)'))
     .addOption(new Option('--config <path>', 'settings file (default: ./mailer.json if present)'));
-  for (const register of [registerImport, registerSend, registerSegment, registerLog, registerShow]) {
+  for (const register of [
+    registerImport, registerSend, registerSegment, registerLog, registerShow,
+    registerWhy, registerRetry, registerRetarget, registerToken, registerErrors, registerSuppress,
+  ]) {
     register(program);
   }
-  for (const command of program.commands) command.exitOverride();
+  const override = (command: Command) => {
+    command.exitOverride();
+    command.commands.forEach(override);
+  };
+  override(program);
   return program;
 }
 

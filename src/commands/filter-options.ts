@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { collect } from './context.js';
 
-/** The send filters of log (and, later, retry and stats): declared once, parsed by core/filters. */
+/** The send filters of log and retry (and, later, stats): declared once, parsed by core/filters. */
 export function addSendFilterOptions(command: Command): Command {
   return command
     .option('--member <id|email>', 'sends to this member (repeatable)', collect, [])
@@ -11,4 +11,17 @@ export function addSendFilterOptions(command: Command): Command {
     .option('--status <status>', 'queued, sending, sent, failed, deferred, skipped, … (repeatable)', collect, [])
     .option('--since <when>', '2026-11-01, 2026-11-01T08:00, or back from now: 90m, 36h, 7d')
     .option('--until <when>', 'same forms; a date alone includes that day');
+}
+
+/** Where mail goes, for every command that sends. */
+export function addTransportOptions(command: Command): Command {
+  return command
+    .option('--rate <n/unit>', 'at most this many per second, minute or hour: 10/s, 300/m, 2000/h')
+    .option('--concurrency <n>', 'parallel SMTP connections (default 4)')
+    .option('--smtp <url>', 'SMTP server, smtp://user@host:587 or smtps://user@host:465 (password: $MAILER_SMTP_PASSWORD)', collect, [])
+    .option('--outbox <dir>', 'folder for .eml files when no SMTP server is set (default ./outbox)');
+}
+
+export function transportFlags(opts: Record<string, any>) {
+  return { smtp: opts.smtp, outbox: opts.outbox, rate: opts.rate, concurrency: opts.concurrency };
 }

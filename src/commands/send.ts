@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import { collect, openContext, type Context } from './context.js';
+import { addTransportOptions, transportFlags } from './filter-options.js';
 
 export function registerSend(program: Command): void {
-  program
+  addTransportOptions(program
     .command('send')
     .description('send a template to the selected members (queued first, so a run can stop and resume)')
     .argument('[template]', 'message file: header lines (Subject:, From:, Type:), a blank line, the text')
@@ -16,15 +17,9 @@ export function registerSend(program: Command): void {
     .option('--dry-run', 'render and check everything, send nothing, change nothing')
     .option('--allow-empty', 'send even when a field the template uses is empty')
     .option('--resume <mailing>', 'finish an interrupted or paused mailing')
-    .option('--rate <n/unit>', 'at most this many per second, minute or hour: 10/s, 300/m, 2000/h')
-    .option('--concurrency <n>', 'parallel SMTP connections (default 4)')
-    .option('--smtp <url>', 'SMTP server, smtp://user@host:587 or smtps://user@host:465 (password: $MAILER_SMTP_PASSWORD)', collect, [])
-    .option('--outbox <dir>', 'folder for .eml files when no SMTP server is set (default ./outbox)')
-    .option('--from <address>', 'sender when the template has no From: line')
+    .option('--from <address>', 'sender when the template has no From: line'))
     .action(async (templatePath: string | undefined, opts: Record<string, any>, command: Command) => {
-      const ctx = await openContext(command, {
-        smtp: opts.smtp, outbox: opts.outbox, rate: opts.rate, concurrency: opts.concurrency, testTo: opts.testTo, from: opts.from,
-      });
+      const ctx = await openContext(command, { ...transportFlags(opts), testTo: opts.testTo, from: opts.from });
       try {
         await send(ctx, templatePath, opts);
       } finally {

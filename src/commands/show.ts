@@ -30,6 +30,8 @@ export function registerShow(program: Command): void {
           out.jsonResult({
             ...sendRecord(s),
             token: s.token,
+            retargetOf: s.retargetOf,
+            retargetedTo: s.retargetedTo,
             headers: Object.fromEntries(d.headers),
             text: d.text,
             attempts: d.attempts.map((a) => ({
@@ -41,6 +43,8 @@ export function registerShow(program: Command): void {
         }
         out.line(out.bold(`send ${s.id}`) + ` · mailing ${s.mailingId} · type ${s.type} · ${s.status}${s.test ? ' (test send)' : ''}${s.category ? ` · ${s.category}` : ''}`);
         out.line(`member ${s.memberKey}${s.memberName ? ` (${s.memberName})` : ''} · to ${s.email ?? '(no address)'} · attempts ${s.attempts}`);
+        if (s.retargetOf) out.line(`re-target of send ${s.retargetOf} (mailer show ${s.retargetOf})`);
+        if (s.retargetedTo) out.line(`re-targeted: sent again as send ${s.retargetedTo} (mailer show ${s.retargetedTo}); this mail's link is revoked`);
         out.line();
         if (d.raw) {
           out.line(out.bold('— the message as it left —'));

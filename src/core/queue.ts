@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.js';
-import { Catalog, CONNECTION_CATEGORIES, type Classification } from './catalog.js';
+import { BUILT_IN_RULES, Catalog, CONNECTION_CATEGORIES, type Classification } from './catalog.js';
 import { addressOf, compose, newMessageId } from './compose.js';
 import { mailingTemplate } from './mailing.js';
 import type { Transport } from './ports.js';
@@ -44,23 +44,68 @@ export interface QueueOutcome extends QueueProgress {
 
 const PAGE = 512;
 
-/**
- * Works off a mailing's queue: claim, render, compose, hand over, record — one send at a time
- * per worker, `concurrency` workers over one pooled transport. Memory stays bounded by the page
- * size whatever the list; a run can stop at any point and the queue says what is left.
- */
-export async function workOffQueue(store: Store, transport: Transport, mailing: Mailing, opts: QueueOptions): Promise<QueueOutcome> {
+/** Where the worker takes its next send id from; undefined when there is no more. */
+export type SendSource = () => number | undefined;
+
+/** A mailing's queue, in id order, one page at a time (bounded memory whatever the list). */
+export function mailingQueue(store: Store, mailingId: number): SendSource {
+  let page: number[] = [];
+  let lastId = 0;
+  return () => {
+    if (page.length === 0) {
+      page = store.nextQueued(mailingId, lastId, PAGE);
+      if (page.length === 0) return undefined;
+      lastId = page[page.length - 1];
+    }
+    return page.shift();
+  };
+}
+
+export function listSource(ids: number[]): SendSource {
+  let i = 0;
+  return () => ids[i++];
+}
+
+/** What every send of one mailing shares: parsed once per run, not per send. */
+interface MailingContext {
+  mailing: Mailing;
+  template: ReturnType<typeof mailingTemplate>;
+  fromHeader: string;
+  fromAddress: string;
+  envelopeFrom: string;
+  replyTo: string | null;
+}
+
+function mailingContext(mailing: Mailing): MailingContext {
   const template = mailingTemplate(mailing);
   const settings = mailing.settings;
   const fromHeader = template.from ?? settings.from!;
   const fromAddress = addressOf(fromHeader, 'the sender');
-  const envelopeFrom = settings.bounceAddress ? addressOf(settings.bounceAddress, 'bounceAddress') : fromAddress;
-  const replyTo = template.replyTo ?? settings.replyTo ?? null;
+  return {
+    mailing, template, fromHeader, fromAddress,
+    envelopeFrom: settings.bounceAddress ? addressOf(settings.bounceAddress, 'bounceAddress') : fromAddress,
+    replyTo: template.replyTo ?? settings.replyTo ?? null,
+  };
+}
+
+/**
+ * Works off sends: claim, render, compose, hand over, record — one send at a time per worker,
+ * `concurrency` workers over one pooled transport. A run can stop at any point: a claimed send
+ * not yet handed over is found again by the next run.
+ */
+export async function deliverSends(store: Store, transport: Transport, source: SendSource, opts: QueueOptions): Promise<QueueOutcome> {
   const throttle = new Throttle(opts.intervalMs, opts.clock);
+  const contexts = new Map<number, MailingContext>();
+  const contextOf = (mailingId: number) => {
+    let ctx = contexts.get(mailingId);
+    if (!ctx) {
+      ctx = mailingContext(store.mailing(mailingId)!);
+      contexts.set(mailingId, ctx);
+    }
+    return ctx;
+  };
 
   const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false };
-  let page: number[] = [];
-  let lastId = 0;
   let handedOver = 0;
   let connectionErrors = 0;
 
@@ -70,13 +115,9 @@ export async function workOffQueue(store: Store, transport: Transport, mailing: 
       outcome.limitReached = true;
       return undefined;
     }
-    if (page.length === 0) {
-      page = store.nextQueued(mailing.id, lastId, PAGE);
-      if (page.length === 0) return undefined;
-      lastId = page[page.length - 1];
-    }
-    handedOver++;
-    return page.shift();
+    const id = source();
+    if (id !== undefined) handedOver++;
+    return id;
   };
 
   const stop = (c: Classification) => {
@@ -87,18 +128,26 @@ export async function workOffQueue(store: Store, transport: Transport, mailing: 
     const claimed = store.claimSend(sendId, newToken(), opts.clock());
     if (!claimed) return;
     const send = store.send(sendId)!;
+    const ctx = contextOf(send.mailingId);
+    const { mailing } = ctx;
+    const suppressed = mailing.test ? undefined : store.suppression(send.email ?? '');
+    if (suppressed) {
+      store.markSkipped(sendId, 'suppressed', `the address is suppressed: ${suppressed.reason}`, opts.clock());
+      outcome.skipped++;
+      return;
+    }
     const member = store.memberById(send.memberId)!;
-    const rendered = render(template, memberView(member, send.email, claimed), { allowEmpty: !!settings.allowEmpty });
+    const rendered = render(ctx.template, memberView(member, send.email, claimed), { allowEmpty: !!mailing.settings.allowEmpty });
     if (!rendered.ok) {
       store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
       outcome.skipped++;
       return;
     }
-    const messageId = newMessageId(sendId, fromAddress);
+    const messageId = newMessageId(sendId, ctx.fromAddress);
     const raw = await compose({
       message: rendered.message,
-      from: rendered.message.from ?? fromHeader,
-      replyTo: rendered.message.replyTo ?? replyTo,
+      from: rendered.message.from ?? ctx.fromHeader,
+      replyTo: rendered.message.replyTo ?? ctx.replyTo,
       to: { name: mailing.test ? null : member.name, address: send.email! },
       messageId,
       sendId,
@@ -106,7 +155,7 @@ export async function workOffQueue(store: Store, transport: Transport, mailing: 
     });
     await throttle.take();
     try {
-      const response = await transport.deliver({ from: envelopeFrom, to: [send.email!] }, raw, sendId);
+      const response = await transport.deliver({ from: ctx.envelopeFrom, to: [send.email!] }, raw, sendId);
       store.recordSent({ id: sendId, email: send.email!, server: transport.description, messageId, raw, response, now: opts.clock() });
       connectionErrors = 0;
       outcome.sent++;
@@ -143,4 +192,9 @@ export async function workOffQueue(store: Store, transport: Transport, mailing: 
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
   return outcome;
+}
+
+/** The catalog as this database knows it: the operator's rules first, then the built-in ones. */
+export function catalogOf(store: Store): Catalog {
+  return new Catalog([...store.errorRules(), ...BUILT_IN_RULES]);
 }

@@ -1,10 +1,9 @@
 import { badInput, ExitCode, MailerError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { Catalog } from './catalog.js';
 import { parseCondition } from './filters.js';
 import { createMailing, dryRun, summarize, type DryRunResult, type MailingSummary } from './mailing.js';
 import type { Transport } from './ports.js';
-import { workOffQueue, type QueueOutcome, type QueueProgress } from './queue.js';
+import { catalogOf, deliverSends, mailingQueue, type QueueOutcome, type QueueProgress } from './queue.js';
 import type { Settings } from './settings.js';
 import { loadTemplate } from './template.js';
 import { parseRate } from './throttle.js';
@@ -109,12 +108,12 @@ export async function sendMailing(
     const queued = summarize(store, mailing.id).queued;
     store.setMailingStatus(mailing.id, 'running', null, req.now());
     await hooks.onStart?.({ mailing, queued, transport: transport.description });
-    const outcome = await workOffQueue(store, transport, mailing, {
+    const outcome = await deliverSends(store, transport, mailingQueue(store, mailing.id), {
       concurrency,
       intervalMs,
       limit: mailing.test ? undefined : req.limit,
       maxConnectionErrors: 5,
-      catalog: new Catalog(),
+      catalog: catalogOf(store),
       clock: req.now,
       onProgress: hooks.onProgress,
     });

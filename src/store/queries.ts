@@ -89,6 +89,39 @@ export const queries = {
     FROM sends s JOIN members m ON m.id = s.member_id WHERE s.id = ?`,
   attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
   messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,
+
+  // -- triage ------------------------------------------------------------------------------------
+  insertErrorRule: `
+    INSERT INTO error_rules (match, category, permanent, text, created_at) VALUES (@match, @category, @permanent, @text, @now)`,
+  /* newest first: a later rule about the same reply wins */
+  errorRules: `SELECT match, category, permanent, text FROM error_rules ORDER BY id DESC`,
+  addSuppression: `
+    INSERT INTO suppressions (email, reason, created_at) VALUES (@email, @reason, @now)
+    ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at`,
+  removeSuppression: `DELETE FROM suppressions WHERE email = ?`,
+  suppression: `SELECT email, reason, created_at FROM suppressions WHERE email = ?`,
+  suppressions: `SELECT email, reason, created_at FROM suppressions ORDER BY created_at DESC, email`,
+  /* Re-target: the member's address changes (history by trigger), the old one is revoked,
+     and so is every token that went to it. */
+  setMemberAddress: `UPDATE members SET email = @email, email_problem = NULL, updated_at = @now WHERE id = @id`,
+  revokeAddress: `
+    UPDATE addresses SET revoked_at = @now, revoke_reason = @reason
+    WHERE member_id = @memberId AND email = @email AND revoked_at IS NULL`,
+  revokeTokens: `
+    UPDATE sends SET token_revoked_at = @now
+    WHERE member_id = @memberId AND email = @email AND token IS NOT NULL AND token_revoked_at IS NULL`,
+  insertRetargetSend: `
+    INSERT INTO sends (mailing_id, member_id, email, type, test, status, created_at, updated_at, retarget_of)
+    SELECT mailing_id, member_id, @email, type, test, 'queued', @now, @now, id FROM sends WHERE id = @id`,
+  markRetargeted: `UPDATE sends SET status = 'retargeted', retargeted_to = @to, updated_at = @now WHERE id = @id`,
+  sendByToken: `
+    SELECT s.id, s.email, s.token_revoked_at, m.key AS member_key, m.name AS member_name
+    FROM sends s JOIN members m ON m.id = s.member_id WHERE s.token = ?`,
+  /* Retry: the send goes to the member's current address; a token that went nowhere is dropped
+     when the address changes, so the new mail carries one bound to the new address. */
+  prepareRetry: `
+    UPDATE sends SET email = @email, token = CASE WHEN email IS @email THEN token END, updated_at = @now
+    WHERE id = @id`,
 } as const;
 
 export type QueryName = keyof typeof queries;

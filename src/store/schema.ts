@@ -135,4 +135,18 @@ export const migrations: string[] = [
     raw     BLOB NOT NULL
   );
   `,
+  /* 2: triage — user error rules, token revocation */ `
+  -- Rules the operator added with \`mailer errors add\`; they are tried before the built-in ones.
+  CREATE TABLE error_rules (
+    id         INTEGER PRIMARY KEY,
+    match      TEXT NOT NULL,
+    category   TEXT NOT NULL,
+    permanent  INTEGER,
+    text       TEXT,
+    created_at INTEGER NOT NULL
+  );
+  -- A token is revoked when the address it was sent to is revoked (re-target).
+  ALTER TABLE sends ADD COLUMN token_revoked_at INTEGER;
+  CREATE INDEX addresses_member_email ON addresses(member_id, email);
+  `,
 ];

@@ -6,10 +6,17 @@ import type {
   AddressRecord, Attempt, FieldCondition, Mailing, MailingSettings, MailingStatus, Member,
   MemberSelection, Send, SendFilter, SendStatus,
 } from '../core/types.js';
+import type { CatalogRule } from '../core/catalog.js';
 import { migrations } from './schema.js';
 import { queries, type QueryName } from './queries.js';
 
 type Row = Record<string, any>;
+
+export interface Suppression {
+  email: string;
+  reason: string;
+  createdAt: number;
+}
 
 /** Columns a member condition can name directly; every other name is a field of the import. */
 const MEMBER_COLUMNS: Record<string, string> = { id: 'm.key', email: 'm.email', name: 'm.name' };
@@ -322,6 +329,66 @@ export class Store {
 
   rawMessage(sendId: number): Buffer | undefined {
     return (this.stmt.messageBySend.get(sendId) as Row | undefined)?.raw;
+  }
+
+  // -- triage --------------------------------------------------------------------------------
+
+  errorRules(): CatalogRule[] {
+    return (this.stmt.errorRules.all() as Row[]).map((r) => ({
+      match: r.match, category: r.category, permanent: r.permanent === null ? undefined : !!r.permanent, text: r.text ?? undefined,
+    }));
+  }
+
+  addErrorRule(rule: CatalogRule, now: number): void {
+    this.stmt.insertErrorRule.run({
+      match: rule.match, category: rule.category, permanent: rule.permanent === undefined ? null : rule.permanent ? 1 : 0, text: rule.text ?? null, now,
+    });
+  }
+
+  suppress(email: string, reason: string, now: number): void {
+    this.stmt.addSuppression.run({ email, reason, now });
+  }
+
+  unsuppress(email: string): boolean {
+    return this.stmt.removeSuppression.run(email).changes > 0;
+  }
+
+  suppression(email: string): Suppression | undefined {
+    const r = this.stmt.suppression.get(email) as Row | undefined;
+    return r ? { email: r.email, reason: r.reason, createdAt: r.created_at } : undefined;
+  }
+
+  suppressions(): Suppression[] {
+    return (this.stmt.suppressions.all() as Row[]).map((r) => ({ email: r.email, reason: r.reason, createdAt: r.created_at }));
+  }
+
+  /**
+   * The member's address becomes `email`; the old one is revoked with the reason, with every
+   * token sent to it; a new send of the same mail is queued and the original points to it.
+   */
+  retarget(send: Send, email: string, reason: string, now: number): number {
+    return this.transaction(() => {
+      const member = this.memberById(send.memberId)!;
+      this.stmt.setMemberAddress.run({ id: member.id, email, now });
+      for (const old of new Set([member.email, send.email])) {
+        if (!old || old === email) continue;
+        this.stmt.revokeAddress.run({ memberId: member.id, email: old, reason, now });
+        this.stmt.revokeTokens.run({ memberId: member.id, email: old, now });
+      }
+      const to = Number(this.stmt.insertRetargetSend.run({ id: send.id, email, now }).lastInsertRowid);
+      this.stmt.markRetargeted.run({ id: send.id, to, now });
+      return to;
+    });
+  }
+
+  tokenOwner(token: string): { sendId: number; email: string | null; memberKey: string; memberName: string | null; revokedAt: number | null } | undefined {
+    const r = this.stmt.sendByToken.get(token) as Row | undefined;
+    return r ? { sendId: r.id, email: r.email, memberKey: r.member_key, memberName: r.member_name, revokedAt: r.token_revoked_at } : undefined;
+  }
+
+  /** Points a send at the member's current address before it is tried again. */
+  prepareRetry(id: number, email: string, now: number): void {
+    this.stmt.prepareRetry.run({ id, email, now });
   }
 
   // -- the send log ----------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+import type { Command } from 'commander';
+import { badInput } from '../errors.js';
+import { openContext } from './context.js';
+
+export function registerErrors(program: Command): void {
+  const errors = program.command('errors').description('the error catalog: server replies → category, permanent or temporary, explanation');
+  errors
+    .command('list')
+    .description('the rules, yours first, then the built-in ones')
+    .action(async (_opts: unknown, command: Command) => {
+      const ctx = await openContext(command);
+      try {
+        const { BUILT_IN_RULES, explain } = await import('../core/catalog.js');
+        const { renderTable } = await import('../ui/table.js');
+        const user = ctx.store.errorRules().map((r) => ({ ...r, source: 'yours' }));
+        const rules = [...user, ...BUILT_IN_RULES.map((r) => ({ ...r, source: 'built-in' }))];
+        const kind = (p: boolean | undefined) => (p === undefined ? 'by reply (5xx/4xx)' : p ? 'permanent' : 'temporary');
+        if (ctx.out.json) {
+          ctx.out.jsonResult(rules.map((r) => ({ match: r.match, category: r.category, permanent: r.permanent ?? null, source: r.source, text: r.text ?? explain(r.category) })));
+          return;
+        }
+        ctx.out.line(renderTable(['match', 'category', 'kind', 'source'], rules.map((r) => [r.match, r.category, kind(r.permanent), r.source]), { tty: ctx.out.isTTY }));
+      } finally {
+        ctx.close();
+      }
+    });
+  errors
+    .command('add')
+    .description('add a rule; it wins over the built-in ones from the next send on')
+    .requiredOption('--match <code|regex>', 'a reply code (550), an enhanced code (5.1.1), an error code (ECONNRESET) or /a regex/')
+    .requiredOption('--category <c>', 'one of the categories (see mailer errors list)')
+    .option('--permanent', 'the mail cannot be delivered as it is')
+    .option('--temporary', 'retrying later may work')
+    .option('--text <explanation>', 'what it means, in plain words')
+    .action(async (opts: { match: string; category: string; permanent?: boolean; temporary?: boolean; text?: string }, command: Command) => {
+      const ctx = await openContext(command);
+      try {
+        const { CATEGORIES, ruleKind } = await import('../core/catalog.js');
+        if (!(CATEGORIES as readonly string[]).includes(opts.category)) {
+          throw badInput(`unknown category "${opts.category}"`, `use one of: ${CATEGORIES.join(', ')}`);
+        }
+        if (opts.permanent === opts.temporary) throw badInput('say --permanent or --temporary (one of them)');
+        const kind = ruleKind(opts.match);
+        if (!kind) throw badInput(`--match "${opts.match}" is neither a reply code (550), an enhanced code (5.1.1), an error code (ECONNRESET) nor /a regex/`);
+        if (kind === 'text') {
+          try {
+            new RegExp(opts.match.slice(1, opts.match.lastIndexOf('/')), opts.match.slice(opts.match.lastIndexOf('/') + 1));
+          } catch (err) {
+            throw badInput(`--match ${opts.match} is not a valid regular expression: ${(err as Error).message}`);
+          }
+        }
+        const rule = { match: opts.match, category: opts.category as (typeof CATEGORIES)[number], permanent: !!opts.permanent, text: opts.text };
+        ctx.store.addErrorRule(rule, ctx.now());
+        if (ctx.out.json) ctx.out.jsonResult(rule);
+        else ctx.out.line(`rule added: ${opts.match} → ${opts.category}, ${opts.permanent ? 'permanent' : 'temporary'}`);
+      } finally {
+        ctx.close();
+      }
+    });
+}

@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { ExitCode, MailerError } from '../errors.js';
+import { addTransportOptions, transportFlags } from './filter-options.js';
+import { openContext } from './context.js';
+
+export function registerRetarget(program: Command): void {
+  addTransportOptions(
+    program
+      .command('retarget')
+      .description("send a mail again to the member's new address; the old address and its links are revoked")
+      .argument('<send-id>', 'the send that did not arrive (from mailer log or mailer why)')
+      .requiredOption('--to <address>', 'the new address')
+      .option('--reason <text>', 'why the old address is revoked', 'retargeted'),
+  ).action(async (id: string, opts: Record<string, any>, command: Command) => {
+    const ctx = await openContext(command, transportFlags(opts));
+    try {
+      const { parseId } = await import('../core/filters.js');
+      const { retarget } = await import('../core/triage.js');
+      const { openTransport } = await import('../transport/index.js');
+      const { out, store } = ctx;
+      const r = await retarget(store, (n) => openTransport(ctx.settings, n), {
+        sendId: parseId(id, 'send id'), to: opts.to, reason: opts.reason, settings: ctx.settings, now: ctx.now,
+      });
+      const s = r.replacement;
+      if (out.json) {
+        out.jsonResult({ original: r.original.id, send: s.id, member: s.memberKey, email: s.email, status: s.status, category: s.category, reason: s.reason, revoked: r.revoked });
+      } else {
+        out.line(`send ${r.original.id} re-targeted: member ${s.memberKey} now has ${s.email}${r.revoked.length ? `; revoked ${r.revoked.join(', ')} and its links` : ''}`);
+        out.line(`send ${s.id} to ${s.email}: ${s.status}${s.reason ? ` — ${s.reason}` : ''} (via ${r.transport})`);
+      }
+      if (r.outcome.stopped) {
+        throw new MailerError(`the mail server ${r.outcome.stopped.server} cannot be used (${r.outcome.stopped.category}): ${r.outcome.stopped.message}. The address was changed; send ${s.id} stays queued.`,
+          { exitCode: ExitCode.serverUnusable, hint: `when the server works again: mailer send --resume ${s.mailingId}` });
+      }
+      if (s.status !== 'sent') process.exitCode = ExitCode.someFailed;
+    } finally {
+      ctx.close();
+    }
+  });
+}

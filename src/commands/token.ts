@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { ExitCode } from '../errors.js';
+import { openContext } from './context.js';
+
+export function registerToken(program: Command): void {
+  program
+    .command('token')
+    .description('registration-link tokens')
+    .command('verify')
+    .description('is this link token valid? exit 0 valid, 1 revoked or unknown')
+    .argument('<token>', 'the token from the link')
+    .action(async (token: string, _opts: unknown, command: Command) => {
+      const ctx = await openContext(command);
+      try {
+        const { verifyToken } = await import('../core/triage.js');
+        const r = verifyToken(ctx.store, token);
+        if (ctx.out.json) ctx.out.jsonResult(r);
+        else if (r.state === 'unknown') ctx.out.line('unknown: no mail carried this token');
+        else ctx.out.line(`${r.state}: member ${r.member}${r.name ? ` (${r.name})` : ''}, sent to ${r.email} in send ${r.send}`);
+        if (r.state !== 'valid') process.exitCode = ExitCode.someFailed;
+      } finally {
+        ctx.close();
+      }
+    });
+}
