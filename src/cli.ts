@@ -11,6 +11,9 @@ import { registerToken } from './commands/token.js';
 import { registerWhy } from './commands/why.js';
 import { registerErrors } from './commands/errors.js';
 import { registerSuppress } from './commands/suppress.js';
+import { registerRun } from './commands/run.js';
+import { registerMailings } from './commands/mailings.js';
+import { registerCheck } from './commands/check.js';
 
 /** Builds the program. Command files only declare flags; their actions load the heavy parts. */
 export function buildProgram(): Command {
@@ -26,6 +29,7 @@ export function buildProgram(): Command {
   for (const register of [
     registerImport, registerSend, registerSegment, registerLog, registerShow,
     registerWhy, registerRetry, registerRetarget, registerToken, registerErrors, registerSuppress,
+    registerRun, registerMailings, registerCheck,
   ]) {
     register(program);
   }

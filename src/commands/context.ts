@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Settings, SettingsFlags } from '../core/settings.js';
 import type { Store } from '../store/store.js';
 import { Output } from '../ui/output.js';
+import { systemClock } from '../core/clock.js';
 
 /** What every command gets: settings resolved, an output, and the store opened on demand. */
 export interface Context {
@@ -26,7 +27,7 @@ export async function openContext(command: Command, flags: SettingsFlags = {}): 
       store ??= StoreClass.open(settings.db);
       return store;
     },
-    now: () => Date.now(),
+    now: systemClock(),
     close() {
       store?.close();
     },

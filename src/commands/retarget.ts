@@ -16,9 +16,9 @@ export function registerRetarget(program: Command): void {
     try {
       const { parseId } = await import('../core/filters.js');
       const { retarget } = await import('../core/triage.js');
-      const { openTransport } = await import('../transport/index.js');
+      const { openTransports } = await import('../transport/index.js');
       const { out, store } = ctx;
-      const r = await retarget(store, (n) => openTransport(ctx.settings, n), {
+      const r = await retarget(store, (n) => openTransports(ctx.settings, n), {
         sendId: parseId(id, 'send id'), to: opts.to, reason: opts.reason, settings: ctx.settings, now: ctx.now,
       });
       const s = r.replacement;

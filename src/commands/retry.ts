@@ -20,11 +20,11 @@ export function registerRetry(program: Command): void {
       try {
         const { parseSendFilter } = await import('../core/filters.js');
         const { retrySends, serverStopped } = await import('../core/triage.js');
-        const { openTransport } = await import('../transport/index.js');
+        const { openTransports } = await import('../transport/index.js');
         const { renderTable } = await import('../ui/table.js');
         const { out, store } = ctx;
         const filter = parseSendFilter(opts, ctx.now(), (m) => store.findMembers(m).map((x) => x.id));
-        const r = await retrySends(store, (n) => openTransport(ctx.settings, n), {
+        const r = await retrySends(store, (n) => openTransports(ctx.settings, n), {
           failed: !!opts.failed, deferred: !!opts.deferred, filter, includePermanent: !!opts.includePermanent,
           dryRun: !!opts.dryRun, settings: ctx.settings, now: ctx.now,
         });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { ExitCode } from '../errors.js';
+import { ExitCode, badInput } from '../errors.js';
+import { parseWhen } from '../core/when.js';
 import { collect, openContext, type Context } from './context.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
 
@@ -17,9 +18,11 @@ export function registerSend(program: Command): void {
     .option('--dry-run', 'render and check everything, send nothing, change nothing')
     .option('--allow-empty', 'send even when a field the template uses is empty')
     .option('--resume <mailing>', 'finish an interrupted or paused mailing')
+    .option('--at <datetime>', 'schedule: 2026-12-01T08:00 (local time); `mailer run` sends it when due')
+    .option('--report-to <address>', 'after the run, a summary mail to this address (default: reportTo)')
     .option('--from <address>', 'sender when the template has no From: line'))
     .action(async (templatePath: string | undefined, opts: Record<string, any>, command: Command) => {
-      const ctx = await openContext(command, { ...transportFlags(opts), testTo: opts.testTo, from: opts.from });
+      const ctx = await openContext(command, { ...transportFlags(opts), testTo: opts.testTo, from: opts.from, reportTo: opts.reportTo });
       try {
         await send(ctx, templatePath, opts);
       } finally {
@@ -30,12 +33,12 @@ export function registerSend(program: Command): void {
 
 async function send(ctx: Context, templatePath: string | undefined, opts: Record<string, any>): Promise<void> {
   const { sendMailing, serverStoppedError } = await import('../core/send.js');
-  const { openTransport } = await import('../transport/index.js');
+  const { openTransports } = await import('../transport/index.js');
   const { parseId } = await import('../core/filters.js');
   const { SendProgress } = await import('../ui/progress.js');
   const { out, store } = ctx;
   let progress: { update(p: import('../ui/progress.js').ProgressCounts): void; stop(): void } | null = null;
-  const result = await sendMailing(store, (concurrency) => openTransport(ctx.settings, concurrency), {
+  const result = await sendMailing(store, (concurrency) => openTransports(ctx.settings, concurrency), {
     templatePath,
     resume: opts.resume === undefined ? undefined : parseId(opts.resume, '--resume'),
     where: opts.where,
@@ -46,6 +49,7 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
     limit: opts.limit === undefined ? undefined : Number(opts.limit),
     dryRun: !!opts.dryRun,
     allowEmpty: !!opts.allowEmpty,
+    at: opts.at === undefined ? undefined : parseAt(opts.at, ctx.now()),
     settings: ctx.settings,
     now: ctx.now,
   }, {
@@ -78,11 +82,20 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
     return;
   }
 
+  if (result.kind === 'scheduled') {
+    const { formatTime, isoTime } = await import('../ui/output.js');
+    if (out.json) out.jsonResult({ mailing: result.summary.mailing, scheduled: isoTime(result.at), selected: result.summary.selected, queued: result.summary.queued, skipped: result.summary.skipped });
+    else out.line(`mailing ${result.summary.mailing} scheduled for ${formatTime(result.at)}: ${result.summary.queued} queued, ${result.summary.skipped} skipped; \`mailer run\` (from cron) sends it when due`);
+    return;
+  }
+
   const { summary } = result;
+  if (result.report) printReport(ctx, result.report);
   if (out.json) {
     out.jsonResult({
       mailing: summary.mailing, selected: summary.selected, sent: summary.sent, failed: summary.failed,
       deferred: summary.deferred, skipped: summary.skipped, queued: summary.queued, byReason: summary.byReason,
+      ...(result.report ? { report: { to: result.report.to, sent: result.report.ok, error: result.report.error, text: result.report.ok ? undefined : result.report.text } } : {}),
     });
   } else {
     await printSummary(ctx, summary);
@@ -113,4 +126,22 @@ async function printSummary(ctx: Context, summary: import('../core/mailing.js').
   if (summary.queued > 0 && summary.status === 'paused') {
     out.line(`${summary.queued} still queued: mailer send --resume ${summary.mailing}`);
   }
+}
+
+function parseAt(value: string, now: number): number {
+  const t = /^\d{4}-/.test(value.trim()) ? parseWhen(value, now) : null;
+  if (t === null) throw badInput(`--at "${value}" is not a date and time`, 'write it as 2026-12-01T08:00 (local time)');
+  if (t <= now) throw badInput(`--at ${value} is in the past`, 'leave --at out to send now');
+  return t;
+}
+
+/** A report that could not be mailed still reaches the operator: on stdout, and a warning. */
+export function printReport(ctx: Context, report: import('../core/send.js').ReportResult): void {
+  if (report.ok) {
+    ctx.out.note(`report sent to ${report.to}`);
+    return;
+  }
+  ctx.out.warn(`the report to ${report.to} could not be sent (${report.error}); here it is:`);
+  ctx.out.line(report.subject);
+  ctx.out.line(report.text);
 }

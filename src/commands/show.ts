@@ -31,6 +31,7 @@ export function registerShow(program: Command): void {
             ...sendRecord(s),
             token: s.token,
             retargetOf: s.retargetOf,
+            maybeDuplicate: s.maybeDuplicate,
             retargetedTo: s.retargetedTo,
             headers: Object.fromEntries(d.headers),
             text: d.text,
@@ -43,6 +44,7 @@ export function registerShow(program: Command): void {
         }
         out.line(out.bold(`send ${s.id}`) + ` · mailing ${s.mailingId} · type ${s.type} · ${s.status}${s.test ? ' (test send)' : ''}${s.category ? ` · ${s.category}` : ''}`);
         out.line(`member ${s.memberKey}${s.memberName ? ` (${s.memberName})` : ''} · to ${s.email ?? '(no address)'} · attempts ${s.attempts}`);
+        if (s.maybeDuplicate) out.line('⚠ this mail was in flight when a run was killed and was sent again: it may have gone out twice');
         if (s.retargetOf) out.line(`re-target of send ${s.retargetOf} (mailer show ${s.retargetOf})`);
         if (s.retargetedTo) out.line(`re-targeted: sent again as send ${s.retargetedTo} (mailer show ${s.retargetedTo}); this mail's link is revoked`);
         out.line();

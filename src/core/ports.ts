@@ -5,8 +5,11 @@ export interface Transport {
   /** where mail goes, without secrets: `smtp://mail.example.org:587`, `outbox ./outbox` */
   readonly description: string;
   readonly kind: 'smtp' | 'outbox';
-  /** Hands one finished message over; resolves with the server's reply, or throws a DeliveryError. */
-  deliver(envelope: Envelope, raw: Buffer, sendId: number): Promise<string>;
+  /**
+   * Hands one finished message over; resolves with the server's reply, or throws a
+   * DeliveryError. `label` names it where a name is needed (the outbox file): the send id.
+   */
+  deliver(envelope: Envelope, raw: Buffer, label: string): Promise<string>;
   close(): Promise<void>;
 }
 

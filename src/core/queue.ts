@@ -5,7 +5,8 @@ import { mailingTemplate } from './mailing.js';
 import type { Transport } from './ports.js';
 import { DeliveryError } from './ports.js';
 import { memberView, render } from './template.js';
-import { Throttle } from './throttle.js';
+import { parseRate, Throttle } from './throttle.js';
+import type { Settings } from './settings.js';
 import { newToken } from './token.js';
 import type { Mailing } from './types.js';
 
@@ -21,8 +22,10 @@ export interface QueueOptions {
   intervalMs: number;
   /** at most this many sends handed over in this run */
   limit?: number;
-  /** consecutive connection errors that stop the run */
+  /** consecutive connection errors that leave a server out */
   maxConnectionErrors: number;
+  /** waits before each retry of a deferred send; past the last one it fails */
+  backoff?: number[];
   catalog: Catalog;
   clock: () => number;
   onProgress?: (progress: QueueProgress) => void;
@@ -89,12 +92,64 @@ function mailingContext(mailing: Mailing): MailingContext {
 }
 
 /**
+ * The servers of a run. Sends are spread over the usable ones in turn; a server that fails
+ * outright (refused, DNS, TLS, login) or gives `maxErrors` connection errors in a row is left
+ * out for the rest of the run, and the run stops only when none is left.
+ */
+export class TransportPool {
+  private readonly entries: { transport: Transport; errors: number; down: Classification | null }[];
+  private cursor = 0;
+
+  constructor(transports: Transport[], private readonly maxErrors: number) {
+    this.entries = transports.map((transport) => ({ transport, errors: 0, down: null }));
+  }
+
+  /** The next usable server not yet tried for this send. */
+  pick(tried: ReadonlySet<Transport>): Transport | undefined {
+    for (let i = 0; i < this.entries.length; i++) {
+      const entry = this.entries[(this.cursor + i) % this.entries.length];
+      if (!entry.down && !tried.has(entry.transport)) {
+        this.cursor = (this.cursor + i + 1) % this.entries.length;
+        return entry.transport;
+      }
+    }
+    return undefined;
+  }
+
+  succeeded(transport: Transport): void {
+    this.entry(transport).errors = 0;
+  }
+
+  /** Returns true if the server is now left out. */
+  failed(transport: Transport, c: Classification, code: string | undefined): boolean {
+    const entry = this.entry(transport);
+    entry.errors++;
+    if (c.category === 'auth' || c.category === 'tls' || FATAL_CODES.has(code ?? '') || entry.errors >= this.maxErrors) entry.down ??= c;
+    return entry.down !== null;
+  }
+
+  get usable(): boolean {
+    return this.entries.some((e) => !e.down);
+  }
+
+  get downs(): { server: string; category: string; message: string }[] {
+    return this.entries.filter((e) => e.down).map((e) => ({ server: e.transport.description, category: e.down!.category, message: e.down!.text }));
+  }
+
+  private entry(transport: Transport) {
+    return this.entries.find((e) => e.transport === transport)!;
+  }
+}
+
+/**
  * Works off sends: claim, render, compose, hand over, record — one send at a time per worker,
- * `concurrency` workers over one pooled transport. A run can stop at any point: a claimed send
+ * `concurrency` workers over pooled transports. A run can stop at any point: a claimed send
  * not yet handed over is found again by the next run.
  */
-export async function deliverSends(store: Store, transport: Transport, source: SendSource, opts: QueueOptions): Promise<QueueOutcome> {
+export async function deliverSends(store: Store, transports: Transport[], source: SendSource, opts: QueueOptions): Promise<QueueOutcome> {
   const throttle = new Throttle(opts.intervalMs, opts.clock);
+  const pool = new TransportPool(transports, opts.maxConnectionErrors);
+  const backoff = opts.backoff ?? RETRY_BACKOFF_MS;
   const contexts = new Map<number, MailingContext>();
   const contextOf = (mailingId: number) => {
     let ctx = contexts.get(mailingId);
@@ -107,7 +162,6 @@ export async function deliverSends(store: Store, transport: Transport, source: S
 
   const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false };
   let handedOver = 0;
-  let connectionErrors = 0;
 
   const next = (): number | undefined => {
     if (outcome.stopped) return undefined;
@@ -120,13 +174,19 @@ export async function deliverSends(store: Store, transport: Transport, source: S
     return id;
   };
 
-  const stop = (c: Classification) => {
-    outcome.stopped ??= { category: c.category, message: c.text, server: transport.description };
+  const stop = () => {
+    if (outcome.stopped) return;
+    const downs = pool.downs;
+    outcome.stopped = downs.length === 1 ? downs[0] : {
+      server: downs.map((d) => d.server).join(', '),
+      category: [...new Set(downs.map((d) => d.category))].join(', '),
+      message: downs.map((d) => `${d.server}: ${d.message}`).join('; '),
+    };
   };
 
   const deliverOne = async (sendId: number) => {
-    const claimed = store.claimSend(sendId, newToken(), opts.clock());
-    if (!claimed) return;
+    const token = store.claimSend(sendId, newToken(), opts.clock());
+    if (!token) return;
     const send = store.send(sendId)!;
     const ctx = contextOf(send.mailingId);
     const { mailing } = ctx;
@@ -137,7 +197,7 @@ export async function deliverSends(store: Store, transport: Transport, source: S
       return;
     }
     const member = store.memberById(send.memberId)!;
-    const rendered = render(ctx.template, memberView(member, send.email, claimed), { allowEmpty: !!mailing.settings.allowEmpty });
+    const rendered = render(ctx.template, memberView(member, send.email, token), { allowEmpty: !!mailing.settings.allowEmpty });
     if (!rendered.ok) {
       store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
       outcome.skipped++;
@@ -153,32 +213,49 @@ export async function deliverSends(store: Store, transport: Transport, source: S
       sendId,
       test: mailing.test,
     });
-    await throttle.take();
-    try {
-      const response = await transport.deliver({ from: ctx.envelopeFrom, to: [send.email!] }, raw, sendId);
-      store.recordSent({ id: sendId, email: send.email!, server: transport.description, messageId, raw, response, now: opts.clock() });
-      connectionErrors = 0;
-      outcome.sent++;
-    } catch (err) {
-      const failure = err instanceof DeliveryError ? err : new DeliveryError({ message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
-      const c = opts.catalog.classify(failure);
-      const now = opts.clock();
-      const base = { id: sendId, email: send.email!, server: transport.description, responseCode: c.responseCode, enhancedCode: c.enhancedCode, response: c.text, category: c.category, now };
-      if (CONNECTION_CATEGORIES.has(c.category)) {
-        // The server, not this mail, is the problem: back to the queue, and maybe stop the run.
-        store.recordInterrupted(base);
-        connectionErrors++;
-        if (c.category === 'auth' || c.category === 'tls' || FATAL_CODES.has(failure.code ?? '') || connectionErrors >= opts.maxConnectionErrors) stop(c);
+    const tried = new Set<Transport>();
+    let transport = pool.pick(tried);
+    if (!transport) {
+      store.requeue(sendId, opts.clock());
+      return;
+    }
+    while (transport) {
+      tried.add(transport);
+      await throttle.take();
+      try {
+        const response = await transport.deliver({ from: ctx.envelopeFrom, to: [send.email!] }, raw, String(sendId));
+        store.recordSent({ id: sendId, email: send.email!, server: transport.description, messageId, raw, response, now: opts.clock() });
+        pool.succeeded(transport);
+        outcome.sent++;
         return;
-      }
-      connectionErrors = 0;
-      if (c.permanent) {
-        store.recordUnsent({ ...base, status: 'failed', permanent: true, retryAt: null });
-        outcome.failed++;
-      } else {
-        const backoff = RETRY_BACKOFF_MS[Math.min(send.attempts - 1, RETRY_BACKOFF_MS.length - 1)];
-        store.recordUnsent({ ...base, status: 'deferred', permanent: false, retryAt: now + backoff });
-        outcome.deferred++;
+      } catch (err) {
+        const failure = err instanceof DeliveryError ? err : new DeliveryError({ message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
+        const c = opts.catalog.classify(failure);
+        const now = opts.clock();
+        const base = { id: sendId, email: send.email!, server: transport.description, responseCode: c.responseCode, enhancedCode: c.enhancedCode, response: c.text, category: c.category, now };
+        if (!CONNECTION_CATEGORIES.has(c.category)) {
+          pool.succeeded(transport);
+          const wait = backoff[send.attempts - 1];
+          if (c.permanent || wait === undefined) {
+            // A temporary failure past the last back-off step gives up with its last reason.
+            const response = c.permanent ? c.text : `${c.text} (gave up after ${send.attempts} attempts)`;
+            store.recordUnsent({ ...base, response, status: 'failed', permanent: c.permanent, retryAt: null });
+            outcome.failed++;
+          } else {
+            store.recordUnsent({ ...base, status: 'deferred', permanent: false, retryAt: now + wait });
+            outcome.deferred++;
+          }
+          return;
+        }
+        // The server, not this mail, is the problem: back to the queue; another server may take it.
+        store.recordInterrupted(base);
+        pool.failed(transport, c, failure.code);
+        if (!pool.usable) {
+          stop();
+          return;
+        }
+        transport = pool.pick(tried);
+        if (transport && !store.claimSend(sendId, token, opts.clock())) return;
       }
     }
   };
@@ -192,6 +269,18 @@ export async function deliverSends(store: Store, transport: Transport, source: S
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
   return outcome;
+}
+
+/** The queue options every sending command shares, from the settings. */
+export function queueSettings(store: Store, settings: Settings, clock: () => number) {
+  return {
+    concurrency: settings.concurrency ?? 4,
+    intervalMs: settings.rate ? parseRate(settings.rate) : 0,
+    maxConnectionErrors: 5,
+    backoff: settings.retryBackoff,
+    catalog: catalogOf(store),
+    clock,
+  };
 }
 
 /** The catalog as this database knows it: the operator's rules first, then the built-in ones. */

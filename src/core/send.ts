@@ -2,11 +2,12 @@ import { badInput, ExitCode, MailerError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { parseCondition } from './filters.js';
 import { createMailing, dryRun, summarize, type DryRunResult, type MailingSummary } from './mailing.js';
+import { withSendLock, withTransports, type OpenTransports } from './session.js';
 import type { Transport } from './ports.js';
-import { catalogOf, deliverSends, mailingQueue, type QueueOutcome, type QueueProgress } from './queue.js';
+import { buildReport, deliverReport } from './report.js';
+import { deliverSends, mailingQueue, queueSettings, type QueueOutcome, type QueueProgress } from './queue.js';
 import type { Settings } from './settings.js';
 import { loadTemplate } from './template.js';
-import { parseRate } from './throttle.js';
 import type { FieldCondition, Mailing, MemberSelection } from './types.js';
 import { isValidAddress } from './address.js';
 
@@ -21,6 +22,8 @@ export interface SendRequest {
   limit?: number;
   dryRun: boolean;
   allowEmpty: boolean;
+  /** schedule for this time instead of sending now */
+  at?: number;
   settings: Settings;
   now: () => number;
 }
@@ -33,7 +36,8 @@ export interface SendHooks {
 
 export type SendResult =
   | { kind: 'dry-run'; result: DryRunResult }
-  | { kind: 'sent'; summary: MailingSummary; outcome: QueueOutcome; transport: string };
+  | { kind: 'sent'; summary: MailingSummary; outcome: QueueOutcome; transport: string; report?: ReportResult }
+  | { kind: 'scheduled'; summary: MailingSummary; at: number };
 
 /** Member conditions from --where and --segment, checked against the fields members have. */
 export function resolveSelection(store: Store, req: { where: string[]; segment?: string; members: string[] }): MemberSelection {
@@ -63,26 +67,26 @@ export function checkConditionFields(store: Store, conditions: FieldCondition[])
 
 export async function sendMailing(
   store: Store,
-  openTransport: (concurrency: number) => Promise<Transport>,
+  openTransports: OpenTransports,
   req: SendRequest,
   hooks: SendHooks = {},
 ): Promise<SendResult> {
   const { settings } = req;
   const concurrency = settings.concurrency ?? 4;
-  const intervalMs = settings.rate ? parseRate(settings.rate) : 0;
   if (req.limit !== undefined && (!Number.isInteger(req.limit) || req.limit < 1)) {
     throw badInput(`--limit must be a whole number of at least 1, not "${req.limit}"`);
   }
 
-  let mailing: Mailing;
+  let mailing: Mailing | undefined;
+  let plan: Parameters<typeof createMailing>[1] | undefined;
   if (req.resume !== undefined) {
     if (req.templatePath || req.where.length || req.segment || req.members.length || req.test) {
       throw badInput('--resume takes no template and no selection: it finishes the mailing as it was planned');
     }
-    const found = store.mailing(req.resume);
-    if (!found) throw badInput(`no mailing ${req.resume}`, 'see the mailing ids in `mailer log`');
-    if (found.status === 'cancelled') throw badInput(`mailing ${found.id} was cancelled`, 'send the template again to make a new mailing');
-    mailing = found;
+    if (req.dryRun) throw badInput('--dry-run with --resume: the mailing is already planned; `mailer log --mailing` shows it');
+    mailing = store.mailing(req.resume);
+    if (!mailing) throw badInput(`no mailing ${req.resume}`, 'see the mailing ids in `mailer mailings`');
+    if (mailing.status === 'cancelled') throw badInput(`mailing ${mailing.id} was cancelled`, 'send the template again to make a new mailing');
   } else {
     if (!req.templatePath) throw badInput('no template given', 'mailer send <template> [--where …] — or --resume <mailing>');
     const template = loadTemplate(req.templatePath, settings.footerText);
@@ -94,40 +98,65 @@ export async function sendMailing(
       if (!isValidAddress(testTo.toLowerCase())) throw badInput(`test address "${testTo}" is not a valid e-mail address`);
       testTo = testTo.toLowerCase();
     }
-    const plan = {
+    plan = {
       template, selection, testTo, limit: req.test ? req.limit ?? 5 : req.limit, now: req.now(),
       settings: { from: settings.from, replyTo: settings.replyTo, bounceAddress: settings.bounceAddress, allowEmpty: req.allowEmpty },
     };
     if (req.dryRun) return { kind: 'dry-run', result: dryRun(store, plan) };
-    ({ mailing } = createMailing(store, plan));
-  }
-  if (req.dryRun) throw badInput('--dry-run with --resume: the mailing is already planned; `mailer log --mailing` shows it');
-
-  const transport = await openTransport(concurrency);
-  try {
-    const queued = summarize(store, mailing.id).queued;
-    store.setMailingStatus(mailing.id, 'running', null, req.now());
-    await hooks.onStart?.({ mailing, queued, transport: transport.description });
-    const outcome = await deliverSends(store, transport, mailingQueue(store, mailing.id), {
-      concurrency,
-      intervalMs,
-      limit: mailing.test ? undefined : req.limit,
-      maxConnectionErrors: 5,
-      catalog: catalogOf(store),
-      clock: req.now,
-      onProgress: hooks.onProgress,
-    });
-    const left = summarize(store, mailing.id).queued;
-    if (outcome.stopped) {
-      store.setMailingStatus(mailing.id, 'paused', `server unusable: ${outcome.stopped.message}`, req.now());
-    } else if (left > 0) {
-      store.setMailingStatus(mailing.id, 'paused', outcome.limitReached ? `--limit ${req.limit} reached` : 'some sends were interrupted', req.now());
-    } else {
-      store.setMailingStatus(mailing.id, 'done', null, req.now());
+    if (req.at !== undefined) {
+      // Scheduled: the recipients are recorded now (so single members can be cancelled), the
+      // mails are rendered and sent by `mailer run` when the time comes.
+      const scheduled = createMailing(store, plan);
+      store.scheduleMailing(scheduled.mailing.id, req.at);
+      return { kind: 'scheduled', summary: summarize(store, scheduled.mailing.id), at: req.at };
     }
-    return { kind: 'sent', summary: summarize(store, mailing.id), outcome, transport: transport.description };
-  } finally {
-    await transport.close();
+  }
+
+  return withSendLock(store, mailing ? `send --resume ${mailing.id}` : 'send', req.now(), async () => {
+    const current = mailing ?? createMailing(store, plan!).mailing;
+    return withTransports(openTransports, concurrency, async (transports, description) => {
+      const queued = summarize(store, current.id).queued;
+      store.setMailingStatus(current.id, 'running', null, req.now());
+      await hooks.onStart?.({ mailing: current, queued, transport: description });
+      const outcome = await deliverSends(store, transports, mailingQueue(store, current.id), {
+        ...queueSettings(store, settings, req.now),
+        limit: current.test ? undefined : req.limit,
+        onProgress: hooks.onProgress,
+      });
+      settleMailing(store, current.id, outcome, req.limit, req.now());
+      const summary = summarize(store, current.id);
+      const report = current.test || outcome.done === 0 ? undefined : await reportTo(store, transports, settings, [summary]);
+      return { kind: 'sent' as const, summary, outcome, transport: description, report };
+    });
+  });
+}
+
+export interface ReportResult {
+  to: string;
+  ok: boolean;
+  error?: string;
+  text: string;
+  subject: string;
+}
+
+/** The operator report, when `reportTo` is set; a failure to send it is returned, not thrown. */
+export async function reportTo(store: Store, transports: Transport[], settings: Settings, summaries: MailingSummary[]): Promise<ReportResult | undefined> {
+  if (!settings.reportTo) return undefined;
+  const report = buildReport(store, summaries);
+  const from = settings.from ?? `mailer <${settings.reportTo}>`;
+  const r = await deliverReport(transports, report, settings.reportTo, from, settings.bounceAddress);
+  return { to: settings.reportTo, ok: r.ok, error: r.ok ? undefined : r.error, text: report.text, subject: report.subject };
+}
+
+/** After a run: paused with the reason while work is left, else done. */
+export function settleMailing(store: Store, mailingId: number, outcome: QueueOutcome, limit: number | undefined, now: number): void {
+  const left = summarize(store, mailingId).queued;
+  if (outcome.stopped) {
+    store.setMailingStatus(mailingId, 'paused', `server unusable: ${outcome.stopped.message}`, now);
+  } else if (left > 0) {
+    store.setMailingStatus(mailingId, 'paused', outcome.limitReached ? `limit of ${limit ?? 'this run'} reached` : 'some sends were interrupted', now);
+  } else {
+    store.setMailingStatus(mailingId, 'done', null, now);
   }
 }
 

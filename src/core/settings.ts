@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { badInput } from '../errors.js';
+import { parseDuration } from './when.js';
 
 /**
  * Settings: flags beat environment variables beat the file (`--config`, else ./mailer.json).
@@ -22,6 +23,11 @@ export interface Settings {
   reportTo?: string;
   bounceAddress?: string;
   publicUrl?: string;
+  /** waits before each retry of a deferred send (default 15m, 1h, 4h, 12h, 24h) */
+  retryBackoff?: number[];
+  /** provider quotas, counted in the database across runs */
+  maxPerHour?: number;
+  maxPerDay?: number;
   configFile: string | null;
 }
 
@@ -38,7 +44,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay'];
 
 export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Settings {
   const configFile = flags.config ? path.resolve(cwd, flags.config) : fs.existsSync(path.join(cwd, 'mailer.json')) ? path.join(cwd, 'mailer.json') : null;
@@ -80,8 +86,26 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     reportTo: pick(flags.reportTo, env.MAILER_REPORT_TO, file.reportTo),
     bounceAddress: pick(undefined, env.MAILER_BOUNCE_ADDRESS, file.bounceAddress),
     publicUrl: pick(undefined, env.MAILER_PUBLIC_URL, file.publicUrl),
+    retryBackoff: file.retryBackoff === undefined ? undefined : parseBackoff(file.retryBackoff, configFile!),
+    maxPerHour: wholeNumber(env.MAILER_MAX_PER_HOUR ?? file.maxPerHour, 'maxPerHour'),
+    maxPerDay: wholeNumber(env.MAILER_MAX_PER_DAY ?? file.maxPerDay, 'maxPerDay'),
     configFile,
   };
+}
+
+function parseBackoff(value: unknown, file: string): number[] {
+  const list = Array.isArray(value) ? value.map((v) => parseDuration(String(v))) : [null];
+  if (list.length === 0 || list.some((v) => v === null)) {
+    throw badInput(`${file}: "retryBackoff" must be a list of waits like ["15m", "1h", "4h", "12h", "24h"]`);
+  }
+  return list as number[];
+}
+
+function wholeNumber(value: unknown, key: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw badInput(`"${key}" must be a whole number of at least 1, not "${value}"`);
+  return n;
 }
 
 function readConfig(file: string): Record<string, any> {

@@ -3,27 +3,15 @@ import type { Store, Suppression } from '../store/store.js';
 import { addressProblem, normalizeAddress } from './address.js';
 import { explain } from './catalog.js';
 import { findSend } from './inspect.js';
-import type { Transport } from './ports.js';
-import { catalogOf, deliverSends, listSource, type QueueOutcome } from './queue.js';
+import { deliverSends, listSource, queueSettings, type QueueOutcome } from './queue.js';
+import { withSendLock, withTransports, type OpenTransports } from './session.js';
 import type { Settings } from './settings.js';
-import { parseRate } from './throttle.js';
 import { suspectTypo } from './typo.js';
 import type { AddressRecord, Member, Send, SendFilter } from './types.js';
 
 /** Failures a retry to the same address cannot cure. */
 export const HOPELESS_CATEGORIES: ReadonlySet<string> = new Set(['unknown-mailbox', 'bad-domain']);
 
-type OpenTransport = (concurrency: number) => Promise<Transport>;
-
-function queueOptions(store: Store, settings: Settings, now: () => number) {
-  return {
-    concurrency: settings.concurrency ?? 4,
-    intervalMs: settings.rate ? parseRate(settings.rate) : 0,
-    maxConnectionErrors: 5,
-    catalog: catalogOf(store),
-    clock: now,
-  };
-}
 
 // -- retry -----------------------------------------------------------------------------------
 
@@ -57,7 +45,7 @@ export interface RetryResult {
   transport: string | null;
 }
 
-export async function retrySends(store: Store, openTransport: OpenTransport, req: RetryRequest): Promise<RetryResult> {
+export async function retrySends(store: Store, openTransports: OpenTransports, req: RetryRequest): Promise<RetryResult> {
   if (!req.failed && !req.deferred) {
     throw badInput('say what to retry: --failed, --deferred, or both', 'e.g. mailer retry --deferred --since 2d');
   }
@@ -82,19 +70,16 @@ export async function retrySends(store: Store, openTransport: OpenTransport, req
   result.retried = result.candidates.length;
   if (req.dryRun || result.candidates.length === 0) return result;
 
-  const options = queueOptions(store, req.settings, req.now);
-  const transport = await openTransport(options.concurrency);
-  try {
-    result.transport = transport.description;
+  const options = queueSettings(store, req.settings, req.now);
+  return withSendLock(store, 'retry', req.now(), () => withTransports(openTransports, options.concurrency, async (transports, description) => {
+    result.transport = description;
     for (const c of result.candidates) store.prepareRetry(c.send.id, c.to, req.now());
-    const outcome = await deliverSends(store, transport, listSource(result.candidates.map((c) => c.send.id)), options);
+    const outcome = await deliverSends(store, transports, listSource(result.candidates.map((c) => c.send.id)), options);
     result.outcome = outcome;
     Object.assign(result, { sent: outcome.sent, failed: outcome.failed, deferred: outcome.deferred, skipped: outcome.skipped });
     result.queued = result.retried - outcome.sent - outcome.failed - outcome.deferred - outcome.skipped;
     return result;
-  } finally {
-    await transport.close();
-  }
+  }));
 }
 
 // -- re-target ---------------------------------------------------------------------------------
@@ -108,7 +93,7 @@ export interface RetargetResult {
 }
 
 export async function retarget(
-  store: Store, openTransport: OpenTransport,
+  store: Store, openTransports: OpenTransports,
   req: { sendId: number; to: string; reason: string; settings: Settings; now: () => number },
 ): Promise<RetargetResult> {
   const to = normalizeAddress(req.to);
@@ -127,15 +112,14 @@ export async function retarget(
   if (suppressed) throw badInput(`${to} is suppressed (${suppressed.reason})`, `if the member wants mail there again: mailer suppress remove ${to}`);
 
   const revoked = [...new Set([member.email, original.email])].filter((e): e is string => !!e && e !== to);
-  const replacementId = store.retarget(original, to, req.reason, req.now());
-  const options = { ...queueOptions(store, req.settings, req.now), concurrency: 1 };
-  const transport = await openTransport(1);
-  try {
-    const outcome = await deliverSends(store, transport, listSource([replacementId]), options);
-    return { original: store.send(original.id)!, replacement: store.send(replacementId)!, revoked, outcome, transport: transport.description };
-  } finally {
-    await transport.close();
-  }
+  return withSendLock(store, 'retarget', req.now(), () => {
+    const replacementId = store.retarget(original, to, req.reason, req.now());
+    const options = { ...queueSettings(store, req.settings, req.now), concurrency: 1 };
+    return withTransports(openTransports, 1, async (transports, description) => {
+      const outcome = await deliverSends(store, transports, listSource([replacementId]), options);
+      return { original: store.send(original.id)!, replacement: store.send(replacementId)!, revoked, outcome, transport: description };
+    });
+  });
 }
 
 // -- tokens ------------------------------------------------------------------------------------

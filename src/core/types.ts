@@ -31,6 +31,7 @@ export interface Mailing {
   selected: number;
   createdAt: number;
   finishedAt: number | null;
+  scheduledAt: number | null;
 }
 
 /** What a mailing needs to be rendered and sent again later (resume) exactly as first planned. */
@@ -64,6 +65,8 @@ export interface Send {
   updatedAt: number;
   retargetOf: number | null;
   retargetedTo: number | null;
+  /** it was in flight when a run was killed, and was sent again: it may have arrived twice */
+  maybeDuplicate: boolean;
 }
 
 export interface Attempt {

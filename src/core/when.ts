@@ -4,6 +4,12 @@
  */
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
+/** `15m`, `4h`, `1d` → milliseconds, or null. */
+export function parseDuration(value: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$/i.exec(value);
+  return m ? Number(m[1]) * UNIT_MS[m[2].toLowerCase()] : null;
+}
+
 export type WhenEdge = 'start' | 'end';
 
 /**
@@ -13,8 +19,8 @@ export type WhenEdge = 'start' | 'end';
  */
 export function parseWhen(value: string, now: number, edge: WhenEdge = 'start'): number | null {
   const v = value.trim();
-  const relative = /^(\d+(?:\.\d+)?)\s*([smhdw])$/i.exec(v);
-  if (relative) return now - Number(relative[1]) * UNIT_MS[relative[2].toLowerCase()];
+  const span = parseDuration(v);
+  if (span !== null) return now - span;
   const absolute = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(v);
   if (!absolute) return null;
   const [, y, mo, d, h, mi, s] = absolute;

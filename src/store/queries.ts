@@ -65,7 +65,8 @@ export const queries = {
      loss. The token is kept from an earlier claim so a re-sent mail carries the same link. */
   claimSend: `
     UPDATE sends SET status = 'sending', attempts = attempts + 1, updated_at = @now,
-      token = coalesce(token, @token)
+      token = coalesce(token, @token),
+      maybe_duplicate = CASE WHEN status = 'sending' THEN 1 ELSE maybe_duplicate END
     WHERE id = @id AND status IN ('queued', 'sending', 'deferred', 'failed')
     RETURNING token`,
   markSent: `
@@ -122,6 +123,38 @@ export const queries = {
   prepareRetry: `
     UPDATE sends SET email = @email, token = CASE WHEN email IS @email THEN token END, updated_at = @now
     WHERE id = @id`,
+
+  // -- unattended --------------------------------------------------------------------------------
+  scheduleMailing: `UPDATE mailings SET status = 'scheduled', scheduled_at = @at WHERE id = @id`,
+  dueMailings: `
+    SELECT id FROM mailings WHERE status = 'scheduled' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
+  /* Mailings with work left that no process is running (the caller holds the send lock). */
+  unfinishedMailings: `
+    SELECT m.id FROM mailings m
+    WHERE m.status IN ('running', 'paused')
+      AND EXISTS (SELECT 1 FROM sends s WHERE s.mailing_id = m.id AND s.status IN ('queued', 'sending'))
+    ORDER BY m.id`,
+  dueRetries: `
+    SELECT id FROM sends WHERE status = 'deferred' AND retry_at <= @now ORDER BY retry_at, id LIMIT @limit`,
+  handedOverSince: `SELECT count(*) AS n FROM attempts WHERE at >= ? AND outcome != 'interrupted'`,
+  mailings: `
+    SELECT m.*,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'sent') AS sent,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'failed') AS failed,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'deferred') AS deferred,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'skipped') AS skipped,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status IN ('queued', 'sending')) AS queued,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'cancelled') AS cancelled
+    FROM mailings m ORDER BY m.id DESC LIMIT ?`,
+  cancelMailingSends: `
+    UPDATE sends SET status = 'cancelled', updated_at = @now, retry_at = NULL
+    WHERE mailing_id = @mailing AND status IN ('queued', 'deferred')`,
+  cancelMemberSends: `
+    UPDATE sends SET status = 'cancelled', updated_at = @now, retry_at = NULL
+    WHERE mailing_id = @mailing AND member_id = @member AND status IN ('queued', 'deferred')`,
+  lockHolder: `SELECT name, pid, host, since, what FROM locks WHERE name = ?`,
+  takeLock: `INSERT OR REPLACE INTO locks (name, pid, host, since, what) VALUES (@name, @pid, @host, @since, @what)`,
+  releaseLock: `DELETE FROM locks WHERE name = @name AND pid = @pid AND host = @host`,
 } as const;
 
 export type QueryName = keyof typeof queries;

@@ -149,4 +149,22 @@ export const migrations: string[] = [
   ALTER TABLE sends ADD COLUMN token_revoked_at INTEGER;
   CREATE INDEX addresses_member_email ON addresses(member_id, email);
   `,
+  /* 3: unattended — schedule, one sender at a time, quotas, in-flight marks */ `
+  ALTER TABLE mailings ADD COLUMN scheduled_at INTEGER;
+  CREATE INDEX mailings_status ON mailings(status, scheduled_at);
+  -- Set when a send that was in flight at a crash is sent again: it may have arrived twice.
+  ALTER TABLE sends ADD COLUMN maybe_duplicate INTEGER NOT NULL DEFAULT 0;
+  -- The back-off scan of \`mailer run\`.
+  CREATE INDEX sends_retry ON sends(status, retry_at);
+  -- Quota counts: hand-overs in the last hour or day.
+  CREATE INDEX attempts_at ON attempts(at);
+  -- One sending process per database; a holder whose process is gone is taken over.
+  CREATE TABLE locks (
+    name  TEXT PRIMARY KEY,
+    pid   INTEGER NOT NULL,
+    host  TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    what  TEXT NOT NULL
+  );
+  `,
 ];

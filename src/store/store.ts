@@ -12,6 +12,14 @@ import { queries, type QueryName } from './queries.js';
 
 type Row = Record<string, any>;
 
+export interface LockHolder {
+  name: string;
+  pid: number;
+  host: string;
+  since: number;
+  what: string;
+}
+
 export interface Suppression {
   email: string;
   reason: string;
@@ -24,7 +32,7 @@ const MEMBER_COLUMNS: Record<string, string> = { id: 'm.key', email: 'm.email', 
 const LOG_COLUMNS = `
   s.id, s.mailing_id, m.key AS member_key, m.name AS member_name, s.member_id, s.email, s.type,
   s.test, s.status, s.category, s.reason, s.attempts, s.created_at, s.sent_at, s.updated_at,
-  s.message_id, s.token, s.retarget_of, s.retargeted_to`;
+  s.message_id, s.token, s.retarget_of, s.retargeted_to, s.maybe_duplicate`;
 
 /**
  * The one place mailer talks SQL. Fixed statements are prepared at open (queries.ts); filter
@@ -233,14 +241,7 @@ export class Store {
   }
 
   mailing(id: number): Mailing | undefined {
-    const r = this.stmt.mailingById.get(id) as Row | undefined;
-    if (!r) return undefined;
-    return {
-      id: r.id, type: r.type, templatePath: r.template_path, template: r.template,
-      htmlTemplate: r.html_template, footer: r.footer, settings: JSON.parse(r.settings),
-      test: !!r.test, status: r.status, statusReason: r.status_reason, selected: r.selected,
-      createdAt: r.created_at, finishedAt: r.finished_at,
-    };
+    return toMailing(this.stmt.mailingById.get(id) as Row | undefined);
   }
 
   setMailingStatus(id: number, status: MailingStatus, reason: string | null, now: number): void {
@@ -302,6 +303,11 @@ export class Store {
       this.stmt.requeueSend.run({ id: r.id, now: r.now });
       this.insertAttempt({ ...r, permanent: false }, 'interrupted');
     });
+  }
+
+  /** A claimed send that was not handed over goes back to the queue as it was. */
+  requeue(id: number, now: number): void {
+    this.stmt.requeueSend.run({ id, now });
   }
 
   markSkipped(id: number, category: string, reason: string, now: number): void {
@@ -391,6 +397,57 @@ export class Store {
     this.stmt.prepareRetry.run({ id, email, now });
   }
 
+  // -- unattended ------------------------------------------------------------------------------
+
+  /** Runs `fn` in a write transaction taken at once, so two processes cannot both pass a check. */
+  immediate<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  scheduleMailing(id: number, at: number): void {
+    this.stmt.scheduleMailing.run({ id, at });
+  }
+
+  dueMailings(now: number): number[] {
+    return (this.stmt.dueMailings.all(now) as Row[]).map((r) => r.id);
+  }
+
+  unfinishedMailings(): number[] {
+    return (this.stmt.unfinishedMailings.all() as Row[]).map((r) => r.id);
+  }
+
+  dueRetries(now: number, limit: number): number[] {
+    return (this.stmt.dueRetries.all({ now, limit }) as Row[]).map((r) => r.id);
+  }
+
+  handedOverSince(since: number): number {
+    return (this.stmt.handedOverSince.get(since) as Row).n;
+  }
+
+  mailings(limit: number): (Mailing & { sent: number; failed: number; deferred: number; skipped: number; queued: number; cancelled: number })[] {
+    return (this.stmt.mailings.all(limit) as Row[]).map((r) => ({
+      ...toMailing(r)!, sent: r.sent, failed: r.failed, deferred: r.deferred, skipped: r.skipped, queued: r.queued, cancelled: r.cancelled,
+    }));
+  }
+
+  cancelSends(mailing: number, memberId: number | null, now: number): number {
+    return memberId === null
+      ? this.stmt.cancelMailingSends.run({ mailing, now }).changes
+      : this.stmt.cancelMemberSends.run({ mailing, member: memberId, now }).changes;
+  }
+
+  lockHolder(name: string): LockHolder | undefined {
+    return this.stmt.lockHolder.get(name) as LockHolder | undefined;
+  }
+
+  takeLock(holder: LockHolder): void {
+    this.stmt.takeLock.run(holder);
+  }
+
+  releaseLock(holder: Pick<LockHolder, 'name' | 'pid' | 'host'>): void {
+    this.stmt.releaseLock.run(holder);
+  }
+
   // -- the send log ----------------------------------------------------------------------------
 
   private filterWhere(f: SendFilter): { where: string; params: unknown[] } {
@@ -462,6 +519,16 @@ function toMember(r: Row | undefined): Member | undefined {
   };
 }
 
+function toMailing(r: Row | undefined): Mailing | undefined {
+  if (!r) return undefined;
+  return {
+    id: r.id, type: r.type, templatePath: r.template_path, template: r.template,
+    htmlTemplate: r.html_template, footer: r.footer, settings: JSON.parse(r.settings),
+    test: !!r.test, status: r.status, statusReason: r.status_reason, selected: r.selected,
+    createdAt: r.created_at, finishedAt: r.finished_at, scheduledAt: r.scheduled_at ?? null,
+  };
+}
+
 function toSend(r: Row | undefined): Send | undefined {
   if (!r) return undefined;
   return {
@@ -469,6 +536,6 @@ function toSend(r: Row | undefined): Send | undefined {
     memberName: r.member_name, email: r.email, type: r.type, test: !!r.test, status: r.status,
     category: r.category, reason: r.reason, attempts: r.attempts, token: r.token,
     messageId: r.message_id, createdAt: r.created_at, sentAt: r.sent_at, updatedAt: r.updated_at,
-    retargetOf: r.retarget_of, retargetedTo: r.retargeted_to,
+    retargetOf: r.retarget_of, retargetedTo: r.retargeted_to, maybeDuplicate: !!r.maybe_duplicate,
   };
 }

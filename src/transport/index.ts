@@ -1,16 +1,17 @@
-import { badInput } from '../errors.js';
 import type { Transport } from '../core/ports.js';
 import type { Settings } from '../core/settings.js';
 
-/** SMTP when a server is configured, else the outbox folder (the embedded default). */
-export async function openTransport(settings: Settings, concurrency: number): Promise<Transport> {
+/** One SMTP transport per configured server, else the outbox folder (the embedded default). */
+export async function openTransports(settings: Settings, concurrency: number): Promise<Transport[]> {
   if (settings.smtp.length === 0) {
     const { OutboxTransport } = await import('./outbox.js');
-    return new OutboxTransport(settings.outbox);
-  }
-  if (settings.smtp.length > 1) {
-    throw badInput('several SMTP servers are configured, but this version of mailer sends through one', 'keep one URL in --smtp / MAILER_SMTP_URL / "smtp"');
+    return [new OutboxTransport(settings.outbox)];
   }
   const { SmtpTransport } = await import('./smtp.js');
-  return new SmtpTransport({ url: settings.smtp[0], password: settings.smtpPassword, maxConnections: concurrency });
+  // Each server gets the full connection count: when one is left out the others carry the load.
+  return settings.smtp.map((url) => new SmtpTransport({ url, password: settings.smtpPassword, maxConnections: concurrency }));
+}
+
+export async function closeAll(transports: Transport[]): Promise<void> {
+  await Promise.all(transports.map((t) => t.close()));
 }

@@ -13,9 +13,9 @@ export class OutboxTransport implements Transport {
     this.description = `outbox ${dir}`;
   }
 
-  async deliver(_envelope: Envelope, raw: Buffer, sendId: number): Promise<string> {
+  async deliver(_envelope: Envelope, raw: Buffer, label: string): Promise<string> {
     this.ready ??= fs.mkdir(this.dir, { recursive: true });
-    const file = path.join(this.dir, `${sendId}.eml`);
+    const file = path.join(this.dir, `${label}.eml`);
     try {
       await this.ready;
       await fs.writeFile(file, raw);

@@ -13,6 +13,10 @@ export interface TestServerOptions {
   auth?: { user: string; pass: string };
   /** answer 421 and close the connection when this address is given in RCPT TO */
   closeOn?: string[];
+  /** milliseconds before each message is accepted (a slow server, to kill a run mid-way) */
+  delayMs?: number;
+  /** after this many accepted messages the server dies: no listener, every connection cut */
+  dieAfter?: number;
 }
 
 export interface TestServer {
@@ -22,6 +26,8 @@ export interface TestServer {
   /** replies can change while the server runs (greylisting that lifts) */
   reject: Record<string, string>;
   close(): Promise<void>;
+  /** the server dies at once: listener closed, connections cut */
+  kill(): void;
 }
 
 function replyError(reply: string): Error & { responseCode: number } {
@@ -56,16 +62,29 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
-        messages.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((r) => r.address),
-          raw: Buffer.concat(chunks),
-        });
-        cb(null);
+        const accept = () => {
+          if (dead) return;
+          messages.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            raw: Buffer.concat(chunks),
+          });
+          cb(null);
+          if (opts.dieAfter !== undefined && messages.length >= opts.dieAfter) kill();
+        };
+        if (opts.delayMs) setTimeout(accept, opts.delayMs);
+        else accept();
       });
     },
   };
-  const server = new SMTPServer(options);
+  let dead = false;
+  const server = new SMTPServer({ ...options, closeTimeout: 1000 } as SMTPServerOptions);
+  const kill = () => {
+    dead = true;
+    server.server.close();
+    const internals = server as unknown as { connections: Set<{ _socket: { destroy(): void } }> };
+    for (const c of internals.connections) c._socket.destroy();
+  };
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -77,7 +96,8 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
     url: `smtp://127.0.0.1:${port}`,
     messages,
     reject,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () => new Promise((resolve) => (dead ? resolve() : server.close(() => resolve()))),
+    kill,
   };
 }
 

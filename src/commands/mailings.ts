@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import { collect, openContext } from './context.js';
+
+export function registerMailings(program: Command): void {
+  program
+    .command('mailings')
+    .description('the mailings, newest first: scheduled, running, paused, done, cancelled, with counts')
+    .option('--limit <n>', 'at most n mailings (default 20)', '20')
+    .action(async (opts: { limit: string }, command: Command) => {
+      const ctx = await openContext(command);
+      try {
+        const { formatTime, isoTime } = await import('../ui/output.js');
+        const { renderTable } = await import('../ui/table.js');
+        const list = ctx.store.mailings(Math.max(1, Number(opts.limit) || 20));
+        if (ctx.out.json) {
+          ctx.out.jsonResult(list.map((m) => ({
+            mailing: m.id, type: m.type, template: m.templatePath, test: m.test, status: m.status, reason: m.statusReason,
+            createdAt: isoTime(m.createdAt), scheduledAt: isoTime(m.scheduledAt), finishedAt: isoTime(m.finishedAt),
+            selected: m.selected, sent: m.sent, failed: m.failed, deferred: m.deferred, skipped: m.skipped, queued: m.queued, cancelled: m.cancelled,
+          })));
+          return;
+        }
+        if (list.length === 0) {
+          ctx.out.line('no mailings yet: mailer send <template>');
+          return;
+        }
+        ctx.out.line(renderTable(['id', 'type', 'status', 'when', 'selected', 'sent', 'failed', 'deferred', 'skipped', 'queued', 'cancelled'],
+          list.map((m) => [m.id, m.test ? `${m.type} (test)` : m.type, m.statusReason ? `${m.status}: ${m.statusReason}` : m.status,
+            formatTime(m.status === 'scheduled' ? m.scheduledAt : m.finishedAt ?? m.createdAt), m.selected, m.sent, m.failed, m.deferred, m.skipped, m.queued, m.cancelled]),
+          { tty: ctx.out.isTTY }));
+      } finally {
+        ctx.close();
+      }
+    });
+
+  program
+    .command('cancel')
+    .description('cancel what has not been sent yet: a whole mailing, or single members of it')
+    .argument('<mailing>', 'mailing id (see mailer mailings)')
+    .option('--member <id|email>', 'only this member (repeatable): the customer who already came by', collect, [])
+    .action(async (id: string, opts: { member: string[] }, command: Command) => {
+      const ctx = await openContext(command);
+      try {
+        const { cancelMailing } = await import('../core/cancel.js');
+        const { parseId } = await import('../core/filters.js');
+        const r = cancelMailing(ctx.store, parseId(id, 'mailing'), opts.member, ctx.now());
+        if (ctx.out.json) ctx.out.jsonResult(r);
+        else if (opts.member.length) ctx.out.line(`mailing ${r.mailing}: ${r.cancelled} send(s) cancelled for ${opts.member.join(', ')}${r.alreadySent ? `; ${r.alreadySent} already sent` : ''}`);
+        else ctx.out.line(`mailing ${r.mailing} cancelled: ${r.cancelled} unsent send(s) will not go out`);
+      } finally {
+        ctx.close();
+      }
+    });
+}

@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { ExitCode, MailerError } from '../errors.js';
+import { addTransportOptions, transportFlags } from './filter-options.js';
+import { openContext } from './context.js';
+import { printReport } from './send.js';
+
+export function registerRun(program: Command): void {
+  addTransportOptions(
+    program
+      .command('run')
+      .description('for cron: send due mailings, finish interrupted ones, retry deferred sends after their back-off')
+      .option('--max <n>', 'at most n mails in this run (providers cap mails per hour or day)')
+      .option('--report-to <address>', 'after a run that sent something, a summary mail (default: reportTo)'),
+  ).action(async (opts: Record<string, any>, command: Command) => {
+    const ctx = await openContext(command, { ...transportFlags(opts), reportTo: opts.reportTo });
+    try {
+      const { runDue } = await import('../core/run.js');
+      const { openTransports } = await import('../transport/index.js');
+      const { badInput } = await import('../errors.js');
+      const { out, store } = ctx;
+      let max: number | undefined;
+      if (opts.max !== undefined) {
+        max = Number(opts.max);
+        if (!Number.isInteger(max) || max < 1) throw badInput(`--max must be a whole number of at least 1, not "${opts.max}"`);
+      }
+      const stamp = () => new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, 'Z');
+      const r = await runDue(store, (n) => openTransports(ctx.settings, n), {
+        max, settings: ctx.settings, now: ctx.now,
+        // One plain line per event: a cron mail that a person can read.
+        onEvent: (line) => out.note(`${stamp()} ${line}`),
+      });
+      if (r.report) printReport(ctx, r.report);
+      if (out.json) {
+        out.jsonResult({
+          handedOver: r.handedOver, budget: r.budget, budgetReason: r.budgetReason, retried: r.retried,
+          mailings: r.mailings.map((s) => ({ mailing: s.mailing, status: s.status, selected: s.selected, sent: s.sent, failed: s.failed, deferred: s.deferred, skipped: s.skipped, queued: s.queued, byReason: s.byReason })),
+          stopped: r.stopped,
+        });
+      }
+      if (r.stopped) {
+        throw new MailerError(`stopped: the mail server ${r.stopped.server} cannot be used (${r.stopped.category}): ${r.stopped.message}. Unsent mails stay queued.`,
+          { exitCode: ExitCode.serverUnusable, hint: 'the next `mailer run` continues when the server works again' });
+      }
+      if (r.failed || r.deferred) process.exitCode = ExitCode.someFailed;
+    } finally {
+      ctx.close();
+    }
+  });
+}

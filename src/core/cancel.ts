@@ -1,0 +1,30 @@
+import { badInput } from '../errors.js';
+import type { Store } from '../store/store.js';
+
+/**
+ * Cancels what has not gone out: queued and deferred sends, for the whole mailing or for
+ * single members (seed 003: the customer who already picked it up gets no reminder).
+ */
+export function cancelMailing(store: Store, mailingId: number, members: string[], now: number) {
+  const mailing = store.mailing(mailingId);
+  if (!mailing) throw badInput(`no mailing ${mailingId}`, 'see the mailing ids in `mailer mailings`');
+  if (members.length === 0) {
+    const cancelled = store.transaction(() => {
+      const n = store.cancelSends(mailingId, null, now);
+      store.setMailingStatus(mailingId, 'cancelled', 'cancelled by hand', now);
+      return n;
+    });
+    return { mailing: mailingId, cancelled, alreadySent: 0 };
+  }
+  const ids = members.map((m) => {
+    const found = store.findMembers(m);
+    if (found.length === 0) throw badInput(`no member with id or address "${m}"`, 'nothing was cancelled');
+    return found[0].id;
+  });
+  let cancelled = 0;
+  store.transaction(() => {
+    for (const id of ids) cancelled += store.cancelSends(mailingId, id, now);
+  });
+  const alreadySent = store.logSends({ mailings: [mailingId], memberIds: ids, statuses: ['sent'], limit: 0 }).length;
+  return { mailing: mailingId, cancelled, alreadySent };
+}

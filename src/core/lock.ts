@@ -1,0 +1,38 @@
+import os from 'node:os';
+import { ExitCode, MailerError } from '../errors.js';
+import type { Store } from '../store/store.js';
+
+const LOCK = 'send';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One sending process per database (send, retry, retarget, run): two would hand the same
+ * queued mail over twice. A lock left by a process that is gone is taken over. Returns the
+ * release function.
+ */
+export function acquireSendLock(store: Store, what: string, now: number): () => void {
+  const me = { name: LOCK, pid: process.pid, host: os.hostname() };
+  store.immediate(() => {
+    const holder = store.lockHolder(LOCK);
+    if (holder && !(holder.pid === me.pid && holder.host === me.host)) {
+      const otherHost = holder.host !== me.host;
+      if (otherHost || alive(holder.pid)) {
+        throw new MailerError(
+          `another mailer (${holder.what}, pid ${holder.pid}${otherHost ? ` on ${holder.host}` : ''}, since ${new Date(holder.since).toISOString()}) is sending from this database; nothing was done`,
+          { exitCode: ExitCode.locked, hint: otherHost ? 'wait for it to finish; if that machine is gone, delete the row in the locks table' : 'wait for it to finish, or stop that process; a lock of a dead process is taken over' },
+        );
+      }
+    }
+    store.takeLock({ ...me, since: now, what });
+  });
+  return () => store.releaseLock(me);
+}

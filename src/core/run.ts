@@ -1,0 +1,101 @@
+import type { Store } from '../store/store.js';
+import { summarize, type MailingSummary } from './mailing.js';
+import { deliverSends, listSource, mailingQueue, queueSettings, type QueueOutcome } from './queue.js';
+import { reportTo, settleMailing, type ReportResult } from './send.js';
+import { withSendLock, withTransports, type OpenTransports } from './session.js';
+import type { Settings } from './settings.js';
+
+/**
+ * `mailer run`, for cron: starts the mailings that are due, finishes interrupted ones, and
+ * retries deferred sends whose back-off has passed — within the run's cap and the provider's
+ * hourly and daily quota, counted in the database so that consecutive runs add up.
+ */
+export interface RunRequest {
+  max?: number;
+  settings: Settings;
+  now: () => number;
+  onEvent?: (line: string) => void;
+}
+
+export interface RunResult {
+  mailings: MailingSummary[];
+  retried: { sent: number; failed: number; deferred: number; skipped: number } | null;
+  budget: number | null;
+  budgetReason: string | null;
+  handedOver: number;
+  stopped: QueueOutcome['stopped'];
+  failed: number;
+  deferred: number;
+  report?: ReportResult;
+}
+
+const HOUR = 3_600_000;
+
+/** How many mails this run may hand over, and which cap is the tightest. */
+export function runBudget(store: Store, settings: Settings, max: number | undefined, now: number): { budget: number | null; reason: string | null } {
+  const caps: [number, string][] = [];
+  if (max !== undefined) caps.push([max, `--max ${max}`]);
+  if (settings.maxPerHour) caps.push([settings.maxPerHour - store.handedOverSince(now - HOUR), `maxPerHour ${settings.maxPerHour}`]);
+  if (settings.maxPerDay) caps.push([settings.maxPerDay - store.handedOverSince(now - 24 * HOUR), `maxPerDay ${settings.maxPerDay}`]);
+  if (caps.length === 0) return { budget: null, reason: null };
+  const [budget, reason] = caps.reduce((a, b) => (b[0] < a[0] ? b : a));
+  return { budget: Math.max(0, budget), reason };
+}
+
+export async function runDue(store: Store, openTransports: OpenTransports, req: RunRequest): Promise<RunResult> {
+  const say = req.onEvent ?? (() => {});
+  return withSendLock(store, 'run', req.now(), async () => {
+    const now = req.now();
+    for (const id of store.dueMailings(now)) {
+      store.setMailingStatus(id, 'running', null, now);
+      say(`mailing ${id} is due: sending`);
+    }
+    const { budget, reason } = runBudget(store, req.settings, req.max, now);
+    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0 };
+    const mailingIds = store.unfinishedMailings();
+    const retryIds = () => store.dueRetries(req.now(), remaining() ?? 1_000_000);
+    const remaining = () => (budget === null ? undefined : budget - result.handedOver);
+    if (budget === 0) {
+      say(`nothing sent: the quota is used up (${reason}); the next run continues`);
+      return result;
+    }
+    if (mailingIds.length === 0 && retryIds().length === 0) {
+      say('nothing to do');
+      return result;
+    }
+    const options = queueSettings(store, req.settings, req.now);
+    return withTransports(openTransports, options.concurrency, async (transports, description) => {
+      for (const id of mailingIds) {
+        if (remaining() === 0 || result.stopped) break;
+        say(`mailing ${id}: sending ${summarize(store, id).queued} queued via ${description}`);
+        store.setMailingStatus(id, 'running', null, req.now());
+        const outcome = await deliverSends(store, transports, mailingQueue(store, id), { ...options, limit: remaining() });
+        settleMailing(store, id, outcome, remaining(), req.now());
+        count(result, outcome);
+        const summary = summarize(store, id);
+        result.mailings.push(summary);
+        say(`mailing ${id}: ${summary.status}, sent ${outcome.sent}, failed ${outcome.failed}, deferred ${outcome.deferred}, still queued ${summary.queued}`);
+      }
+      if (!result.stopped && remaining() !== 0) {
+        const ids = retryIds();
+        if (ids.length) {
+          say(`retrying ${ids.length} deferred sends whose back-off has passed`);
+          const outcome = await deliverSends(store, transports, listSource(ids), { ...options, limit: remaining() });
+          count(result, outcome);
+          result.retried = { sent: outcome.sent, failed: outcome.failed, deferred: outcome.deferred, skipped: outcome.skipped };
+          say(`retries: sent ${outcome.sent}, failed ${outcome.failed}, deferred again ${outcome.deferred}`);
+        }
+      }
+      if (budget !== null && remaining() === 0) say(`stopped at the cap (${reason}); the next run continues`);
+      if (result.handedOver > 0) result.report = await reportTo(store, transports, req.settings, result.mailings);
+      return result;
+    });
+  });
+}
+
+function count(result: RunResult, outcome: QueueOutcome): void {
+  result.handedOver += outcome.sent + outcome.failed + outcome.deferred;
+  result.failed += outcome.failed;
+  result.deferred += outcome.deferred;
+  result.stopped ??= outcome.stopped;
+}

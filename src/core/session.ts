@@ -1,0 +1,27 @@
+import type { Store } from '../store/store.js';
+import { acquireSendLock } from './lock.js';
+import type { Transport } from './ports.js';
+
+export type OpenTransports = (concurrency: number) => Promise<Transport[]>;
+
+/**
+ * Everything that hands mail over runs inside this: the send lock first (so a second process
+ * exits 4 before changing anything), then the transports, closed and released whatever happens.
+ */
+export async function withSendLock<T>(store: Store, what: string, now: number, fn: () => Promise<T>): Promise<T> {
+  const release = acquireSendLock(store, what, now);
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
+
+export async function withTransports<T>(open: OpenTransports, concurrency: number, fn: (transports: Transport[], description: string) => Promise<T>): Promise<T> {
+  const transports = await open(concurrency);
+  try {
+    return await fn(transports, transports.map((t) => t.description).join(', '));
+  } finally {
+    await Promise.all(transports.map((t) => t.close()));
+  }
+}

@@ -1,0 +1,255 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { simpleParser } from 'mailparser';
+import { INVITATION, mailer, membersCsv, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
+import { closedPort, startSmtpServer, type TestServer } from '../support/smtp.js';
+
+const many = (n: number) => Array.from({ length: n }, (_, i) => [String(i + 1), `Member ${i + 1}`, `m${i + 1}@example.org`]);
+
+async function withMembers(n: number) {
+  const dir = tempDir();
+  writeFile(dir, 'members.csv', membersCsv(['id', 'name', 'email'], many(n)));
+  assert.equal((await mailer(dir, ['import', 'members.csv'])).code, 0);
+  writeFile(dir, 'invitation.txt', INVITATION);
+  return dir;
+}
+
+const recipients = (server: TestServer) => server.messages.flatMap((m) => m.to);
+const duplicates = (list: string[]) => list.length - new Set(list).size;
+const waitFor = async (condition: () => boolean, ms = 15_000) => {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+test('server dies mid-run: exit 3, only unaccepted sends stay queued, resume delivers the rest once', async () => {
+  const first = await startSmtpServer({ dieAfter: 15 });
+  const dir = await withMembers(60);
+  const r = await mailer(dir, ['send', 'invitation.txt', '--smtp', first.url, '--concurrency', '4', '--json']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /server-unreachable/);
+  const summary = JSON.parse(r.stdout);
+  const accepted = first.messages.length;
+  assert.equal(summary.sent, accepted, 'what the server accepted is recorded as sent');
+  assert.equal(summary.queued, 60 - accepted, 'the rest is queued, none failed');
+  assert.equal(summary.failed, 0);
+  const db = openDb(dir);
+  assert.match((db.prepare('SELECT status_reason FROM mailings WHERE id = 1').get() as any).status_reason, /server unusable/);
+  db.close();
+  const mailings = JSON.parse((await mailer(dir, ['mailings', '--json'])).stdout);
+  assert.equal(mailings[0].status, 'paused');
+
+  const second = await startSmtpServer();
+  try {
+    const resumed = await mailer(dir, ['send', '--resume', '1', '--smtp', second.url, '--json']);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const all = [...recipients(first), ...recipients(second)];
+    assert.equal(new Set(all).size, 60);
+    assert.equal(duplicates(all), 0);
+  } finally {
+    await second.close();
+  }
+});
+
+test('kill -9 mid-send, then run: everyone gets it, duplicates only among the in-flight (≤ concurrency)', async () => {
+  const server = await startSmtpServer({ delayMs: 30 });
+  try {
+    const dir = await withMembers(80);
+    const run = startMailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--concurrency', '4']);
+    await waitFor(() => server.messages.length >= 20);
+    run.child.kill('SIGKILL');
+    await run.done;
+    const after = await mailer(dir, ['run', '--smtp', server.url]);
+    assert.equal(after.code, 0, after.stderr);
+    const all = recipients(server);
+    assert.equal(new Set(all).size, 80, 'nobody is lost');
+    assert.ok(duplicates(all) <= 4, `duplicates ${duplicates(all)} ≤ concurrency`);
+    const db = openDb(dir);
+    const marked = (db.prepare('SELECT count(*) AS n FROM sends WHERE maybe_duplicate = 1').get() as any).n;
+    db.close();
+    // A kill with four mails in flight leaves them 'sending'; the next run marks them.
+    assert.ok(marked >= 1 && marked >= duplicates(all) && marked <= 4, `marked ${marked}`);
+    const check = openDb(dir);
+    const id = (check.prepare('SELECT id FROM sends WHERE maybe_duplicate = 1').get() as any).id;
+    check.close();
+    assert.match((await mailer(dir, ['show', String(id)])).stdout, /may have gone out twice/);
+  } finally {
+    await server.close();
+  }
+});
+
+test('two runs at once: one exits 4 naming the holder, nobody gets a mail twice', async () => {
+  const server = await startSmtpServer({ delayMs: 20 });
+  try {
+    const dir = await withMembers(40);
+    const first = startMailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--concurrency', '2']);
+    await waitFor(() => server.messages.length >= 2);
+    const second = await mailer(dir, ['run', '--smtp', server.url]);
+    assert.equal(second.code, 4, second.stderr);
+    assert.match(second.stderr, /another mailer \(send, pid \d+/);
+    const firstResult = await first.done;
+    assert.equal(firstResult.code, 0, firstResult.stderr);
+    assert.equal(duplicates(recipients(server)), 0);
+    assert.equal(server.messages.length, 40);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a deferred send is retried by run once its back-off has passed, and fails after the last step', async () => {
+  const server = await startSmtpServer({ reject: { 'm2@example.org': '451 4.7.1 Greylisted, try again later' } });
+  try {
+    const dir = await withMembers(3);
+    writeFile(dir, 'mailer.json', JSON.stringify({ retryBackoff: ['15m', '1h'] }));
+    assert.equal((await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url])).code, 1);
+    const at = (minutes: number) => ({ MAILER_NOW: new Date(Date.now() + minutes * 60_000).toISOString() });
+    const early = await mailer(dir, ['run', '--smtp', server.url], at(10));
+    assert.equal(early.code, 0, early.stderr);
+    assert.match(early.stderr, /nothing to do/);
+    assert.equal(server.messages.length, 2);
+
+    const second = await mailer(dir, ['run', '--smtp', server.url], at(16));
+    assert.equal(second.code, 1, 'deferred again');
+    assert.match(second.stderr, /retrying 1 deferred/);
+    const log = JSON.parse((await mailer(dir, ['log', '--email', 'm2@example.org', '--json'])).stdout);
+    assert.deepEqual([log[0].status, log[0].attempts], ['deferred', 2]);
+
+    const last = await mailer(dir, ['run', '--smtp', server.url], at(16 + 61));
+    assert.equal(last.code, 1);
+    const failed = JSON.parse((await mailer(dir, ['log', '--email', 'm2@example.org', '--json'])).stdout);
+    assert.deepEqual([failed[0].status, failed[0].category, failed[0].attempts], ['failed', 'greylisted', 3]);
+    assert.match(failed[0].reason, /gave up after 3 attempts/);
+
+    delete server.reject['m2@example.org'];
+    const retried = await mailer(dir, ['retry', '--failed', '--smtp', server.url, '--json']);
+    assert.equal(JSON.parse(retried.stdout).sent, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a quota kept in the database stops a run at the cap; the next run continues', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await withMembers(12);
+    writeFile(dir, 'mailer.json', JSON.stringify({ maxPerHour: 5 }));
+    const first = await mailer(dir, ['send', 'invitation.txt', '--limit', '3', '--smtp', server.url, '--json']);
+    assert.equal(JSON.parse(first.stdout).sent, 3);
+    const run1 = await mailer(dir, ['run', '--smtp', server.url, '--json']);
+    assert.equal(run1.code, 0, run1.stderr);
+    assert.equal(JSON.parse(run1.stdout).handedOver, 2, 'only 2 left of 5 this hour');
+    assert.match(run1.stderr, /stopped at the cap \(maxPerHour 5\)/);
+    const run2 = await mailer(dir, ['run', '--smtp', server.url]);
+    assert.match(run2.stderr, /quota is used up/);
+    assert.equal(server.messages.length, 5);
+    const later = { MAILER_NOW: new Date(Date.now() + 61 * 60_000).toISOString() };
+    const run3 = await mailer(dir, ['run', '--smtp', server.url, '--max', '4', '--json'], later);
+    assert.equal(JSON.parse(run3.stdout).handedOver, 4);
+    const run4 = await mailer(dir, ['run', '--smtp', server.url, '--json'], later);
+    assert.equal(JSON.parse(run4.stdout).handedOver, 1);
+    assert.equal(new Set(recipients(server)).size, 10);
+    assert.equal(server.messages.length, 10);
+  } finally {
+    await server.close();
+  }
+});
+
+test('send --at schedules; run sends it when due; cancel takes single members out', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await withMembers(4);
+    const when = new Date(Date.now() + 2 * 3_600_000);
+    const pad = (n: number) => String(n).padStart(2, '0');
+    const at = `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}T${pad(when.getHours())}:${pad(when.getMinutes())}`;
+    const scheduled = await mailer(dir, ['send', 'invitation.txt', '--at', at, '--json']);
+    assert.equal(scheduled.code, 0, scheduled.stderr);
+    assert.equal(JSON.parse(scheduled.stdout).queued, 4);
+    assert.equal(JSON.parse((await mailer(dir, ['mailings', '--json'])).stdout)[0].status, 'scheduled');
+    const cancel = await mailer(dir, ['cancel', '1', '--member', '2', '--member', 'm3@example.org', '--json']);
+    assert.equal(JSON.parse(cancel.stdout).cancelled, 2);
+    const now = await mailer(dir, ['run', '--smtp', server.url]);
+    assert.match(now.stderr, /nothing to do/);
+    assert.equal(server.messages.length, 0);
+    const due = await mailer(dir, ['run', '--smtp', server.url], { MAILER_NOW: new Date(when.getTime() + 60_000).toISOString() });
+    assert.equal(due.code, 0, due.stderr);
+    assert.match(due.stderr, /mailing 1 is due/);
+    assert.deepEqual(recipients(server).sort(), ['m1@example.org', 'm4@example.org']);
+    const list = JSON.parse((await mailer(dir, ['mailings', '--json'])).stdout);
+    assert.deepEqual([list[0].status, list[0].sent, list[0].cancelled], ['done', 2, 2]);
+    const past = await mailer(dir, ['send', 'invitation.txt', '--at', '2020-01-01T08:00']);
+    assert.equal(past.code, 2);
+    assert.match(past.stderr, /in the past/);
+    const whole = await mailer(dir, ['send', 'invitation.txt', '--at', at, '--json']);
+    const id = String(JSON.parse(whole.stdout).mailing);
+    assert.equal(JSON.parse((await mailer(dir, ['cancel', id, '--json'])).stdout).cancelled, 4);
+    assert.equal(JSON.parse((await mailer(dir, ['mailings', '--json'])).stdout)[0].status, 'cancelled');
+  } finally {
+    await server.close();
+  }
+});
+
+test('several servers: a dead one is left out and the others carry the mailing; none usable is exit 3', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await withMembers(20);
+    const dead = `smtp://127.0.0.1:${await closedPort()}`;
+    const r = await mailer(dir, ['send', 'invitation.txt', '--smtp', dead, '--smtp', server.url, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).sent, 20);
+    assert.equal(new Set(recipients(server)).size, 20);
+    const both = await mailer(dir, ['send', 'invitation.txt', '--smtp', dead, '--smtp', `smtp://127.0.0.1:${await closedPort()}`, '--json']);
+    assert.equal(both.code, 3);
+    assert.equal(JSON.parse(both.stdout).queued, 20);
+  } finally {
+    await server.close();
+  }
+});
+
+test('operator report: mailed after a run; printed when it cannot be mailed', async () => {
+  const server = await startSmtpServer({ reject: { 'm2@example.org': '550 5.1.1 User unknown', 'boss@bad.example': '550 5.1.1 no such user' } });
+  try {
+    const dir = await withMembers(3);
+    const r = await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--report-to', 'vorstand@verein.example']);
+    assert.equal(r.code, 1);
+    const report = server.messages.find((m) => m.to[0] === 'vorstand@verein.example')!;
+    const parsed = await simpleParser(report.raw);
+    assert.match(parsed.subject!, /2 sent, 1 not delivered/);
+    assert.match(parsed.text!, /failed unknown-mailbox: member 2 \(Member 2\) <m2@example.org>/);
+    assert.match(parsed.text!, /mailer retry --failed --mailing 1/);
+
+    const unsent = await mailer(dir, ['send', 'invitation.txt', '--member', '1', '--smtp', server.url, '--report-to', 'boss@bad.example']);
+    assert.match(unsent.stderr, /the report to boss@bad\.example could not be sent/);
+    assert.match(unsent.stdout, /Mailing 2 \(invitation/);
+  } finally {
+    await server.close();
+  }
+});
+
+test('check: closed port, wrong password, and a working server with a test mail', async () => {
+  const dir = tempDir();
+  const closed = await mailer(dir, ['check', '--smtp', `smtp://127.0.0.1:${await closedPort()}`]);
+  assert.equal(closed.code, 3);
+  assert.match(closed.stdout, /FAILED\s+TCP connect: .*ECONNREFUSED/);
+  assert.match(closed.stdout, /the server is down, or the port is wrong/);
+
+  const server = await startSmtpServer({ auth: { user: 'verein', pass: 'richtig' } });
+  try {
+    const url = `smtp://verein@127.0.0.1:${server.port}`;
+    const wrong = await mailer(dir, ['check', '--smtp', url], { MAILER_SMTP_PASSWORD: 'falsch' });
+    assert.equal(wrong.code, 3);
+    assert.match(wrong.stdout, /ok\s+greeting and EHLO/);
+    assert.match(wrong.stdout, /FAILED\s+login/);
+    assert.match(wrong.stdout, /wrong user name or password/);
+    assert.doesNotMatch(wrong.stdout + wrong.stderr, /falsch/);
+
+    const good = await mailer(dir, ['check', '--smtp', url, '--to', 'me@verein.example', '--json'], { MAILER_SMTP_PASSWORD: 'richtig' });
+    assert.equal(good.code, 0, good.stdout + good.stderr);
+    const steps = JSON.parse(good.stdout)[0].steps.map((s: any) => [s.step, s.ok]);
+    assert.deepEqual(steps, [['name lookup', true], ['TCP connect', true], ['TLS', true], ['greeting and EHLO', true], ['login', true], ['test mail to me@verein.example', true]]);
+    assert.deepEqual(server.messages.map((m) => m.to[0]), ['me@verein.example']);
+  } finally {
+    await server.close();
+  }
+});
