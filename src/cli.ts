@@ -14,6 +14,9 @@ import { registerSuppress } from './commands/suppress.js';
 import { registerRun } from './commands/run.js';
 import { registerMailings } from './commands/mailings.js';
 import { registerCheck } from './commands/check.js';
+import { registerBounces } from './commands/bounces.js';
+import { registerServe } from './commands/serve.js';
+import { registerStats } from './commands/stats.js';
 
 /** Builds the program. Command files only declare flags; their actions load the heavy parts. */
 export function buildProgram(): Command {
@@ -29,7 +32,7 @@ export function buildProgram(): Command {
   for (const register of [
     registerImport, registerSend, registerSegment, registerLog, registerShow,
     registerWhy, registerRetry, registerRetarget, registerToken, registerErrors, registerSuppress,
-    registerRun, registerMailings, registerCheck,
+    registerRun, registerMailings, registerCheck, registerBounces, registerServe, registerStats,
   ]) {
     register(program);
   }

@@ -12,11 +12,13 @@ export function registerSend(program: Command): void {
     .option('--where <cond>', 'member condition <field><op><value>, op = != ~ < > (repeatable, all must hold)', collect, [])
     .option('--segment <name>', 'a saved selection (mailer segment save)')
     .option('--member <id|email>', 'only this member (repeatable)', collect, [])
+    .option('--not-opened <mailing>', 'follow-up: only members who got that mailing but did not open it')
     .option('--test', 'render for the first members and send all to the test address, subject "[TEST] …"')
     .option('--test-to <address>', 'where --test sends go (default: testTo in the settings)')
     .option('--limit <n>', 'at most n recipients in this run (with --test: n test mails, default 5)')
     .option('--dry-run', 'render and check everything, send nothing, change nothing')
     .option('--allow-empty', 'send even when a field the template uses is empty')
+    .option('--no-track', 'no open pixel and no unsubscribe link in this mailing')
     .option('--resume <mailing>', 'finish an interrupted or paused mailing')
     .option('--at <datetime>', 'schedule: 2026-12-01T08:00 (local time); `mailer run` sends it when due')
     .option('--report-to <address>', 'after the run, a summary mail to this address (default: reportTo)')
@@ -50,6 +52,8 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
     dryRun: !!opts.dryRun,
     allowEmpty: !!opts.allowEmpty,
     at: opts.at === undefined ? undefined : parseAt(opts.at, ctx.now()),
+    noTrack: opts.track === false,
+    notOpened: opts.notOpened === undefined ? undefined : parseId(opts.notOpened, '--not-opened'),
     settings: ctx.settings,
     now: ctx.now,
   }, {

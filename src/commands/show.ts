@@ -35,6 +35,8 @@ export function registerShow(program: Command): void {
             retargetedTo: s.retargetedTo,
             headers: Object.fromEntries(d.headers),
             text: d.text,
+            bounces: d.bounces.map((b) => ({ at: isoTime(b.at), action: b.action, status: b.statusCode, diagnostic: b.diagnostic, category: b.category, permanent: b.permanent, matchedBy: b.matchedBy, source: b.source })),
+            events: d.events.map((e) => ({ kind: e.kind, at: isoTime(e.at) })),
             attempts: d.attempts.map((a) => ({
               at: isoTime(a.at), email: a.email, server: a.server, outcome: a.outcome, responseCode: a.responseCode,
               enhancedCode: a.enhancedCode, response: a.response, category: a.category, permanent: a.permanent, explanation: a.explanation,
@@ -67,6 +69,10 @@ export function registerShow(program: Command): void {
           if (a.explanation && a.outcome !== 'sent') out.line(`${' '.repeat(21)}${a.category}${a.permanent ? ', permanent' : a.permanent === false ? ', temporary' : ''}: ${a.explanation}`);
         }
         if (s.status === 'skipped') out.line(`${formatTime(s.updatedAt)}  skipped     ${s.reason ?? ''}`);
+        for (const b of d.bounces) {
+          out.line(`${formatTime(b.at)}  bounce      ${b.action}${b.statusCode ? ` ${b.statusCode}` : ''}: ${b.diagnostic ?? ''} (${b.permanent ? 'permanent' : 'temporary'}; matched by ${b.matchedBy}; ${b.source})`);
+        }
+        for (const e of d.events) out.line(`${formatTime(e.at)}  ${e.kind === 'open' ? 'opened' : 'unsubscribed'}`);
       } finally {
         ctx.close();
       }

@@ -22,7 +22,10 @@ export function registerWhy(program: Command): void {
             otherMembersWithThisAddress: r.others,
             addresses: r.addresses.map((a) => ({ email: a.email, addedAt: isoTime(a.addedAt), replacedAt: isoTime(a.replacedAt), revokedAt: isoTime(a.revokedAt), revokeReason: a.revokeReason })),
             suppressions: r.suppressions.map((s) => ({ email: s.email, reason: s.reason, since: isoTime(s.createdAt) })),
-            sends: r.sends.map((s) => ({ ...sendRecord(s), explanation: s.explanation, retargetedTo: s.retargetedTo, retargetOf: s.retargetOf })),
+            sends: r.sends.map((s) => ({
+              ...sendRecord(s), explanation: s.explanation, retargetedTo: s.retargetedTo, retargetOf: s.retargetOf, opened: s.opened,
+              bounces: s.bounces.map((b) => ({ at: isoTime(b.at), action: b.action, status: b.statusCode, diagnostic: b.diagnostic })),
+            })),
             typo: r.typo,
             nextSteps: r.nextSteps,
           });
@@ -44,6 +47,8 @@ export function registerWhy(program: Command): void {
           out.line(`  ${s.id}  ${formatTime(s.sentAt ?? s.updatedAt)}  ${s.type}  to ${s.email ?? '-'}  ${s.status}${s.test ? ' (test)' : ''}${s.retargetedTo ? ` → send ${s.retargetedTo}` : ''}${s.retargetOf ? ` (re-target of ${s.retargetOf})` : ''}`);
           if (s.category) out.line(`      ${s.category}: ${s.reason ?? ''}`);
           if (s.explanation && s.status !== 'sent') out.line(`      ${s.explanation}`);
+          for (const b of s.bounces) out.line(`      bounce ${formatTime(b.at)}: ${b.action} ${b.statusCode ?? ''} ${b.diagnostic ?? ''}`.trimEnd());
+          if (s.opened) out.line('      opened');
         }
         out.line();
         out.line('next:');

@@ -87,7 +87,7 @@ export const BUILT_IN_RULES: CatalogRule[] = [
   { match: '/spam|blacklist|blocklist|black list|block list|spamhaus|reputation|\\bRBL\\b|\\bDNSBL\\b/i', category: 'rejected-as-spam' },
   { match: '/mailbox (is )?full|over ?quota|quota exceeded|insufficient storage|storage limit/i', category: 'mailbox-full' },
   { match: '/rate limit|too many (messages|mails|connections|recipients)|throttl|sending limit|exceeded.*limit/i', category: 'rate-limited', permanent: false },
-  { match: '/user unknown|unknown user|no such user|unknown recipient|invalid recipient|recipient address rejected|mailbox not found|no such mailbox|does not exist|address rejected/i', category: 'unknown-mailbox' },
+  { match: '/user unknown|unknown user|no such user|unknown recipient|invalid recipient|recipient address rejected|recipient not found|mailbox not found|no such mailbox|does not exist|address rejected/i', category: 'unknown-mailbox' },
   { match: '/domain not found|host not found|no such domain|unrouteable|unroutable|domain does not exist|nxdomain|no mx/i', category: 'bad-domain' },
   // Enhanced status codes (RFC 3463).
   { match: '5.1.1', category: 'unknown-mailbox', permanent: true },

@@ -13,6 +13,8 @@ export interface ComposeInput {
   messageId: string;
   sendId: number;
   test: boolean;
+  /** open pixel and one-click unsubscribe (RFC 8058) under this public URL, for this token */
+  tracking?: { baseUrl: string; token: string };
 }
 
 /** The finished RFC 822 message, as it will be stored and handed to the server. */
@@ -20,6 +22,13 @@ export function compose(input: ComposeInput): Promise<Buffer> {
   const { message } = input;
   const headers: Record<string, string> = { 'X-Mailer-Send-Id': String(input.sendId) };
   for (const [name, value] of message.extraHeaders) headers[name] = value;
+  let html = message.html ?? undefined;
+  if (input.tracking) {
+    const { baseUrl, token } = input.tracking;
+    headers['List-Unsubscribe'] = `<${baseUrl}/u/${token}>`;
+    headers['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click';
+    if (html !== undefined) html = withPixel(html, `${baseUrl}/o/${token}.gif`);
+  }
   const composer = new MailComposer({
     from: input.from,
     replyTo: input.replyTo ?? undefined,
@@ -28,7 +37,7 @@ export function compose(input: ComposeInput): Promise<Buffer> {
     subject: input.test ? `[TEST] ${message.subject}` : message.subject,
     messageId: input.messageId,
     text: message.text,
-    html: message.html ?? undefined,
+    html,
     headers,
   });
   return new Promise((resolve, reject) => {
@@ -36,6 +45,18 @@ export function compose(input: ComposeInput): Promise<Buffer> {
     // so they are converted here instead, and the stored bytes are the bytes the server gets.
     composer.compile().build((err, raw) => (err ? reject(err) : resolve(toCrlf(raw))));
   });
+}
+
+function withPixel(html: string, src: string): string {
+  const img = `<img src="${src}" width="1" height="1" alt="" style="display:block;border:0">`;
+  const end = html.search(/<\/body\s*>/i);
+  return end >= 0 ? `${html.slice(0, end)}${img}\n${html.slice(end)}` : `${html}\n${img}\n`;
+}
+
+/** Envelope sender with the send id in it (VERP): bounces+4711@example.org. */
+export function verpAddress(bounceAddress: string, sendId: number): string {
+  const at = bounceAddress.lastIndexOf('@');
+  return `${bounceAddress.slice(0, at)}+${sendId}${bounceAddress.slice(at)}`;
 }
 
 function toCrlf(raw: Buffer): Buffer {

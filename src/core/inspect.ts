@@ -1,5 +1,5 @@
 import { badInput } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { BounceRecord, Store } from '../store/store.js';
 import { explain } from './catalog.js';
 import type { Attempt, Send } from './types.js';
 
@@ -11,6 +11,8 @@ export interface SendDetail {
   text: string | null;
   htmlBytes: number | null;
   attempts: (Attempt & { explanation: string })[];
+  bounces: BounceRecord[];
+  events: { kind: string; at: number }[];
 }
 
 export function findSend(store: Store, id: number): Send {
@@ -25,6 +27,8 @@ export async function sendDetail(store: Store, id: number): Promise<SendDetail> 
   const detail: SendDetail = {
     send, raw, headers: [], text: null, htmlBytes: null,
     attempts: store.attempts(id).map((a) => ({ ...a, explanation: a.category ? explain(a.category) : '' })),
+    bounces: store.bounces(id),
+    events: store.events(id),
   };
   if (raw) {
     const { simpleParser } = await import('mailparser');

@@ -1,6 +1,6 @@
 import type { Store } from '../store/store.js';
 import { BUILT_IN_RULES, Catalog, CONNECTION_CATEGORIES, type Classification } from './catalog.js';
-import { addressOf, compose, newMessageId } from './compose.js';
+import { addressOf, compose, newMessageId, verpAddress } from './compose.js';
 import { mailingTemplate } from './mailing.js';
 import type { Transport } from './ports.js';
 import { DeliveryError } from './ports.js';
@@ -77,6 +77,9 @@ interface MailingContext {
   fromAddress: string;
   envelopeFrom: string;
   replyTo: string | null;
+  /** the public URL for pixel and unsubscribe links, when this mailing is tracked */
+  trackingUrl: string | null;
+  verp: boolean;
 }
 
 function mailingContext(mailing: Mailing): MailingContext {
@@ -88,6 +91,8 @@ function mailingContext(mailing: Mailing): MailingContext {
     mailing, template, fromHeader, fromAddress,
     envelopeFrom: settings.bounceAddress ? addressOf(settings.bounceAddress, 'bounceAddress') : fromAddress,
     replyTo: template.replyTo ?? settings.replyTo ?? null,
+    trackingUrl: settings.track && settings.publicUrl && !mailing.test ? settings.publicUrl.replace(/\/+$/, '') : null,
+    verp: !!settings.verp && !!settings.bounceAddress,
   };
 }
 
@@ -212,7 +217,9 @@ export async function deliverSends(store: Store, transports: Transport[], source
       messageId,
       sendId,
       test: mailing.test,
+      tracking: ctx.trackingUrl ? { baseUrl: ctx.trackingUrl, token } : undefined,
     });
+    const envelopeFrom = ctx.verp ? verpAddress(ctx.envelopeFrom, sendId) : ctx.envelopeFrom;
     const tried = new Set<Transport>();
     let transport = pool.pick(tried);
     if (!transport) {
@@ -223,7 +230,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
       tried.add(transport);
       await throttle.take();
       try {
-        const response = await transport.deliver({ from: ctx.envelopeFrom, to: [send.email!] }, raw, String(sendId));
+        const response = await transport.deliver({ from: envelopeFrom, to: [send.email!] }, raw, String(sendId));
         store.recordSent({ id: sendId, email: send.email!, server: transport.description, messageId, raw, response, now: opts.clock() });
         pool.succeeded(transport);
         outcome.sent++;

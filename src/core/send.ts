@@ -24,6 +24,10 @@ export interface SendRequest {
   allowEmpty: boolean;
   /** schedule for this time instead of sending now */
   at?: number;
+  /** no open pixel and no unsubscribe link in this mailing */
+  noTrack?: boolean;
+  /** follow-up: only members who did not open this mailing */
+  notOpened?: number;
   settings: Settings;
   now: () => number;
 }
@@ -80,7 +84,7 @@ export async function sendMailing(
   let mailing: Mailing | undefined;
   let plan: Parameters<typeof createMailing>[1] | undefined;
   if (req.resume !== undefined) {
-    if (req.templatePath || req.where.length || req.segment || req.members.length || req.test) {
+    if (req.templatePath || req.where.length || req.segment || req.members.length || req.test || req.notOpened !== undefined) {
       throw badInput('--resume takes no template and no selection: it finishes the mailing as it was planned');
     }
     if (req.dryRun) throw badInput('--dry-run with --resume: the mailing is already planned; `mailer log --mailing` shows it');
@@ -91,6 +95,12 @@ export async function sendMailing(
     if (!req.templatePath) throw badInput('no template given', 'mailer send <template> [--where …] — or --resume <mailing>');
     const template = loadTemplate(req.templatePath, settings.footerText);
     const selection = resolveSelection(store, req);
+    if (req.notOpened !== undefined) {
+      const earlier = store.mailing(req.notOpened);
+      if (!earlier) throw badInput(`no mailing ${req.notOpened}`, 'see the mailing ids in `mailer mailings`');
+      if (earlier.test) throw badInput(`mailing ${req.notOpened} is a test send`, 'name the real mailing');
+      selection.notOpenedOf = req.notOpened;
+    }
     let testTo: string | undefined;
     if (req.test) {
       testTo = req.testTo ?? settings.testTo;
@@ -100,7 +110,10 @@ export async function sendMailing(
     }
     plan = {
       template, selection, testTo, limit: req.test ? req.limit ?? 5 : req.limit, now: req.now(),
-      settings: { from: settings.from, replyTo: settings.replyTo, bounceAddress: settings.bounceAddress, allowEmpty: req.allowEmpty },
+      settings: {
+        from: settings.from, replyTo: settings.replyTo, bounceAddress: settings.bounceAddress, allowEmpty: req.allowEmpty,
+        track: settings.track && !req.noTrack, publicUrl: settings.publicUrl, verp: settings.verp,
+      },
     };
     if (req.dryRun) return { kind: 'dry-run', result: dryRun(store, plan) };
     if (req.at !== undefined) {

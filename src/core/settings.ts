@@ -28,6 +28,10 @@ export interface Settings {
   /** provider quotas, counted in the database across runs */
   maxPerHour?: number;
   maxPerDay?: number;
+  /** open pixel and List-Unsubscribe in every mail when publicUrl is set (default true) */
+  track: boolean;
+  /** envelope sender bounces+<send id>@domain, so each bounce names its send */
+  verp: boolean;
   configFile: string | null;
 }
 
@@ -44,7 +48,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp'];
 
 export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Settings {
   const configFile = flags.config ? path.resolve(cwd, flags.config) : fs.existsSync(path.join(cwd, 'mailer.json')) ? path.join(cwd, 'mailer.json') : null;
@@ -89,6 +93,8 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     retryBackoff: file.retryBackoff === undefined ? undefined : parseBackoff(file.retryBackoff, configFile!),
     maxPerHour: wholeNumber(env.MAILER_MAX_PER_HOUR ?? file.maxPerHour, 'maxPerHour'),
     maxPerDay: wholeNumber(env.MAILER_MAX_PER_DAY ?? file.maxPerDay, 'maxPerDay'),
+    track: file.track !== false,
+    verp: file.verp === true,
     configFile,
   };
 }

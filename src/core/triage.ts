@@ -1,5 +1,5 @@
 import { badInput, ExitCode, MailerError } from '../errors.js';
-import type { Store, Suppression } from '../store/store.js';
+import type { BounceRecord, Store, Suppression } from '../store/store.js';
 import { addressProblem, normalizeAddress } from './address.js';
 import { explain } from './catalog.js';
 import { findSend } from './inspect.js';
@@ -142,7 +142,7 @@ export interface WhyReport {
   others: string[];
   addresses: AddressRecord[];
   suppressions: Suppression[];
-  sends: (Send & { explanation: string })[];
+  sends: (Send & { explanation: string; bounces: BounceRecord[]; opened: boolean })[];
   typo: { address: string; suggestion: string } | null;
   nextSteps: string[];
 }
@@ -154,7 +154,9 @@ export function why(store: Store, idOrEmail: string, limit = 20): WhyReport {
   }
   const [member, ...others] = members;
   const addresses = store.addressHistory(member.id);
-  const sends = store.logSends({ memberIds: [member.id], limit }).map((s) => ({ ...s, explanation: s.category ? explain(s.category) : '' }));
+  const sends = store.logSends({ memberIds: [member.id], limit }).map((s) => ({
+    ...s, explanation: s.category ? explain(s.category) : '', bounces: store.bounces(s.id), opened: store.events(s.id).some((e) => e.kind === 'open'),
+  }));
   const suppressions = [...new Set(addresses.map((a) => a.email))]
     .map((e) => store.suppression(e)).filter((s): s is Suppression => !!s);
   const suggestion = member.email ? suspectTypo(member.email) : null;
@@ -189,7 +191,14 @@ function nextSteps(r: WhyReport): string[] {
     return steps;
   }
   switch (last.status) {
+    case 'bounced':
+      steps.push(`send ${last.id} bounced after the server had accepted it (${last.category}); ask the member for another address: mailer retarget ${last.id} --to <address> --reason "bounced"`);
+      break;
     case 'sent':
+      if (last.opened) {
+        steps.push(`send ${last.id} was opened: the member has it; ask them to search for "${last.type}" in their mailbox`);
+        break;
+      }
       steps.push(`send ${last.id} was accepted by the server; ask the member to look in the spam folder, then wait until the next morning 08:00 (some servers hold mail from new senders overnight)`);
       steps.push(`still nothing? send it to another address of theirs: mailer retarget ${last.id} --to <other address> --reason "not received"`);
       break;

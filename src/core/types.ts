@@ -41,6 +41,11 @@ export interface MailingSettings {
   bounceAddress?: string;
   testTo?: string;
   allowEmpty?: boolean;
+  /** open pixel and List-Unsubscribe, when a public URL is configured */
+  track?: boolean;
+  publicUrl?: string;
+  /** envelope sender bounces+<send id>@domain (VERP) */
+  verp?: boolean;
 }
 
 export interface Send {
@@ -103,6 +108,8 @@ export interface MemberSelection {
   conditions: FieldCondition[];
   /** member keys or addresses; empty means no restriction */
   members: string[];
+  /** only members whose send of this mailing was delivered but not opened */
+  notOpenedOf?: number;
 }
 
 /** The filters shared by log, retry and stats. Times in ms since the epoch. */

@@ -155,6 +155,26 @@ export const queries = {
   lockHolder: `SELECT name, pid, host, since, what FROM locks WHERE name = ?`,
   takeLock: `INSERT OR REPLACE INTO locks (name, pid, host, since, what) VALUES (@name, @pid, @host, @since, @what)`,
   releaseLock: `DELETE FROM locks WHERE name = @name AND pid = @pid AND host = @host`,
+
+  // -- bounces and tracking -------------------------------------------------------------------------
+  bounceByFingerprint: `SELECT id FROM bounces WHERE fingerprint = ?`,
+  insertBounce: `
+    INSERT INTO bounces (fingerprint, send_id, matched_by, recipient, action, status_code, diagnostic, category, permanent, source, at)
+    VALUES (@fingerprint, @sendId, @matchedBy, @recipient, @action, @statusCode, @diagnostic, @category, @permanent, @source, @at)`,
+  markBounced: `
+    UPDATE sends SET status = 'bounced', category = @category, reason = @reason, updated_at = @now WHERE id = @id`,
+  sendByMessageId: `SELECT id FROM sends WHERE message_id = ?`,
+  /* A bounce that names only the recipient: the latest send to it before the bounce arrived. */
+  sendByRecipient: `
+    SELECT id FROM sends WHERE email = @email AND created_at <= @at AND status IN ('sent', 'bounced')
+    ORDER BY created_at DESC, id DESC LIMIT 1`,
+  bouncesBySend: `SELECT * FROM bounces WHERE send_id = ? ORDER BY at`,
+  /* A token opens its send only while it is not revoked (a re-targeted address's link is dead). */
+  sendByLiveToken: `
+    SELECT s.id, s.email, m.key AS member_key FROM sends s JOIN members m ON m.id = s.member_id
+    WHERE s.token = ? AND s.token_revoked_at IS NULL`,
+  insertEvent: `INSERT INTO events (send_id, kind, at) VALUES (@sendId, @kind, @at)`,
+  eventsBySend: `SELECT kind, at FROM events WHERE send_id = ? ORDER BY at`,
 } as const;
 
 export type QueryName = keyof typeof queries;

@@ -167,4 +167,32 @@ export const migrations: string[] = [
     what  TEXT NOT NULL
   );
   `,
+  /* 4: what happens after the hand-over — bounces, opens, unsubscribes */ `
+  CREATE TABLE bounces (
+    id          INTEGER PRIMARY KEY,
+    -- the same bounce imported twice is recognised by its bytes
+    fingerprint TEXT NOT NULL UNIQUE,
+    send_id     INTEGER REFERENCES sends(id),
+    matched_by  TEXT,
+    recipient   TEXT,
+    action      TEXT,
+    status_code TEXT,
+    diagnostic  TEXT,
+    category    TEXT,
+    permanent   INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    at          INTEGER NOT NULL
+  );
+  CREATE INDEX bounces_send ON bounces(send_id);
+
+  -- Opens (tracking pixel) and unsubscribes (RFC 8058 one-click), per send.
+  CREATE TABLE events (
+    id      INTEGER PRIMARY KEY,
+    send_id INTEGER NOT NULL REFERENCES sends(id),
+    kind    TEXT NOT NULL CHECK (kind IN ('open', 'unsubscribe')),
+    at      INTEGER NOT NULL
+  );
+  CREATE INDEX events_send ON events(send_id, kind);
+  CREATE INDEX sends_message_id ON sends(message_id);
+  `,
 ];

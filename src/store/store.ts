@@ -20,6 +20,29 @@ export interface LockHolder {
   what: string;
 }
 
+export interface BounceRecord {
+  fingerprint: string;
+  sendId: number | null;
+  matchedBy: string | null;
+  recipient: string | null;
+  action: string | null;
+  statusCode: string | null;
+  diagnostic: string | null;
+  category: string | null;
+  permanent: boolean;
+  source: string;
+  at: number;
+}
+
+export interface MailingStatsRow {
+  mailing: number;
+  status: SendStatus;
+  category: string | null;
+  n: number;
+  opened: number;
+  unsubscribed: number;
+}
+
 export interface Suppression {
   email: string;
   reason: string;
@@ -179,6 +202,12 @@ export class Store {
             params.push(c.value);
           }
       }
+    }
+    if (selection.notOpenedOf !== undefined) {
+      // The follow-up of seed 003: delivered, not bounced, and no open recorded.
+      clauses.push(`m.id IN (SELECT s.member_id FROM sends s WHERE s.mailing_id = ? AND s.test = 0 AND s.status = 'sent'
+        AND NOT EXISTS (SELECT 1 FROM events e WHERE e.send_id = s.id AND e.kind = 'open'))`);
+      params.push(selection.notOpenedOf);
     }
     if (selection.members.length > 0) {
       const marks = selection.members.map(() => '?').join(', ');
@@ -446,6 +475,62 @@ export class Store {
 
   releaseLock(holder: Pick<LockHolder, 'name' | 'pid' | 'host'>): void {
     this.stmt.releaseLock.run(holder);
+  }
+
+  // -- bounces and tracking ----------------------------------------------------------------------
+
+  hasBounce(fingerprint: string): boolean {
+    return this.stmt.bounceByFingerprint.get(fingerprint) !== undefined;
+  }
+
+  /** Records a bounce; a permanent one marks its send bounced. One transaction. */
+  recordBounce(b: BounceRecord, now: number): void {
+    this.transaction(() => {
+      this.stmt.insertBounce.run({ ...b, permanent: b.permanent ? 1 : 0 });
+      if (b.sendId !== null && b.permanent) {
+        this.stmt.markBounced.run({ id: b.sendId, category: b.category, reason: `bounced: ${b.diagnostic ?? b.statusCode ?? ''}`.trim(), now });
+      }
+    });
+  }
+
+  sendIdByMessageId(messageId: string): number | undefined {
+    return (this.stmt.sendByMessageId.get(messageId) as Row | undefined)?.id;
+  }
+
+  sendIdByRecipient(email: string, at: number): number | undefined {
+    return (this.stmt.sendByRecipient.get({ email, at }) as Row | undefined)?.id;
+  }
+
+  bounces(sendId: number): BounceRecord[] {
+    return (this.stmt.bouncesBySend.all(sendId) as Row[]).map((r) => ({
+      fingerprint: r.fingerprint, sendId: r.send_id, matchedBy: r.matched_by, recipient: r.recipient, action: r.action,
+      statusCode: r.status_code, diagnostic: r.diagnostic, category: r.category, permanent: !!r.permanent, source: r.source, at: r.at,
+    }));
+  }
+
+  sendByLiveToken(token: string): { id: number; email: string | null; memberKey: string } | undefined {
+    const r = this.stmt.sendByLiveToken.get(token) as Row | undefined;
+    return r ? { id: r.id, email: r.email, memberKey: r.member_key } : undefined;
+  }
+
+  addEvent(sendId: number, kind: 'open' | 'unsubscribe', at: number): void {
+    this.stmt.insertEvent.run({ sendId, kind, at });
+  }
+
+  events(sendId: number): { kind: string; at: number }[] {
+    return this.stmt.eventsBySend.all(sendId) as { kind: string; at: number }[];
+  }
+
+  /** Per mailing: counts by status and category, unique opens and unsubscribes, over the filter. */
+  stats(filter: SendFilter): MailingStatsRow[] {
+    const { where, params } = this.filterWhere(filter);
+    const sql = `
+      SELECT s.mailing_id AS mailing, s.status, s.category, count(*) AS n,
+        sum(EXISTS (SELECT 1 FROM events e WHERE e.send_id = s.id AND e.kind = 'open')) AS opened,
+        sum(EXISTS (SELECT 1 FROM events e WHERE e.send_id = s.id AND e.kind = 'unsubscribe')) AS unsubscribed
+      FROM sends s WHERE ${where} AND s.test = 0
+      GROUP BY s.mailing_id, s.status, s.category ORDER BY s.mailing_id DESC`;
+    return this.shape(sql).all(...params) as MailingStatsRow[];
   }
 
   // -- the send log ----------------------------------------------------------------------------

@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { badInput } from '../errors.js';
+import { openContext } from './context.js';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('HTTP endpoint for the open pixel and one-click unsubscribe (set publicUrl to its public address)')
+    .option('--port <p>', 'port to listen on', '8025')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .action(async (opts: { port: string; host: string }, command: Command) => {
+      const ctx = await openContext(command);
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port "${opts.port}" is not a port number`);
+      const http = await import('node:http');
+      const { trackingHandler } = await import('../core/tracking.js');
+      const server = http.createServer(trackingHandler(ctx.store, ctx.now));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) => reject(badInput(`cannot listen on ${opts.host}:${port}: ${err.code ?? err.message}`, 'choose another --port')));
+        server.listen(port, opts.host, () => resolve());
+      });
+      const address = server.address() as { port: number };
+      ctx.out.note(`listening on http://${opts.host}:${address.port} (routes /o/<token>.gif, /u/<token>, /health)`);
+      if (!ctx.settings.publicUrl) ctx.out.warn('publicUrl is not set: mails carry no pixel and no unsubscribe link until it is');
+      const stop = () => server.close(() => { ctx.close(); process.exit(0); });
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { openContext } from './context.js';
+import { collect } from './context.js';
+
+export function registerStats(program: Command): void {
+  program
+    .command('stats')
+    .description('per mailing: selected, sent, failed by reason, deferred, bounced, opened, open rate, unsubscribed')
+    .option('--mailing <id>', 'this mailing (repeatable)', collect, [])
+    .option('--type <type>', 'mail type (repeatable)', collect, [])
+    .option('--since <when>', '2026-11-01, 2026-11-01T08:00, or back from now: 90m, 36h, 7d')
+    .option('--until <when>', 'same forms; a date alone includes that day')
+    .action(async (opts: Record<string, any>, command: Command) => {
+      const ctx = await openContext(command);
+      try {
+        const { parseSendFilter } = await import('../core/filters.js');
+        const { mailingStats } = await import('../core/stats.js');
+        const { out, store } = ctx;
+        const filter = parseSendFilter(opts, ctx.now(), (m) => store.findMembers(m).map((x) => x.id));
+        const stats = mailingStats(store, filter);
+        if (out.json) {
+          out.jsonResult(stats);
+          return;
+        }
+        if (stats.length === 0) {
+          out.line('no mailings match');
+          return;
+        }
+        const { renderTable } = await import('../ui/table.js');
+        out.line(renderTable(['mailing', 'type', 'selected', 'sent', 'failed', 'deferred', 'bounced', 'opened', 'open rate', 'unsubscribed', 'failed by reason'],
+          stats.map((s) => [s.mailing, s.type, s.selected, s.sent, s.failed, s.deferred, s.bounced, s.opened, `${(s.openRate * 100).toFixed(1)}%`, s.unsubscribed,
+            Object.entries(s.failedByReason).map(([k, n]) => `${k} ${n}`).join(', ')]), { tty: out.isTTY }));
+      } finally {
+        ctx.close();
+      }
+    });
+}

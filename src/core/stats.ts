@@ -1,0 +1,41 @@
+import type { Store } from '../store/store.js';
+import type { SendFilter } from './types.js';
+
+export interface MailingStats {
+  mailing: number;
+  type: string;
+  selected: number;
+  sent: number;
+  failed: number;
+  failedByReason: Record<string, number>;
+  deferred: number;
+  bounced: number;
+  skipped: number;
+  opened: number;
+  /** unique opens of the delivered ones (sent and not bounced) */
+  openRate: number;
+  unsubscribed: number;
+}
+
+/** Per mailing over the same filters as `log` (test sends left out). */
+export function mailingStats(store: Store, filter: SendFilter): MailingStats[] {
+  const byMailing = new Map<number, MailingStats>();
+  for (const row of store.stats(filter)) {
+    let s = byMailing.get(row.mailing);
+    if (!s) {
+      const m = store.mailing(row.mailing)!;
+      s = { mailing: m.id, type: m.type, selected: 0, sent: 0, failed: 0, failedByReason: {}, deferred: 0, bounced: 0, skipped: 0, opened: 0, openRate: 0, unsubscribed: 0 };
+      byMailing.set(row.mailing, s);
+    }
+    s.selected += row.n;
+    s.opened += row.opened;
+    s.unsubscribed += row.unsubscribed;
+    if (row.status === 'sent' || row.status === 'failed' || row.status === 'deferred' || row.status === 'bounced' || row.status === 'skipped') s[row.status] += row.n;
+    if (row.status === 'failed' || row.status === 'bounced') {
+      const key = row.category ?? 'other';
+      s.failedByReason[key] = (s.failedByReason[key] ?? 0) + row.n;
+    }
+  }
+  for (const s of byMailing.values()) s.openRate = s.sent > 0 ? s.opened / s.sent : 0;
+  return [...byMailing.values()];
+}
