@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { secureRandom } from './token.js';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { badInput } from '../errors.js';
@@ -36,10 +36,12 @@ export function compose(input: ComposeInput): Promise<Buffer> {
     to: input.to.name ? { name: input.to.name.replace(/[\r\n]+/g, ' '), address: input.to.address } : input.to.address,
     subject: input.test ? `[TEST] ${message.subject}` : message.subject,
     messageId: input.messageId,
+    // nodemailer draws the multipart boundary from the CSPRNG per message; ours comes pooled.
+    baseBoundary: secureRandom(8).toString('hex'),
     text: message.text,
     html,
     headers,
-  });
+  } as ConstructorParameters<typeof MailComposer>[0]);
   return new Promise((resolve, reject) => {
     // SMTP carries CRLF line ends (RFC 5321 §2.3.8); nodemailer converts bare LFs on the wire,
     // so they are converted here instead, and the stored bytes are the bytes the server gets.
@@ -66,7 +68,7 @@ function toCrlf(raw: Buffer): Buffer {
 /** `<send id>.<random>@<sender's domain>`: unique, and findable again from the send id. */
 export function newMessageId(sendId: number, fromAddress: string): string {
   const domain = fromAddress.split('@')[1] || 'mailer.invalid';
-  return `<${sendId}.${randomBytes(6).toString('hex')}@${domain}>`;
+  return `<${sendId}.${secureRandom(6).toString('hex')}@${domain}>`;
 }
 
 /** The bare address of a From header value, for the envelope and the Message-ID. */

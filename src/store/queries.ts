@@ -88,6 +88,11 @@ export const queries = {
   sendById: `
     SELECT s.*, m.key AS member_key, m.name AS member_name
     FROM sends s JOIN members m ON m.id = s.member_id WHERE s.id = ?`,
+  deliveryRow: `
+    SELECT s.*, m.key AS member_key, m.name AS member_name, m.email AS member_email, m.fields AS member_fields,
+      m.email_problem AS member_problem, x.reason AS suppressed
+    FROM sends s JOIN members m ON m.id = s.member_id LEFT JOIN suppressions x ON x.email = s.email
+    WHERE s.id = ?`,
   attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
   messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,
 

@@ -106,6 +106,12 @@ export class Store {
     return this.db.transaction(fn)();
   }
 
+  /** All or nothing; inside an open transaction (a batched write) it simply runs, without a savepoint. */
+  private atomically(fn: () => void): void {
+    if (this.db.inTransaction) fn();
+    else this.db.transaction(fn)();
+  }
+
   private shape(sql: string): Database.Statement {
     let statement = this.shapes.get(sql);
     if (!statement) {
@@ -294,12 +300,23 @@ export class Store {
     return row?.token;
   }
 
+  /** Claims a send and reads, in the same breath, all a worker needs to deliver it. */
+  claimForDelivery(id: number, token: string, now: number): { send: Send; member: Member; token: string; suppressed: string | null } | undefined {
+    const claimed = this.stmt.claimSend.get({ id, token, now }) as Row | undefined;
+    if (!claimed) return undefined;
+    const r = this.stmt.deliveryRow.get(id) as Row;
+    return {
+      send: toSend(r)!, token: claimed.token, suppressed: r.suppressed,
+      member: { id: r.member_id, key: r.member_key, email: r.member_email, name: r.member_name, fields: JSON.parse(r.member_fields), emailProblem: r.member_problem },
+    };
+  }
+
   send(id: number): Send | undefined {
     return toSend(this.stmt.sendById.get(id) as Row | undefined);
   }
 
   recordSent(r: { id: number; email: string; server: string; messageId: string; raw: Buffer; response: string; now: number }): void {
-    this.transaction(() => {
+    this.atomically(() => {
       this.stmt.markSent.run({ id: r.id, reason: r.response, messageId: r.messageId, now: r.now });
       this.stmt.insertMessage.run(r.id, r.raw);
       this.stmt.insertAttempt.run({
@@ -315,7 +332,7 @@ export class Store {
     responseCode: number | null; enhancedCode: string | null; response: string;
     category: string; permanent: boolean; retryAt: number | null; now: number;
   }): void {
-    this.transaction(() => {
+    this.atomically(() => {
       this.stmt.markUnsent.run({
         id: r.id, status: r.status, category: r.category, reason: r.response, retryAt: r.retryAt, now: r.now,
       });

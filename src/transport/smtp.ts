@@ -1,3 +1,4 @@
+import net from 'node:net';
 import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import { badInput } from '../errors.js';
@@ -40,6 +41,30 @@ export function redact(url: string): string {
   return url.replace(/^(\w+:\/\/[^:/@]*):[^@/]*@/, '$1:***@');
 }
 
+const CONNECT_TIMEOUT = 15_000;
+
+/**
+ * nodemailer leaves Nagle's algorithm on, so the short final "." of every message waits for
+ * the server's delayed ACK (~40 ms on Linux): 25 mails a second per connection at best. It
+ * takes a socket we open with TCP_NODELAY instead (its `getSocket` option) and does TLS and
+ * STARTTLS on it as usual.
+ */
+function openNoDelaySocket(options: { host?: string; port?: number }, callback: (err: Error | null, socket?: { connection: net.Socket }) => void): void {
+  const socket = net.connect({ host: options.host, port: options.port!, noDelay: true });
+  const fail = (err: Error) => {
+    socket.destroy();
+    callback(err);
+  };
+  socket.setTimeout(CONNECT_TIMEOUT, () => fail(Object.assign(new Error(`connection to ${options.host}:${options.port} timed out`), { code: 'ETIMEDOUT' })));
+  socket.once('error', fail);
+  socket.once('connect', () => {
+    // From here on, errors and timeouts are nodemailer's.
+    socket.off('error', fail);
+    socket.setTimeout(0);
+    callback(null, { connection: socket });
+  });
+}
+
 export class SmtpTransport implements Transport {
   readonly kind = 'smtp' as const;
   readonly description: string;
@@ -53,15 +78,18 @@ export class SmtpTransport implements Transport {
       pool: true,
       maxConnections: options.maxConnections,
       maxMessages: Infinity,
-      connectionTimeout: 15_000,
+      connectionTimeout: CONNECT_TIMEOUT,
       greetingTimeout: 15_000,
       socketTimeout: 60_000,
+      getSocket: openNoDelaySocket,
     } as SMTPPool.Options);
   }
 
   async deliver(envelope: Envelope, raw: Buffer): Promise<string> {
     try {
-      const info = await this.transporter.sendMail({ envelope, raw });
+      // The Message-ID given here only keeps nodemailer from drawing a random one for a raw
+      // message; the bytes sent are `raw` as they are.
+      const info = await this.transporter.sendMail({ envelope, raw, messageId: '<raw@mailer.invalid>' });
       return String(info.response ?? '250 accepted');
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { responseCode?: number; response?: string };
