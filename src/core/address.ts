@@ -11,8 +11,12 @@ export function normalizeAddress(raw: string): string {
   return raw.trim().toLowerCase();
 }
 
+/** The common case in one test: a plain ASCII address (the full checks run only when it fails). */
+const PLAIN = /^[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
 /** Why the address is not usable, or null if it is. */
 export function addressProblem(address: string): string | null {
+  if (address.length <= 254 && PLAIN.test(address) && address.indexOf('@') <= 64) return null;
   if (address.length > 254) return 'longer than 254 characters';
   const at = address.lastIndexOf('@');
   if (at <= 0 || at === address.length - 1) return 'no @ between a name and a domain';

@@ -1,12 +1,11 @@
 import fs from 'node:fs';
 import { randomInt } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { parse } from 'csv-parse';
+import { Worker } from 'node:worker_threads';
 import iconv from 'iconv-lite';
-import { badInput, MailerError } from '../errors.js';
+import { badInput, MailerError, type ExitCode } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { addressProblem, normalizeAddress } from './address.js';
 import { detectDelimiter, detectEncoding, type Delimiter, type Encoding } from './csv-dialect.js';
+import { mergeCounts, ROW_WIDTH, type ParseJob, type WorkerMessage } from './csv-rows.js';
 
 export interface ImportOptions {
   key?: string;
@@ -33,8 +32,6 @@ export interface ImportResult {
 }
 
 const SAMPLE_BYTES = 64 * 1024;
-const EMAIL_HEADERS = ['email', 'e-mail', 'mail', 'emailadresse', 'e-mail-adresse', 'email address', 'e-mail address'];
-const FLAGGED_KEPT = 100;
 
 /**
  * Streams a member file into the database: upsert by key, fields merged, address history kept.
@@ -51,126 +48,61 @@ export async function importMembers(store: Store, file: string, options: ImportO
   const result: ImportResult = {
     file, encoding, delimiter, read: 0, inserted: 0, updated: 0, unchanged: 0, withoutEmail: 0, invalidEmail: 0, rejected: [], flagged: [],
   };
-  const parser = parse({
-    delimiter,
-    bom: true,
-    relax_column_count: true,
-    relax_quotes: false,
-    skip_empty_lines: true,
-    skip_records_with_error: true,
-    on_record: (record: string[], context: { lines: number }) => ({ record, line: context.lines }),
-    on_skip: (err: { lines?: number; message: string } | undefined) => {
-      if (err) result.rejected.push({ line: err.lines ?? 0, reason: plainCsvError(err.message) });
-      return undefined;
-    },
-  } as unknown as import('csv-parse').Options);
-
-  const decodeError: { error?: Error } = {};
-  Readable.from(decodeStream(fs.createReadStream(file, { highWaterMark: 1 << 20 }), encoding, decodeError))
-    .on('error', (err) => parser.destroy(err))
-    .pipe(parser);
-
   const importId = randomInt(1, 2 ** 47);
-  let columns: Columns | null = null;
+  let writer: ReturnType<Store['memberWriter']> | null = null;
+  let membersBefore = 0;
+  let accepted = 0;
+  // The file is parsed and checked in a worker thread while this one writes to the database:
+  // the two halves take about the same time, and a 2-core machine runs them side by side.
+  const worker = new Worker(new URL('./import-worker.js', import.meta.url), {
+    // Bounds the parse thread's heap: 1M rows measured 4.7 s at 153 MB peak RSS this way, 4.7 s
+    // at 175 MB without a bound, 5.1 s at 125 MB with 64/16.
+    resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 32 },
+    workerData: { file, encoding, delimiter, key: options.key, emailColumn: options.emailColumn, nameColumn: options.nameColumn } satisfies ParseJob,
+  });
   store.db.exec('BEGIN');
   try {
-    for await (const { record, line } of parser as AsyncIterable<{ record: string[]; line: number }>) {
-      if (!columns) {
-        columns = resolveColumns(record, options, file);
-        store.addFieldNames(columns.fieldNames);
-        continue;
-      }
-      result.read++;
-      importRow(store, columns, record, line, importId, options.now, result);
-    }
-    if (!columns) throw badInput(`${file} has no header line`, 'the first line must name the columns, e.g. id;name;email');
+    await new Promise<void>((resolve, reject) => {
+      worker.on('message', (message: WorkerMessage) => {
+        try {
+          if (message.kind === 'header') {
+            store.addFieldNames(message.fieldNames);
+            membersBefore = store.memberCount();
+            writer = store.memberWriter(importId, options.now);
+          } else if (message.kind === 'rows') {
+            const rows = message.rows;
+            for (let i = 0; i < rows.length; i += ROW_WIDTH) writer!.add(rows[i]!, rows[i + 1], rows[i + 2], rows[i + 3]!, rows[i + 4]);
+            accepted += rows.length / ROW_WIDTH;
+            mergeCounts(result, message.counts);
+          } else if (message.kind === 'done') {
+            mergeCounts(result, message.counts);
+            resolve();
+          } else {
+            reject(new MailerError(message.message, { exitCode: message.exitCode as ExitCode, hint: message.hint }));
+            return;
+          }
+          worker.postMessage('ack');
+        } catch (err) {
+          reject(err);
+        }
+      });
+      worker.on('error', reject);
+      worker.on('exit', (code) => reject(new Error(`the import worker stopped (exit ${code})`)));
+    });
+    if (!writer) throw badInput(`${file} has no header line`, 'the first line must name the columns, e.g. id;name;email');
+    // Rows written are inserts or real changes; the member count tells the inserts apart.
+    const written = (writer as ReturnType<Store['memberWriter']>).finish();
+    result.inserted = store.memberCount() - membersBefore;
+    result.updated = written - result.inserted;
+    result.unchanged = accepted - written;
     store.db.exec('COMMIT');
   } catch (err) {
     if (store.db.inTransaction) store.db.exec('ROLLBACK');
-    if (decodeError.error) {
-      throw badInput(`${file}: ${decodeError.error.message} (near line ${parser.info.lines}); nothing was imported`,
-        'the file mixes encodings; save it as UTF-8, or give --encoding windows-1252');
-    }
-    if (err instanceof MailerError) throw err;
-    throw badInput(`${file}: cannot be read as CSV near line ${parser.info.lines}: ${plainCsvError((err as Error).message)}; nothing was imported`,
-      'check the quoting around that line, or give --delimiter and --encoding');
+    throw err;
+  } finally {
+    await worker.terminate();
   }
   return result;
-}
-
-interface Columns {
-  header: string[];
-  keyIndex: number;
-  keyIsEmail: boolean;
-  emailIndex: number;
-  nameIndex: number;
-  /** [column index, field name] for every column kept as a member field */
-  fields: [number, string][];
-  fieldNames: string[];
-}
-
-function resolveColumns(record: string[], options: ImportOptions, file: string): Columns {
-  const header = record.map((h) => h.replace(/^\uFEFF/, '').trim());
-  const seen = new Set<string>();
-  for (const h of header) {
-    if (h === '') throw badInput(`${file}:1: a column has no name`, 'give every column a name in the header line');
-    if (seen.has(h.toLowerCase())) throw badInput(`${file}:1: the column "${h}" appears twice`, 'rename one of them');
-    seen.add(h.toLowerCase());
-  }
-  const find = (name: string) => header.findIndex((h) => h.toLowerCase() === name.toLowerCase());
-  const need = (name: string, flag: string) => {
-    const i = find(name);
-    if (i < 0) throw badInput(`${file}:1: no column "${name}" (${flag}); the columns are: ${header.join(', ')}`, `name one of them with ${flag}`);
-    return i;
-  };
-  const emailIndex = options.emailColumn
-    ? need(options.emailColumn, '--email-column')
-    : EMAIL_HEADERS.map(find).find((i) => i >= 0) ?? -1;
-  if (emailIndex < 0) {
-    throw badInput(`${file}:1: no e-mail column; the columns are: ${header.join(', ')}`, 'name it with --email-column <column>');
-  }
-  const nameIndex = options.nameColumn ? need(options.nameColumn, '--name-column') : find('name');
-  const keyIndex = options.key ? need(options.key, '--key') : find('id') >= 0 ? find('id') : emailIndex;
-  const fields = header
-    .map((h, i) => [i, h] as [number, string])
-    .filter(([i]) => i !== emailIndex && i !== nameIndex);
-  return {
-    header, keyIndex, keyIsEmail: keyIndex === emailIndex, emailIndex, nameIndex, fields,
-    fieldNames: fields.map(([, h]) => h),
-  };
-}
-
-function importRow(store: Store, c: Columns, record: string[], line: number, importId: number, now: number, result: ImportResult): void {
-  if (record.length !== c.header.length) {
-    result.rejected.push({ line, reason: `${record.length} fields, but the header has ${c.header.length}` });
-    return;
-  }
-  const rawEmail = record[c.emailIndex].trim();
-  const email = rawEmail === '' ? null : normalizeAddress(rawEmail);
-  let key = record[c.keyIndex].trim();
-  if (c.keyIsEmail) key = key.toLowerCase();
-  if (key === '') {
-    result.rejected.push({ line, reason: c.keyIsEmail ? 'no e-mail address, and the e-mail is the member id' : `no member id (column "${c.header[c.keyIndex]}" is empty)` });
-    return;
-  }
-  let emailProblem: string | null = null;
-  if (email === null) {
-    emailProblem = 'no-address';
-    result.withoutEmail++;
-    if (result.flagged.length < FLAGGED_KEPT) result.flagged.push({ line, member: key, reason: 'no e-mail address' });
-  } else {
-    const problem = addressProblem(email);
-    if (problem) {
-      emailProblem = 'invalid-address';
-      result.invalidEmail++;
-      if (result.flagged.length < FLAGGED_KEPT) result.flagged.push({ line, member: key, reason: `invalid address ${email}: ${problem}` });
-    }
-  }
-  const fields: Record<string, string> = {};
-  for (const [i, name] of c.fields) fields[name] = record[i];
-  const name = c.nameIndex >= 0 ? record[c.nameIndex].trim() || null : null;
-  const outcome = store.upsertMember({ key, email, name, fields: JSON.stringify(fields), emailProblem, importId, now });
-  result[outcome]++;
 }
 
 function readSample(file: string): { sample: Uint8Array; size: number } {
@@ -192,31 +124,4 @@ function readSample(file: string): { sample: Uint8Array; size: number } {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-async function* decodeStream(source: AsyncIterable<Buffer>, encoding: Encoding, failure: { error?: Error }): AsyncGenerator<string> {
-  if (encoding === 'windows-1252') {
-    // A single-byte encoding: any chunk boundary is a character boundary.
-    for await (const chunk of source) yield iconv.decode(chunk, 'win1252');
-    return;
-  }
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  try {
-    for await (const chunk of source) yield decoder.decode(chunk, { stream: true });
-    const rest = decoder.decode();
-    if (rest) yield rest;
-  } catch (err) {
-    failure.error = new Error('not valid UTF-8');
-    throw err;
-  }
-}
-
-/** csv-parse's messages, shortened to what a person needs. */
-function plainCsvError(message: string): string {
-  return message
-    .replace(/^Invalid Record Length:.*$/, 'wrong number of fields')
-    .replace(/^Quote Not Closed:.*$/, 'a quote is opened but never closed')
-    .replace(/^Invalid Opening Quote:.*$/, 'a quote in the middle of a field')
-    .replace(/^Invalid Closing Quote:.*$/, 'text right after a closing quote (a quote inside a field must be doubled: "")')
-    .replace(/\s*at line \d+/, '');
 }

@@ -5,13 +5,16 @@
  */
 export const queries = {
   // -- members ---------------------------------------------------------------------------
-  /* One statement per imported row. Fields are merged (a file with fewer columns does not wipe
-     the others); an unchanged row is not written, so RETURNING yields nothing for it; the
-     import id tells an insert from an update. Address history follows by trigger. */
+  /* The import's upsert. Fields are merged (a file with fewer columns does not wipe the
+     others); an unchanged row is not written. Address history follows by trigger. The import
+     runs it for 100 rows at a time (store.ts repeats the VALUES tuple): positional, batched
+     parameters take a third off the per-row cost. Values: key, email, name, fields,
+     email_problem, import_id, then the time three times. */
   upsertMember: `
-    INSERT INTO members (key, email, name, fields, email_problem, import_id, created_at, updated_at)
-    VALUES (@key, @email, @name, @fields, @emailProblem, @importId, @now, @now)
+    INSERT INTO members (key, email, name, fields, email_problem, import_id, email_since, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET
+      email_since = CASE WHEN members.email IS excluded.email THEN members.email_since ELSE excluded.updated_at END,
       email = excluded.email,
       name = excluded.name,
       fields = json_patch(members.fields, excluded.fields),
@@ -19,8 +22,7 @@ export const queries = {
       updated_at = excluded.updated_at
     WHERE members.email IS NOT excluded.email
        OR members.name IS NOT excluded.name
-       OR json_patch(members.fields, excluded.fields) IS NOT members.fields
-    RETURNING import_id = @importId AS inserted`,
+       OR json_patch(members.fields, excluded.fields) IS NOT members.fields`,
   addFieldName: `INSERT OR IGNORE INTO member_fields (name) VALUES (?)`,
   fieldNames: `SELECT name FROM member_fields ORDER BY name`,
   memberById: `SELECT * FROM members WHERE id = ?`,
@@ -30,9 +32,13 @@ export const queries = {
   membersByPastEmail: `
     SELECT m.* FROM addresses a JOIN members m ON m.id = a.member_id
     WHERE a.email = ? GROUP BY m.id ORDER BY m.id`,
+  /* the addresses before, oldest first, then the current one */
   addressHistory: `
-    SELECT email, added_at, replaced_at, revoked_at, revoke_reason
-    FROM addresses WHERE member_id = ? ORDER BY id`,
+    SELECT email, added_at, replaced_at, revoked_at, revoke_reason FROM (
+      SELECT id AS n, email, added_at, replaced_at, revoked_at, revoke_reason FROM addresses WHERE member_id = @id
+      UNION ALL
+      SELECT 9e18, email, coalesce(email_since, created_at), NULL, NULL, NULL FROM members WHERE id = @id AND email IS NOT NULL
+    ) ORDER BY n`,
   memberCount: `SELECT count(*) AS n FROM members`,
 
   // -- segments and suppressions -----------------------------------------------------------
@@ -109,7 +115,7 @@ export const queries = {
   suppressions: `SELECT email, reason, created_at FROM suppressions ORDER BY created_at DESC, email`,
   /* Re-target: the member's address changes (history by trigger), the old one is revoked,
      and so is every token that went to it. */
-  setMemberAddress: `UPDATE members SET email = @email, email_problem = NULL, updated_at = @now WHERE id = @id`,
+  setMemberAddress: `UPDATE members SET email = @email, email_problem = NULL, email_since = @now, updated_at = @now WHERE id = @id`,
   revokeAddress: `
     UPDATE addresses SET revoked_at = @now, revoke_reason = @reason
     WHERE member_id = @memberId AND email = @email AND revoked_at IS NULL`,

@@ -15,13 +15,15 @@ export const migrations: string[] = [
     fields        TEXT NOT NULL DEFAULT '{}',
     -- why sends skip this member: 'no-address' | 'invalid-address' (set by import)
     email_problem TEXT,
+    -- since when the current address is the member's (history keeps the ones before)
+    email_since   INTEGER,
     import_id     INTEGER,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
   );
   CREATE INDEX members_email ON members(email);
 
-  -- Every address a member ever had; the current one has replaced_at NULL.
+  -- The addresses a member had before the current one (members.email), and which were revoked.
   CREATE TABLE addresses (
     id            INTEGER PRIMARY KEY,
     member_id     INTEGER NOT NULL REFERENCES members(id),
@@ -34,17 +36,13 @@ export const migrations: string[] = [
   CREATE INDEX addresses_member ON addresses(member_id);
   CREATE INDEX addresses_email ON addresses(email);
 
-  -- History is kept by triggers so that the import's single upsert per row stays one statement.
-  CREATE TRIGGER members_address_added AFTER INSERT ON members WHEN new.email IS NOT NULL
-  BEGIN
-    INSERT INTO addresses (member_id, email, added_at) VALUES (new.id, new.email, new.updated_at);
-  END;
+  -- History is kept by a trigger so that the import's single upsert per row stays one
+  -- statement, and only on a change: a first import writes no history at all.
   CREATE TRIGGER members_address_changed AFTER UPDATE OF email ON members
-  WHEN new.email IS NOT old.email
+  WHEN old.email IS NOT NULL AND new.email IS NOT old.email
   BEGIN
-    UPDATE addresses SET replaced_at = new.updated_at WHERE member_id = new.id AND replaced_at IS NULL;
-    INSERT INTO addresses (member_id, email, added_at)
-      SELECT new.id, new.email, new.updated_at WHERE new.email IS NOT NULL;
+    INSERT INTO addresses (member_id, email, added_at, replaced_at)
+      VALUES (old.id, old.email, coalesce(old.email_since, old.created_at), new.updated_at);
   END;
 
   -- Field names seen in imports: a template placeholder must be one of these (or a built-in).

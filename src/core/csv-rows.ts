@@ -1,0 +1,267 @@
+import fs from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { parse } from 'csv-parse';
+import iconv from 'iconv-lite';
+import { badInput, ExitCode, MailerError } from '../errors.js';
+import { addressProblem, normalizeAddress } from './address.js';
+import type { Delimiter, Encoding } from './csv-dialect.js';
+
+/**
+ * A member file, parsed and checked row by row, without the database: what the import worker
+ * runs. Rows come out in batches of flat arrays (ROW_WIDTH values each: key, email, name,
+ * fields JSON, address problem), with the rejected and flagged rows counted beside them.
+ */
+export interface ParseJob {
+  file: string;
+  encoding: Encoding;
+  delimiter: Delimiter;
+  key?: string;
+  emailColumn?: string;
+  nameColumn?: string;
+}
+
+export const ROW_WIDTH = 5;
+
+export interface ParseCounts {
+  read: number;
+  withoutEmail: number;
+  invalidEmail: number;
+  rejected: { line: number; reason: string }[];
+  flagged: { line: number; member: string; reason: string }[];
+}
+
+export type WorkerMessage =
+  | { kind: 'header'; fieldNames: string[] }
+  | { kind: 'rows'; rows: (string | null)[]; counts: ParseCounts }
+  | { kind: 'done'; counts: ParseCounts }
+  | { kind: 'error'; message: string; hint?: string; exitCode: number };
+
+const EMAIL_HEADERS = ['email', 'e-mail', 'mail', 'emailadresse', 'e-mail-adresse', 'email address', 'e-mail address'];
+export const FLAGGED_KEPT = 100;
+const BATCH_ROWS = 2000;
+
+function emptyCounts(): ParseCounts {
+  return { read: 0, withoutEmail: 0, invalidEmail: 0, rejected: [], flagged: [] };
+}
+
+export function mergeCounts(into: ParseCounts, from: ParseCounts): void {
+  into.read += from.read;
+  into.withoutEmail += from.withoutEmail;
+  into.invalidEmail += from.invalidEmail;
+  into.rejected.push(...from.rejected);
+  into.flagged.push(...from.flagged.slice(0, Math.max(0, FLAGGED_KEPT - into.flagged.length)));
+}
+
+/**
+ * Parses the file and hands batches to `emit`, which resolves when the batch is taken (so a
+ * slow consumer slows the parser down: memory stays bounded whatever the file size).
+ */
+export async function parseMemberFile(job: ParseJob, emit: (message: WorkerMessage) => Promise<void>): Promise<void> {
+  const { file } = job;
+  let counts = emptyCounts();
+  let rows: (string | null)[] = [];
+  let columns: Columns | null = null;
+  let failure: unknown = null;
+  const ready: WorkerMessage[] = [];
+
+  const parser = parse({
+    delimiter: job.delimiter,
+    encoding: 'utf8',
+    bom: true,
+    skip_empty_lines: true,
+    // A row with the wrong number of fields or broken quoting is reported (with its line) and
+    // skipped; the import goes on.
+    skip_records_with_error: true,
+    on_skip: (err: { lines?: number; message: string } | undefined) => {
+      if (err) {
+        counts.read++;
+        counts.rejected.push({ line: err.lines ?? 0, reason: plainCsvError(err.message) });
+      }
+      return undefined;
+    },
+  } as unknown as import('csv-parse').Options);
+  // Records are taken in a synchronous 'data' handler: parser.info.lines is then the line the
+  // record ends on (an info object per record would halve the parse speed).
+  parser.on('data', (record: string[]) => {
+    if (failure) return;
+    try {
+      if (!columns) {
+        columns = resolveColumns(record, job, file);
+        ready.push({ kind: 'header', fieldNames: columns.fieldNames });
+        return;
+      }
+      counts.read++;
+      prepareRow(columns, record, parser.info.lines, rows, counts);
+      if (rows.length >= BATCH_ROWS * ROW_WIDTH) {
+        ready.push({ kind: 'rows', rows, counts });
+        rows = [];
+        counts = emptyCounts();
+      }
+    } catch (err) {
+      failure ??= err;
+    }
+  });
+  parser.on('error', (err) => { failure ??= err; });
+  const ended = new Promise<void>((resolve) => parser.once('end', resolve));
+
+  const decodeError: { error?: Error } = {};
+  try {
+    // The parser is fed by hand, one chunk at a time, and the batches of each chunk are taken
+    // before the next is read: memory stays bounded by a chunk, whatever the file size.
+    for await (const chunk of utf8Chunks(fs.createReadStream(file, { highWaterMark: 1 << 20 }), job.encoding, decodeError)) {
+      parser.write(chunk);
+      if (failure) throw failure;
+      while (ready.length) await emit(ready.shift()!);
+    }
+    parser.end();
+    await ended;
+    if (failure) throw failure;
+    while (ready.length) await emit(ready.shift()!);
+    if (!columns) throw badInput(`${file} has no header line`, 'the first line must name the columns, e.g. id;name;email');
+    if (rows.length) await emit({ kind: 'rows', rows, counts: emptyCounts() });
+    await emit({ kind: 'done', counts });
+  } catch (err) {
+    if (decodeError.error) {
+      throw badInput(`${file}: ${decodeError.error.message} (near line ${parser.info.lines}); nothing was imported`,
+        'the file mixes encodings; save it as UTF-8, or give --encoding windows-1252');
+    }
+    if (err instanceof MailerError) throw err;
+    throw badInput(`${file}: cannot be read as CSV near line ${parser.info.lines}: ${plainCsvError((err as Error).message)}; nothing was imported`,
+      'check the quoting around that line, or give --delimiter and --encoding');
+  }
+}
+
+interface Columns {
+  header: string[];
+  keyIndex: number;
+  keyIsEmail: boolean;
+  emailIndex: number;
+  nameIndex: number;
+  /** [column index, field name] for every column kept as a member field */
+  fields: [number, string][];
+  fieldNames: string[];
+  /** `"name":` of each field, serialised once */
+  fieldKeysJson: string[];
+}
+
+function resolveColumns(record: string[], options: ParseJob, file: string): Columns {
+  const header = record.map((h) => h.replace(/^\uFEFF/, '').trim());
+  const seen = new Set<string>();
+  for (const h of header) {
+    if (h === '') throw badInput(`${file}:1: a column has no name`, 'give every column a name in the header line');
+    if (seen.has(h.toLowerCase())) throw badInput(`${file}:1: the column "${h}" appears twice`, 'rename one of them');
+    seen.add(h.toLowerCase());
+  }
+  const find = (name: string) => header.findIndex((h) => h.toLowerCase() === name.toLowerCase());
+  const need = (name: string, flag: string) => {
+    const i = find(name);
+    if (i < 0) throw badInput(`${file}:1: no column "${name}" (${flag}); the columns are: ${header.join(', ')}`, `name one of them with ${flag}`);
+    return i;
+  };
+  const emailIndex = options.emailColumn
+    ? need(options.emailColumn, '--email-column')
+    : EMAIL_HEADERS.map(find).find((i) => i >= 0) ?? -1;
+  if (emailIndex < 0) {
+    throw badInput(`${file}:1: no e-mail column; the columns are: ${header.join(', ')}`, 'name it with --email-column <column>');
+  }
+  const nameIndex = options.nameColumn ? need(options.nameColumn, '--name-column') : find('name');
+  const keyIndex = options.key ? need(options.key, '--key') : find('id') >= 0 ? find('id') : emailIndex;
+  const fields = header
+    .map((h, i) => [i, h] as [number, string])
+    .filter(([i]) => i !== emailIndex && i !== nameIndex);
+  return {
+    header, keyIndex, keyIsEmail: keyIndex === emailIndex, emailIndex, nameIndex, fields,
+    fieldNames: fields.map(([, h]) => h),
+    fieldKeysJson: fields.map(([, h]) => `${JSON.stringify(h)}:`),
+  };
+}
+
+/** Checks one record; a member goes into `rows` (ROW_WIDTH values), a reject into the counts. */
+function prepareRow(c: Columns, record: string[], endLine: number, rows: (string | null)[], result: ParseCounts): void {
+  const rawEmail = record[c.emailIndex].trim();
+  const email = rawEmail === '' ? null : normalizeAddress(rawEmail);
+  let key = record[c.keyIndex].trim();
+  if (c.keyIsEmail) key = key.toLowerCase();
+  if (key === '') {
+    result.rejected.push({ line: startLine(record, endLine), reason: c.keyIsEmail ? 'no e-mail address, and the e-mail is the member id' : `no member id (column "${c.header[c.keyIndex]}" is empty)` });
+    return;
+  }
+  let emailProblem: string | null = null;
+  if (email === null) {
+    emailProblem = 'no-address';
+    result.withoutEmail++;
+    if (result.flagged.length < FLAGGED_KEPT) result.flagged.push({ line: startLine(record, endLine), member: key, reason: 'no e-mail address' });
+  } else {
+    const problem = addressProblem(email);
+    if (problem) {
+      emailProblem = 'invalid-address';
+      result.invalidEmail++;
+      if (result.flagged.length < FLAGGED_KEPT) result.flagged.push({ line: startLine(record, endLine), member: key, reason: `invalid address ${email}: ${problem}` });
+    }
+  }
+  // The fields as JSON, written directly in column order (no object per row: the parse thread
+  // is the import's bottleneck, and its garbage collector the largest part of it).
+  let fields = '{';
+  for (let f = 0; f < c.fields.length; f++) {
+    if (f > 0) fields += ',';
+    fields += c.fieldKeysJson[f] + JSON.stringify(record[c.fields[f][0]]);
+  }
+  fields += '}';
+  const name = c.nameIndex >= 0 ? record[c.nameIndex].trim() || null : null;
+  rows.push(key, email, name, fields, emailProblem);
+}
+
+/** A quoted field may span lines: the record starts that many lines before it ends. */
+function startLine(record: string[], endLine: number): number {
+  return endLine - record.reduce((n, f) => n + (f.match(/\r\n|\n|\r/g)?.length ?? 0), 0);
+}
+
+/**
+ * The file as UTF-8 bytes for the parser. UTF-8 passes through, checked (isUtf8, native) up to
+ * the last whole character of each chunk; Windows-1252 is converted. The parser then works on
+ * bytes as it does internally anyway, instead of turning strings back into bytes.
+ */
+async function* utf8Chunks(source: AsyncIterable<Buffer>, encoding: Encoding, failure: { error?: Error }): AsyncGenerator<Buffer> {
+  if (encoding === 'windows-1252') {
+    // A single-byte encoding: any chunk boundary is a character boundary.
+    for await (const chunk of source) yield Buffer.from(iconv.decode(chunk, 'win1252'), 'utf8');
+    return;
+  }
+  let carry: Buffer = Buffer.alloc(0);
+  for await (const raw of source) {
+    const chunk = carry.length ? Buffer.concat([carry, raw]) : raw;
+    const end = lastCharBoundary(chunk);
+    const whole = chunk.subarray(0, end);
+    if (!isUtf8(whole)) {
+      failure.error = new Error('not valid UTF-8');
+      throw failure.error;
+    }
+    carry = Buffer.from(chunk.subarray(end));
+    yield whole;
+  }
+  if (carry.length) {
+    failure.error = new Error('not valid UTF-8 (the file ends inside a character)');
+    throw failure.error;
+  }
+}
+
+/** Where the last complete UTF-8 character of the buffer ends. */
+function lastCharBoundary(buf: Buffer): number {
+  let i = buf.length - 1;
+  let continuation = 0;
+  while (i >= 0 && continuation < 3 && (buf[i] & 0xc0) === 0x80) { i--; continuation++; }
+  if (i < 0) return buf.length;
+  const lead = buf[i];
+  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return need > continuation + 1 ? i : buf.length;
+}
+
+/** csv-parse's messages, shortened to what a person needs. */
+function plainCsvError(message: string): string {
+  return message
+    .replace(/^Invalid Record Length: expect (\d+), got (\d+).*$/, '$2 fields, but the header has $1')
+    .replace(/^Quote Not Closed:.*$/, 'a quote is opened but never closed')
+    .replace(/^Invalid Opening Quote:.*$/, 'a quote in the middle of a field')
+    .replace(/^Invalid Closing Quote:.*$/, 'text right after a closing quote (a quote inside a field must be doubled: "")')
+    .replace(/\s*at line \d+/, '');
+}
