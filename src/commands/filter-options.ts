@@ -8,7 +8,7 @@ export function addSendFilterOptions(command: Command): Command {
     .option('--email <address>', 'sends that went to this address (repeatable)', collect, [])
     .option('--type <type>', 'mail type, from the template\'s Type: line (repeatable)', collect, [])
     .option('--mailing <id>', 'sends of this mailing (repeatable)', collect, [])
-    .option('--status <status>', 'queued, sending, sent, failed, deferred, skipped, … (repeatable)', collect, [])
+    .option('--status <status>', 'queued, sent, failed, deferred, skipped, bounced, retargeted, cancelled (repeatable)', collect, [])
     .option('--since <when>', '2026-11-01, 2026-11-01T08:00, or back from now: 90m, 36h, 7d')
     .option('--until <when>', 'same forms; a date alone includes that day');
 }

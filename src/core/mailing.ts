@@ -112,7 +112,7 @@ export function summarize(store: Store, mailingId: number): MailingSummary {
     selected: mailing.selected, sent: 0, failed: 0, deferred: 0, skipped: 0, queued: 0, byReason: {},
   };
   for (const { status, category, n } of store.mailingCounts(mailingId)) {
-    if (status === 'queued' || status === 'sending') summary.queued += n;
+    if (status === 'queued') summary.queued += n;
     else if (status === 'sent' || status === 'failed' || status === 'deferred' || status === 'skipped') summary[status] += n;
     if (category && status !== 'sent') summary.byReason[category] = (summary.byReason[category] ?? 0) + n;
   }

@@ -216,7 +216,6 @@ function nextSteps(r: WhyReport): string[] {
       steps.push(`send ${last.id} was skipped: ${last.reason}`);
       break;
     case 'queued':
-    case 'sending':
       steps.push(`send ${last.id} is still queued: mailer send --resume ${last.mailingId}`);
       break;
     case 'retargeted':

@@ -1,7 +1,7 @@
 /** The data mailer keeps, as the domain sees it. */
 
 export const SEND_STATUSES = [
-  'queued', 'sending', 'sent', 'failed', 'deferred', 'skipped', 'retargeted', 'bounced', 'cancelled',
+  'queued', 'sent', 'failed', 'deferred', 'skipped', 'retargeted', 'bounced', 'cancelled',
 ] as const;
 export type SendStatus = (typeof SEND_STATUSES)[number];
 

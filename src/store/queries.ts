@@ -62,30 +62,32 @@ export const queries = {
     SELECT status, category, count(*) AS n FROM sends WHERE mailing_id = ? GROUP BY status, category`,
 
   // -- the send queue --------------------------------------------------------------------------
-  /* The next page of work, in id order; 'sending' rows are ones a killed run had in flight. */
+  /* The next page of work, in id order (rows a killed run had in hand are among them). */
   nextQueued: `
     SELECT s.id FROM sends s
-    WHERE s.mailing_id = @mailing AND s.status IN ('queued', 'sending') AND s.id > @after
+    WHERE s.mailing_id = @mailing AND s.status = 'queued' AND s.id > @after
     ORDER BY s.id LIMIT @limit`,
-  /* Claimed before it goes to the server: a crash after this leaves 'sending', never a silent
-     loss. The token is kept from an earlier claim so a re-sent mail carries the same link. */
+  /* Claimed before it goes to the server: a crash after this leaves claimed_at set, never a
+     silent loss, and the next claim marks the send as possibly sent twice. The status is left
+     alone (no index changes), and the token is kept from an earlier claim so a re-sent mail
+     carries the same link. */
   claimSend: `
-    UPDATE sends SET status = 'sending', attempts = attempts + 1, updated_at = @now,
+    UPDATE sends SET claimed_at = @now, attempts = attempts + 1, updated_at = @now,
       token = coalesce(token, @token),
-      maybe_duplicate = CASE WHEN status = 'sending' THEN 1 ELSE maybe_duplicate END
-    WHERE id = @id AND status IN ('queued', 'sending', 'deferred', 'failed')
+      maybe_duplicate = CASE WHEN claimed_at IS NOT NULL THEN 1 ELSE maybe_duplicate END
+    WHERE id = @id AND status IN ('queued', 'deferred', 'failed')
     RETURNING token`,
   markSent: `
-    UPDATE sends SET status = 'sent', category = NULL, reason = @reason, message_id = @messageId,
+    UPDATE sends SET status = 'sent', category = NULL, reason = @reason, message_id = @messageId, claimed_at = NULL,
       sent_at = @now, updated_at = @now, retry_at = NULL
     WHERE id = @id`,
   markUnsent: `
-    UPDATE sends SET status = @status, category = @category, reason = @reason, updated_at = @now,
+    UPDATE sends SET status = @status, category = @category, reason = @reason, updated_at = @now, claimed_at = NULL,
       retry_at = @retryAt
     WHERE id = @id`,
   /* Back to the queue without counting the attempt: the server, not the mail, was the problem. */
   requeueSend: `
-    UPDATE sends SET status = 'queued', attempts = max(attempts - 1, 0), updated_at = @now
+    UPDATE sends SET status = 'queued', attempts = max(attempts - 1, 0), updated_at = @now, claimed_at = NULL
     WHERE id = @id`,
   insertAttempt: `
     INSERT INTO attempts (send_id, at, email, server, outcome, response_code, enhanced_code, response, category, permanent)
@@ -143,7 +145,7 @@ export const queries = {
   unfinishedMailings: `
     SELECT m.id FROM mailings m
     WHERE m.status IN ('running', 'paused')
-      AND EXISTS (SELECT 1 FROM sends s WHERE s.mailing_id = m.id AND s.status IN ('queued', 'sending'))
+      AND EXISTS (SELECT 1 FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued')
     ORDER BY m.id`,
   dueRetries: `
     SELECT id FROM sends WHERE status = 'deferred' AND retry_at <= @now ORDER BY retry_at, id LIMIT @limit`,
@@ -154,7 +156,7 @@ export const queries = {
       (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'failed') AS failed,
       (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'deferred') AS deferred,
       (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'skipped') AS skipped,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status IN ('queued', 'sending')) AS queued,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued') AS queued,
       (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'cancelled') AS cancelled
     FROM mailings m ORDER BY m.id DESC LIMIT ?`,
   cancelMailingSends: `

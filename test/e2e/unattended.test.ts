@@ -69,7 +69,7 @@ test('kill -9 mid-send, then run: everyone gets it, duplicates only among the in
     const db = openDb(dir);
     const marked = (db.prepare('SELECT count(*) AS n FROM sends WHERE maybe_duplicate = 1').get() as any).n;
     db.close();
-    // A kill with four mails in flight leaves them 'sending'; the next run marks them.
+    // A kill with four mails in flight leaves them claimed; the next run marks them.
     assert.ok(marked >= 1 && marked >= duplicates(all) && marked <= 4, `marked ${marked}`);
     const check = openDb(dir);
     const id = (check.prepare('SELECT id FROM sends WHERE maybe_duplicate = 1').get() as any).id;
