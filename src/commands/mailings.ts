@@ -47,6 +47,7 @@ export function registerMailings(program: Command): void {
         if (ctx.out.json) ctx.out.jsonResult(r);
         else if (opts.member.length) ctx.out.line(`mailing ${r.mailing}: ${r.cancelled} send(s) cancelled for ${opts.member.join(', ')}${r.alreadySent ? `; ${r.alreadySent} already sent` : ''}`);
         else ctx.out.line(`mailing ${r.mailing} cancelled: ${r.cancelled} unsent send(s) will not go out`);
+        if (r.inFlight) ctx.out.warn(`${r.inFlight} send(s) were being handed to the server at this moment and may already be out: mailer log --mailing ${r.mailing}`);
       } finally {
         ctx.close();
       }

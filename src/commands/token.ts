@@ -16,6 +16,7 @@ export function registerToken(program: Command): void {
         const r = verifyToken(ctx.store, token);
         if (ctx.out.json) ctx.out.jsonResult(r);
         else if (r.state === 'unknown') ctx.out.line('unknown: no mail carried this token');
+        else if (r.state === 'test') ctx.out.line(`test: the token of a test send (${r.send}) for member ${r.member}; not valid for registration`);
         else ctx.out.line(`${r.state}: member ${r.member}${r.name ? ` (${r.name})` : ''}, sent to ${r.email} in send ${r.send}`);
         if (r.state !== 'valid') process.exitCode = ExitCode.someFailed;
       } finally {

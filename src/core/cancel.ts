@@ -9,12 +9,12 @@ export function cancelMailing(store: Store, mailingId: number, members: string[]
   const mailing = store.mailing(mailingId);
   if (!mailing) throw badInput(`no mailing ${mailingId}`, 'see the mailing ids in `mailer mailings`');
   if (members.length === 0) {
-    const cancelled = store.transaction(() => {
-      const n = store.cancelSends(mailingId, null, now);
+    const r = store.transaction(() => {
+      const counts = store.cancelSends(mailingId, null, now);
       store.setMailingStatus(mailingId, 'cancelled', 'cancelled by hand', now);
-      return n;
+      return counts;
     });
-    return { mailing: mailingId, cancelled, alreadySent: 0 };
+    return { mailing: mailingId, cancelled: r.cancelled, inFlight: r.inHand, alreadySent: 0 };
   }
   const ids = members.map((m) => {
     const found = store.findMembers(m);
@@ -22,9 +22,14 @@ export function cancelMailing(store: Store, mailingId: number, members: string[]
     return found[0].id;
   });
   let cancelled = 0;
+  let inFlight = 0;
   store.transaction(() => {
-    for (const id of ids) cancelled += store.cancelSends(mailingId, id, now);
+    for (const id of ids) {
+      const r = store.cancelSends(mailingId, id, now);
+      cancelled += r.cancelled;
+      inFlight += r.inHand;
+    }
   });
   const alreadySent = store.logSends({ mailings: [mailingId], memberIds: ids, statuses: ['sent'], limit: 0 }).length;
-  return { mailing: mailingId, cancelled, alreadySent };
+  return { mailing: mailingId, cancelled, inFlight, alreadySent };
 }

@@ -87,8 +87,10 @@ export const BUILT_IN_RULES: CatalogRule[] = [
   { match: '/spam|blacklist|blocklist|black list|block list|spamhaus|reputation|\\bRBL\\b|\\bDNSBL\\b/i', category: 'rejected-as-spam' },
   { match: '/mailbox (is )?full|over ?quota|quota exceeded|insufficient storage|storage limit/i', category: 'mailbox-full' },
   { match: '/rate limit|too many (messages|mails|connections|recipients)|throttl|sending limit|exceeded.*limit/i', category: 'rate-limited', permanent: false },
-  { match: '/user unknown|unknown user|no such user|unknown recipient|invalid recipient|recipient address rejected|recipient not found|mailbox not found|no such mailbox|does not exist|address rejected/i', category: 'unknown-mailbox' },
+  // Replies that refuse every mail of this sender, not this recipient: they stop the run.
+  { match: '/relay(ing)? (access )?(denied|not permitted)|in my list of allowed rcpthosts|authentication required|must (first )?authenticate|not authenticated/i', category: 'auth' },
   { match: '/domain not found|host not found|no such domain|unrouteable|unroutable|domain does not exist|nxdomain|no mx/i', category: 'bad-domain' },
+  { match: '/user unknown|unknown user|no such user|unknown recipient|invalid recipient|recipient address rejected|recipient not found|mailbox not found|no such mailbox|does not exist/i', category: 'unknown-mailbox' },
   // Enhanced status codes (RFC 3463).
   { match: '5.1.1', category: 'unknown-mailbox', permanent: true },
   { match: '5.1.0', category: 'unknown-mailbox', permanent: true },
@@ -103,6 +105,7 @@ export const BUILT_IN_RULES: CatalogRule[] = [
   { match: '4.7.1', category: 'greylisted', permanent: false },
   { match: '4.7.0', category: 'rate-limited', permanent: false },
   { match: '5.7.8', category: 'auth' },
+  { match: '5.7.57', category: 'auth' },
   { match: '5.7.0', category: 'policy' },
   { match: '5.7.1', category: 'policy' },
   { match: '5.7.26', category: 'policy' },
@@ -141,12 +144,20 @@ export const BUILT_IN_RULES: CatalogRule[] = [
   { match: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', category: 'tls', permanent: false },
   { match: 'ERR_TLS_CERT_ALTNAME_INVALID', category: 'tls', permanent: false },
   { match: 'EAUTH', category: 'auth', permanent: false },
+  // The outbox folder: a disk that is full or read-only stops the run like a dead server.
+  { match: 'ENOSPC', category: 'server-unreachable', permanent: false },
+  { match: 'EACCES', category: 'server-unreachable', permanent: false },
+  { match: 'EROFS', category: 'server-unreachable', permanent: false },
+  { match: 'EPERM', category: 'server-unreachable', permanent: false },
+  { match: 'ENOTDIR', category: 'server-unreachable', permanent: false },
   { match: 'ENOAUTH', category: 'auth', permanent: false },
 ];
 
 /** What went wrong, as the transport reports it (nodemailer's error fields). */
 export interface DeliveryFailure {
   code?: string;
+  /** the SMTP command refused: 'MAIL FROM' means the sender, so every mail, was refused */
+  command?: string;
   responseCode?: number;
   response?: string;
   message: string;

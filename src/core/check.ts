@@ -2,7 +2,7 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import { parseSmtpUrl } from '../transport/smtp.js';
+import { parseSmtpUrl } from './smtp-url.js';
 import { addressOf } from './compose.js';
 
 /**

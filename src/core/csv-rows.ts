@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { parse } from 'csv-parse';
 import iconv from 'iconv-lite';
 import { badInput, ExitCode, MailerError } from '../errors.js';
@@ -14,6 +14,8 @@ import type { Delimiter, Encoding } from './csv-dialect.js';
 export interface ParseJob {
   file: string;
   encoding: Encoding;
+  /** --encoding was given: no second guess */
+  encodingGiven: boolean;
   delimiter: Delimiter;
   key?: string;
   emailColumn?: string;
@@ -33,7 +35,7 @@ export interface ParseCounts {
 export type WorkerMessage =
   | { kind: 'header'; fieldNames: string[] }
   | { kind: 'rows'; rows: (string | null)[]; counts: ParseCounts }
-  | { kind: 'done'; counts: ParseCounts }
+  | { kind: 'done'; counts: ParseCounts; encoding: Encoding }
   | { kind: 'error'; message: string; hint?: string; exitCode: number };
 
 const EMAIL_HEADERS = ['email', 'e-mail', 'mail', 'emailadresse', 'e-mail-adresse', 'email address', 'e-mail address'];
@@ -104,11 +106,11 @@ export async function parseMemberFile(job: ParseJob, emit: (message: WorkerMessa
   parser.on('error', (err) => { failure ??= err; });
   const ended = new Promise<void>((resolve) => parser.once('end', resolve));
 
-  const decodeError: { error?: Error } = {};
+  const decodeError: { error?: Error; encoding: Encoding } = { encoding: job.encoding };
   try {
     // The parser is fed by hand, one chunk at a time, and the batches of each chunk are taken
     // before the next is read: memory stays bounded by a chunk, whatever the file size.
-    for await (const chunk of utf8Chunks(fs.createReadStream(file, { highWaterMark: 1 << 20 }), job.encoding, decodeError)) {
+    for await (const chunk of utf8Chunks(fs.createReadStream(file, { highWaterMark: 1 << 20 }), job.encodingGiven, decodeError)) {
       parser.write(chunk);
       if (failure) throw failure;
       while (ready.length) await emit(ready.shift()!);
@@ -119,7 +121,7 @@ export async function parseMemberFile(job: ParseJob, emit: (message: WorkerMessa
     while (ready.length) await emit(ready.shift()!);
     if (!columns) throw badInput(`${file} has no header line`, 'the first line must name the columns, e.g. id;name;email');
     if (rows.length) await emit({ kind: 'rows', rows, counts: emptyCounts() });
-    await emit({ kind: 'done', counts });
+    await emit({ kind: 'done', counts, encoding: decodeError.encoding });
   } catch (err) {
     if (decodeError.error) {
       throw badInput(`${file}: ${decodeError.error.message} (near line ${parser.info.lines}); nothing was imported`,
@@ -221,28 +223,49 @@ function startLine(record: string[], endLine: number): number {
  * the last whole character of each chunk; Windows-1252 is converted. The parser then works on
  * bytes as it does internally anyway, instead of turning strings back into bytes.
  */
-async function* utf8Chunks(source: AsyncIterable<Buffer>, encoding: Encoding, failure: { error?: Error }): AsyncGenerator<Buffer> {
-  if (encoding === 'windows-1252') {
-    // A single-byte encoding: any chunk boundary is a character boundary.
-    for await (const chunk of source) yield Buffer.from(iconv.decode(chunk, 'win1252'), 'utf8');
-    return;
-  }
+async function* utf8Chunks(source: AsyncIterable<Buffer>, forced: boolean, state: { error?: Error; encoding: Encoding }): AsyncGenerator<Buffer> {
   let carry: Buffer = Buffer.alloc(0);
+  // Detection saw the first 64 KiB only. Unless the encoding was given, the first non-ASCII
+  // character of the file decides: a valid UTF-8 sequence means UTF-8 (and a bad byte later is
+  // an error), anything else means Windows-1252 with its first umlaut further down.
+  let decided = forced;
   for await (const raw of source) {
+    if (state.encoding === 'windows-1252') {
+      // A single-byte encoding: any chunk boundary is a character boundary.
+      yield Buffer.from(iconv.decode(carry.length ? Buffer.concat([carry, raw]) : raw, 'win1252'), 'utf8');
+      carry = Buffer.alloc(0);
+      continue;
+    }
     const chunk = carry.length ? Buffer.concat([carry, raw]) : raw;
+    if (!decided && !isAscii(chunk)) {
+      decided = true;
+      if (!startsUtf8Char(chunk, chunk.findIndex((b) => b >= 0x80))) {
+        state.encoding = 'windows-1252';
+        yield Buffer.from(iconv.decode(chunk, 'win1252'), 'utf8');
+        carry = Buffer.alloc(0);
+        continue;
+      }
+    }
     const end = lastCharBoundary(chunk);
     const whole = chunk.subarray(0, end);
     if (!isUtf8(whole)) {
-      failure.error = new Error('not valid UTF-8');
-      throw failure.error;
+      state.error = new Error('not valid UTF-8');
+      throw state.error;
     }
     carry = Buffer.from(chunk.subarray(end));
     yield whole;
   }
   if (carry.length) {
-    failure.error = new Error('not valid UTF-8 (the file ends inside a character)');
-    throw failure.error;
+    state.error = new Error('not valid UTF-8 (the file ends inside a character)');
+    throw state.error;
   }
+}
+
+/** Whether a well-formed multi-byte UTF-8 character starts at `at`. */
+function startsUtf8Char(buf: Buffer, at: number): boolean {
+  const lead = buf[at];
+  const length = lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+  return length > 0 && at + length <= buf.length && isUtf8(buf.subarray(at, at + length));
 }
 
 /** Where the last complete UTF-8 character of the buffer ends. */

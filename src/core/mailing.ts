@@ -15,6 +15,8 @@ export interface PlanInput {
   /** test send: deliver to this address instead, at most `limit` members */
   testTo?: string;
   limit?: number;
+  /** schedule for this time: recorded as scheduled in the same transaction */
+  at?: number;
   now: number;
 }
 
@@ -40,9 +42,10 @@ export function createMailing(store: Store, input: PlanInput): { mailing: Mailin
       footer: template.footer,
       settings: { ...input.settings, testTo: input.testTo },
       test: input.testTo !== undefined,
-      status: 'running',
+      status: input.at !== undefined ? 'scheduled' : 'running',
       now: input.now,
     });
+    if (input.at !== undefined) store.scheduleMailing(mailing.id, input.at);
     // A test send takes only the first members; a real send queues everyone and --limit
     // caps the run, so the rest stays queued for the next one.
     const selected = store.enqueue(mailing, input.selection, {
@@ -68,8 +71,7 @@ export interface DryRunResult {
 export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResult {
   checkTemplate(store, input.template, input.settings);
   const result: DryRunResult = { selected: 0, wouldSend: [], wouldSendCount: 0, skipped: [] };
-  const limit = input.testTo !== undefined ? input.limit : undefined;
-  for (const member of store.selectedMembers(input.selection, limit)) {
+  for (const member of store.selectedMembers(input.selection, input.limit)) {
     result.selected++;
     const email = input.testTo ?? member.email;
     let skip: { category: string; reason: string } | null = null;

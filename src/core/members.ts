@@ -58,7 +58,7 @@ export async function importMembers(store: Store, file: string, options: ImportO
     // Bounds the parse thread's heap: 1M rows measured 4.7 s at 153 MB peak RSS this way, 4.7 s
     // at 175 MB without a bound, 5.1 s at 125 MB with 64/16.
     resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 32 },
-    workerData: { file, encoding, delimiter, key: options.key, emailColumn: options.emailColumn, nameColumn: options.nameColumn } satisfies ParseJob,
+    workerData: { file, encoding, encodingGiven: options.encoding !== undefined, delimiter, key: options.key, emailColumn: options.emailColumn, nameColumn: options.nameColumn } satisfies ParseJob,
   });
   // Addresses arrive in no order, so the e-mail index is written all over: a larger page cache
   // for the import keeps its pages in memory (2 MB default: 150,000 rows/s; 32 MB: see below).
@@ -80,6 +80,7 @@ export async function importMembers(store: Store, file: string, options: ImportO
             mergeCounts(result, message.counts);
           } else if (message.kind === 'done') {
             mergeCounts(result, message.counts);
+            result.encoding = message.encoding;
             resolve();
           } else {
             reject(new MailerError(message.message, { exitCode: message.exitCode as ExitCode, hint: message.hint }));

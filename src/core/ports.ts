@@ -21,12 +21,14 @@ export interface Envelope {
 /** A failed hand-over, with the fields the error catalog reads. */
 export class DeliveryError extends Error implements DeliveryFailure {
   readonly code?: string;
+  readonly command?: string;
   readonly responseCode?: number;
   readonly response?: string;
 
   constructor(failure: DeliveryFailure) {
     super(failure.message);
     this.code = failure.code;
+    this.command = failure.command;
     this.responseCode = failure.responseCode;
     this.response = failure.response;
   }

@@ -14,7 +14,7 @@ import type { Mailing, Member, Send } from './types.js';
 export const RETRY_BACKOFF_MS = [15 * 60_000, 60 * 60_000, 4 * 3_600_000, 12 * 3_600_000, 24 * 3_600_000];
 
 /** Errors that say the server cannot be used at all: no point trying the next mail. */
-const FATAL_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS', 'EHOSTUNREACH', 'ENETUNREACH']);
+const FATAL_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOSPC', 'EACCES', 'EROFS', 'EPERM', 'ENOTDIR']);
 
 export interface QueueOptions {
   concurrency: number;
@@ -178,10 +178,10 @@ export class TransportPool {
   }
 
   /** Returns true if the server is now left out. */
-  failed(transport: Transport, c: Classification, code: string | undefined): boolean {
+  failed(transport: Transport, c: Classification, code: string | undefined, fatal = false): boolean {
     const entry = this.entry(transport);
     entry.errors++;
-    if (c.category === 'auth' || c.category === 'tls' || FATAL_CODES.has(code ?? '') || entry.errors >= this.maxErrors) entry.down ??= c;
+    if (fatal || c.category === 'auth' || c.category === 'tls' || FATAL_CODES.has(code ?? '') || entry.errors >= this.maxErrors) entry.down ??= c;
     return entry.down !== null;
   }
 
@@ -296,7 +296,9 @@ export async function deliverSends(store: Store, transports: Transport[], source
         const c = opts.catalog.classify(failure);
         const now = opts.clock();
         const base = { id: sendId, email: send.email!, server: transport.description, responseCode: c.responseCode, enhancedCode: c.enhancedCode, response: c.text, category: c.category, now };
-        if (!CONNECTION_CATEGORIES.has(c.category)) {
+        // A refused sender (MAIL FROM) or login is the same for every mail: not this member's fault.
+        const serverLevel = CONNECTION_CATEGORIES.has(c.category) || failure.command === 'MAIL FROM';
+        if (!serverLevel) {
           pool.succeeded(transport);
           const wait = backoff[send.attempts - 1];
           if (c.permanent || wait === undefined) {
@@ -310,7 +312,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
         }
         // The server, not this mail, is the problem: back to the queue; another server may take it.
         store.recordInterrupted(base);
-        pool.failed(transport, c, failure.code);
+        pool.failed(transport, c, failure.code, failure.command === 'MAIL FROM');
         if (!pool.usable) {
           stop();
           return () => {};

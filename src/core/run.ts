@@ -4,6 +4,7 @@ import { deliverSends, listSource, mailingQueue, queueSettings, type QueueOutcom
 import { reportTo, settleMailing, type ReportResult } from './send.js';
 import { withSendLock, withTransports, type OpenTransports } from './session.js';
 import type { Settings } from './settings.js';
+import { runBudget } from './quota.js';
 
 /**
  * `mailer run`, for cron: starts the mailings that are due, finishes interrupted ones, and
@@ -27,19 +28,6 @@ export interface RunResult {
   failed: number;
   deferred: number;
   report?: ReportResult;
-}
-
-const HOUR = 3_600_000;
-
-/** How many mails this run may hand over, and which cap is the tightest. */
-export function runBudget(store: Store, settings: Settings, max: number | undefined, now: number): { budget: number | null; reason: string | null } {
-  const caps: [number, string][] = [];
-  if (max !== undefined) caps.push([max, `--max ${max}`]);
-  if (settings.maxPerHour) caps.push([settings.maxPerHour - store.handedOverSince(now - HOUR), `maxPerHour ${settings.maxPerHour}`]);
-  if (settings.maxPerDay) caps.push([settings.maxPerDay - store.handedOverSince(now - 24 * HOUR), `maxPerDay ${settings.maxPerDay}`]);
-  if (caps.length === 0) return { budget: null, reason: null };
-  const [budget, reason] = caps.reduce((a, b) => (b[0] < a[0] ? b : a));
-  return { budget: Math.max(0, budget), reason };
 }
 
 export async function runDue(store: Store, openTransports: OpenTransports, req: RunRequest): Promise<RunResult> {
@@ -70,7 +58,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
         say(`mailing ${id}: sending ${summarize(store, id).queued} queued via ${description}`);
         store.setMailingStatus(id, 'running', null, req.now());
         const outcome = await deliverSends(store, transports, mailingQueue(store, id), { ...options, limit: remaining() });
-        settleMailing(store, id, outcome, remaining(), req.now());
+        settleMailing(store, id, outcome, reason ?? undefined, req.now());
         count(result, outcome);
         const summary = summarize(store, id);
         result.mailings.push(summary);

@@ -5,6 +5,7 @@ import { createMailing, dryRun, summarize, type DryRunResult, type MailingSummar
 import { withSendLock, withTransports, type OpenTransports } from './session.js';
 import type { Transport } from './ports.js';
 import { buildReport, deliverReport } from './report.js';
+import { runBudget } from './quota.js';
 import { deliverSends, mailingQueue, queueSettings, type QueueOutcome, type QueueProgress } from './queue.js';
 import type { Settings } from './settings.js';
 import { loadTemplate } from './template.js';
@@ -119,24 +120,29 @@ export async function sendMailing(
     if (req.at !== undefined) {
       // Scheduled: the recipients are recorded now (so single members can be cancelled), the
       // mails are rendered and sent by `mailer run` when the time comes.
-      const scheduled = createMailing(store, plan);
-      store.scheduleMailing(scheduled.mailing.id, req.at);
+      const scheduled = createMailing(store, { ...plan, at: req.at });
       return { kind: 'scheduled', summary: summarize(store, scheduled.mailing.id), at: req.at };
     }
   }
 
   return withSendLock(store, mailing ? `send --resume ${mailing.id}` : 'send', req.now(), async () => {
     const current = mailing ?? createMailing(store, plan!).mailing;
+    // This run hands over at most --limit mails, and no more than the provider's quota allows.
+    const quota = runBudget(store, settings, undefined, req.now());
+    const caps: [number, string][] = [];
+    if (req.limit !== undefined && !current.test) caps.push([req.limit, `--limit ${req.limit}`]);
+    if (quota.budget !== null) caps.push([quota.budget, quota.reason!]);
+    const cap = caps.length ? caps.reduce((a, b) => (b[0] < a[0] ? b : a)) : null;
     return withTransports(openTransports, concurrency, async (transports, description) => {
       const queued = summarize(store, current.id).queued;
       store.setMailingStatus(current.id, 'running', null, req.now());
       await hooks.onStart?.({ mailing: current, queued, transport: description });
       const outcome = await deliverSends(store, transports, mailingQueue(store, current.id), {
         ...queueSettings(store, settings, req.now),
-        limit: current.test ? undefined : req.limit,
+        limit: cap?.[0],
         onProgress: hooks.onProgress,
       });
-      settleMailing(store, current.id, outcome, req.limit, req.now());
+      settleMailing(store, current.id, outcome, cap?.[1], req.now());
       const summary = summarize(store, current.id);
       const report = current.test || outcome.done === 0 ? undefined : await reportTo(store, transports, settings, [summary]);
       return { kind: 'sent' as const, summary, outcome, transport: description, report };
@@ -162,12 +168,14 @@ export async function reportTo(store: Store, transports: Transport[], settings: 
 }
 
 /** After a run: paused with the reason while work is left, else done. */
-export function settleMailing(store: Store, mailingId: number, outcome: QueueOutcome, limit: number | undefined, now: number): void {
+export function settleMailing(store: Store, mailingId: number, outcome: QueueOutcome, limit: string | undefined, now: number): void {
   const left = summarize(store, mailingId).queued;
+  // Cancelled while it ran: it stays cancelled (the sends in hand went out, the rest did not).
+  if (store.mailing(mailingId)?.status === 'cancelled') return;
   if (outcome.stopped) {
     store.setMailingStatus(mailingId, 'paused', `server unusable: ${outcome.stopped.message}`, now);
   } else if (left > 0) {
-    store.setMailingStatus(mailingId, 'paused', outcome.limitReached ? `limit of ${limit ?? 'this run'} reached` : 'some sends were interrupted', now);
+    store.setMailingStatus(mailingId, 'paused', outcome.limitReached ? `${limit ?? 'the limit of the run'} reached; the next run continues` : 'some sends were interrupted', now);
   } else {
     store.setMailingStatus(mailingId, 'done', null, now);
   }

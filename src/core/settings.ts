@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { badInput } from '../errors.js';
 import { parseDuration } from './when.js';
+import { parseRate } from './throttle.js';
+import { parseSmtpUrl } from './smtp-url.js';
 
 /**
  * Settings: flags beat environment variables beat the file (`--config`, else ./mailer.json).
@@ -75,9 +77,14 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
       throw badInput(`concurrency must be a whole number from 1 to 256, not "${concurrencyText}"`);
     }
   }
+  // Checked now, before any command writes: a typo must not leave a mailing queued behind it.
+  const smtpUrls = smtp.map(String);
+  smtpUrls.forEach((url) => parseSmtpUrl(url));
+  const rate = pick(flags.rate, env.MAILER_RATE, file.rate === undefined ? undefined : String(file.rate));
+  if (rate !== undefined) parseRate(rate);
   return {
     db: path.resolve(cwd, pick(flags.db, env.MAILER_DB, file.db ? path.resolve(fileDir, String(file.db)) : undefined) ?? 'mailer.db'),
-    smtp: smtp.map(String),
+    smtp: smtpUrls,
     smtpPassword: env.MAILER_SMTP_PASSWORD || undefined,
     outbox: path.resolve(cwd, pick(flags.outbox, env.MAILER_OUTBOX, file.outbox ? path.resolve(fileDir, String(file.outbox)) : undefined) ?? 'outbox'),
     from: pick(flags.from, env.MAILER_FROM, file.from),
@@ -85,7 +92,7 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     testTo: pick(flags.testTo, env.MAILER_TEST_TO, file.testTo),
     footer,
     footerText,
-    rate: pick(flags.rate, env.MAILER_RATE, file.rate === undefined ? undefined : String(file.rate)),
+    rate,
     concurrency,
     reportTo: pick(flags.reportTo, env.MAILER_REPORT_TO, file.reportTo),
     bounceAddress: pick(undefined, env.MAILER_BOUNCE_ADDRESS, file.bounceAddress),

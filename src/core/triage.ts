@@ -5,6 +5,7 @@ import { explain } from './catalog.js';
 import { findSend } from './inspect.js';
 import { deliverSends, listSource, queueSettings, type QueueOutcome } from './queue.js';
 import { withSendLock, withTransports, type OpenTransports } from './session.js';
+import { runBudget } from './quota.js';
 import type { Settings } from './settings.js';
 import { suspectTypo } from './typo.js';
 import type { AddressRecord, Member, Send, SendFilter } from './types.js';
@@ -70,7 +71,7 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
   result.retried = result.candidates.length;
   if (req.dryRun || result.candidates.length === 0) return result;
 
-  const options = queueSettings(store, req.settings, req.now);
+  const options = { ...queueSettings(store, req.settings, req.now), limit: runBudget(store, req.settings, undefined, req.now()).budget ?? undefined };
   return withSendLock(store, 'retry', req.now(), () => withTransports(openTransports, options.concurrency, async (transports, description) => {
     result.transport = description;
     for (const c of result.candidates) store.prepareRetry(c.send.id, c.to, req.now());
@@ -114,7 +115,7 @@ export async function retarget(
   const revoked = [...new Set([member.email, original.email])].filter((e): e is string => !!e && e !== to);
   return withSendLock(store, 'retarget', req.now(), () => {
     const replacementId = store.retarget(original, to, req.reason, req.now());
-    const options = { ...queueSettings(store, req.settings, req.now), concurrency: 1 };
+    const options = { ...queueSettings(store, req.settings, req.now), concurrency: 1, limit: runBudget(store, req.settings, undefined, req.now()).budget ?? undefined };
     return withTransports(openTransports, 1, async (transports, description) => {
       const outcome = await deliverSends(store, transports, listSource([replacementId]), options);
       return { original: store.send(original.id)!, replacement: store.send(replacementId)!, revoked, outcome, transport: description };
@@ -124,13 +125,14 @@ export async function retarget(
 
 // -- tokens ------------------------------------------------------------------------------------
 
-export type TokenState = 'valid' | 'revoked' | 'unknown';
+export type TokenState = 'valid' | 'revoked' | 'unknown' | 'test';
 
 export function verifyToken(store: Store, token: string): { state: TokenState; member?: string; name?: string | null; email?: string | null; send?: number } {
   const owner = store.tokenOwner(token.trim());
   if (!owner) return { state: 'unknown' };
+  // A test mail carries a real member's data but went to the operator: its link registers no one.
   return {
-    state: owner.revokedAt === null ? 'valid' : 'revoked',
+    state: owner.test ? 'test' : owner.revokedAt === null ? 'valid' : 'revoked',
     member: owner.memberKey, name: owner.memberName, email: owner.email, send: owner.sendId,
   };
 }

@@ -3,24 +3,29 @@
  * mistake here fails at launch, not half-way through a mailing. Queries whose shape depends
  * on filters are built in store.ts from the same columns and cached per shape.
  */
+/** The file's address for this member is one that was revoked for them. */
+const REVOKED = `EXISTS (SELECT 1 FROM addresses a WHERE a.member_id = members.id AND a.email = excluded.email AND a.revoked_at IS NOT NULL)`;
+
 export const queries = {
   // -- members ---------------------------------------------------------------------------
   /* The import's upsert. Fields are merged (a file with fewer columns does not wipe the
      others); an unchanged row is not written. Address history follows by trigger. The import
      runs it for 100 rows at a time (store.ts repeats the VALUES tuple): positional, batched
      parameters take a third off the per-row cost. Values: key, email, name, fields,
-     email_problem, import_id, then the time three times. */
+     email_problem, import_id, then the time three times.
+     An address the member's file still carries but that was revoked (re-target) does not come
+     back: the member keeps the address they gave later. */
   upsertMember: `
     INSERT INTO members (key, email, name, fields, email_problem, import_id, email_since, created_at, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET
-      email_since = CASE WHEN members.email IS excluded.email THEN members.email_since ELSE excluded.updated_at END,
-      email = excluded.email,
+      email_since = CASE WHEN members.email IS excluded.email OR ${REVOKED} THEN members.email_since ELSE excluded.updated_at END,
+      email_problem = CASE WHEN ${REVOKED} THEN members.email_problem ELSE excluded.email_problem END,
+      email = CASE WHEN ${REVOKED} THEN members.email ELSE excluded.email END,
       name = excluded.name,
       fields = json_patch(members.fields, excluded.fields),
-      email_problem = excluded.email_problem,
       updated_at = excluded.updated_at
-    WHERE members.email IS NOT excluded.email
+    WHERE (members.email IS NOT excluded.email AND NOT ${REVOKED})
        OR members.name IS NOT excluded.name
        OR json_patch(members.fields, excluded.fields) IS NOT members.fields`,
   addFieldName: `INSERT OR IGNORE INTO member_fields (name) VALUES (?)`,
@@ -85,9 +90,11 @@ export const queries = {
     UPDATE sends SET status = @status, category = @category, reason = @reason, updated_at = @now, claimed_at = NULL,
       retry_at = @retryAt
     WHERE id = @id`,
-  /* Back to the queue without counting the attempt: the server, not the mail, was the problem. */
+  /* Out of hand again without counting the attempt: the server, not the mail, was the problem.
+     The status is what it was (queued, or deferred or failed for a retry), so the same path
+     that chose it finds it again. */
   requeueSend: `
-    UPDATE sends SET status = 'queued', attempts = max(attempts - 1, 0), updated_at = @now, claimed_at = NULL
+    UPDATE sends SET attempts = max(attempts - 1, 0), updated_at = @now, claimed_at = NULL
     WHERE id = @id`,
   insertAttempt: `
     INSERT INTO attempts (send_id, at, email, server, outcome, response_code, enhanced_code, response, category, permanent)
@@ -129,7 +136,7 @@ export const queries = {
     SELECT mailing_id, member_id, @email, type, test, 'queued', @now, @now, id FROM sends WHERE id = @id`,
   markRetargeted: `UPDATE sends SET status = 'retargeted', retargeted_to = @to, updated_at = @now WHERE id = @id`,
   sendByToken: `
-    SELECT s.id, s.email, s.token_revoked_at, m.key AS member_key, m.name AS member_name
+    SELECT s.id, s.email, s.test, s.token_revoked_at, m.key AS member_key, m.name AS member_name
     FROM sends s JOIN members m ON m.id = s.member_id WHERE s.token = ?`,
   /* Retry: the send goes to the member's current address; a token that went nowhere is dropped
      when the address changes, so the new mail carries one bound to the new address. */
@@ -141,10 +148,11 @@ export const queries = {
   scheduleMailing: `UPDATE mailings SET status = 'scheduled', scheduled_at = @at WHERE id = @id`,
   dueMailings: `
     SELECT id FROM mailings WHERE status = 'scheduled' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
-  /* Mailings with work left that no process is running (the caller holds the send lock). */
+  /* Mailings with work left that no process is running (the caller holds the send lock); a
+     done mailing counts too when a re-target or an interrupted retry left a send queued in it. */
   unfinishedMailings: `
     SELECT m.id FROM mailings m
-    WHERE m.status IN ('running', 'paused')
+    WHERE m.status IN ('running', 'paused', 'done')
       AND EXISTS (SELECT 1 FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued')
     ORDER BY m.id`,
   dueRetries: `
@@ -161,10 +169,14 @@ export const queries = {
     FROM mailings m ORDER BY m.id DESC LIMIT ?`,
   cancelMailingSends: `
     UPDATE sends SET status = 'cancelled', updated_at = @now, retry_at = NULL
-    WHERE mailing_id = @mailing AND status IN ('queued', 'deferred')`,
+    WHERE mailing_id = @mailing AND status IN ('queued', 'deferred') AND claimed_at IS NULL`,
   cancelMemberSends: `
     UPDATE sends SET status = 'cancelled', updated_at = @now, retry_at = NULL
-    WHERE mailing_id = @mailing AND member_id = @member AND status IN ('queued', 'deferred')`,
+    WHERE mailing_id = @mailing AND member_id = @member AND status IN ('queued', 'deferred') AND claimed_at IS NULL`,
+  /* sends a running process has in hand: too late to cancel */
+  inHandSends: `
+    SELECT count(*) AS n FROM sends WHERE mailing_id = @mailing AND claimed_at IS NOT NULL
+      AND (@member IS NULL OR member_id = @member)`,
   lockHolder: `SELECT name, pid, host, since, what FROM locks WHERE name = ?`,
   takeLock: `INSERT OR REPLACE INTO locks (name, pid, host, since, what) VALUES (@name, @pid, @host, @since, @what)`,
   releaseLock: `DELETE FROM locks WHERE name = @name AND pid = @pid AND host = @host`,
@@ -185,7 +197,7 @@ export const queries = {
   /* A token opens its send only while it is not revoked (a re-targeted address's link is dead). */
   sendByLiveToken: `
     SELECT s.id, s.email, m.key AS member_key FROM sends s JOIN members m ON m.id = s.member_id
-    WHERE s.token = ? AND s.token_revoked_at IS NULL`,
+    WHERE s.token = ? AND s.token_revoked_at IS NULL AND s.test = 0`,
   insertEvent: `INSERT INTO events (send_id, kind, at) VALUES (@sendId, @kind, @at)`,
   eventsBySend: `SELECT kind, at FROM events WHERE send_id = ? ORDER BY at`,
 } as const;

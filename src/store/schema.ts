@@ -86,7 +86,7 @@ export const migrations: string[] = [
     type          TEXT NOT NULL,
     test          INTEGER NOT NULL DEFAULT 0,
     status        TEXT NOT NULL
-      CHECK (status IN ('queued', 'sent', 'failed', 'deferred', 'skipped', 'retargeted', 'bounced', 'cancelled')),
+      CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'deferred', 'skipped', 'retargeted', 'bounced', 'cancelled')),
     -- machine-readable: a category of the error catalog, or a skip reason ('no-address', ...)
     category      TEXT,
     -- human-readable: the server's reply, or why it was skipped
@@ -98,9 +98,6 @@ export const migrations: string[] = [
     sent_at       INTEGER,
     updated_at    INTEGER NOT NULL,
     retry_at      INTEGER,
-    -- set while a run has the send in hand (claimed, not yet recorded); no index, so claiming
-    -- touches only the row. Still set at the next claim means a run died with it in flight.
-    claimed_at    INTEGER,
     retarget_of   INTEGER REFERENCES sends(id),
     retargeted_to INTEGER REFERENCES sends(id)
   );
@@ -195,5 +192,12 @@ export const migrations: string[] = [
   );
   CREATE INDEX events_send ON events(send_id, kind);
   CREATE INDEX sends_message_id ON sends(message_id);
+  `,
+  /* 5: a claim leaves the status alone */ `
+  -- Set while a run has the send in hand (claimed, not yet recorded); no index, so claiming
+  -- touches only the row. Still set at the next claim means a run died with it in flight.
+  -- ('sending', the status claims used to set, is no longer written.)
+  ALTER TABLE sends ADD COLUMN claimed_at INTEGER;
+  UPDATE sends SET status = 'queued', claimed_at = updated_at WHERE status = 'sending';
   `,
 ];

@@ -453,9 +453,9 @@ export class Store {
     });
   }
 
-  tokenOwner(token: string): { sendId: number; email: string | null; memberKey: string; memberName: string | null; revokedAt: number | null } | undefined {
+  tokenOwner(token: string): { sendId: number; email: string | null; memberKey: string; memberName: string | null; revokedAt: number | null; test: boolean } | undefined {
     const r = this.stmt.sendByToken.get(token) as Row | undefined;
-    return r ? { sendId: r.id, email: r.email, memberKey: r.member_key, memberName: r.member_name, revokedAt: r.token_revoked_at } : undefined;
+    return r ? { sendId: r.id, email: r.email, memberKey: r.member_key, memberName: r.member_name, revokedAt: r.token_revoked_at, test: !!r.test } : undefined;
   }
 
   /** Points a send at the member's current address before it is tried again. */
@@ -496,10 +496,12 @@ export class Store {
     }));
   }
 
-  cancelSends(mailing: number, memberId: number | null, now: number): number {
-    return memberId === null
+  /** Cancels what is not yet out; returns how many were cancelled and how many are in hand. */
+  cancelSends(mailing: number, memberId: number | null, now: number): { cancelled: number; inHand: number } {
+    const cancelled = memberId === null
       ? this.stmt.cancelMailingSends.run({ mailing, now }).changes
       : this.stmt.cancelMemberSends.run({ mailing, member: memberId, now }).changes;
+    return { cancelled, inHand: (this.stmt.inHandSends.get({ mailing, member: memberId }) as Row).n };
   }
 
   lockHolder(name: string): LockHolder | undefined {

@@ -1,44 +1,17 @@
 import net from 'node:net';
 import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
-import { badInput } from '../errors.js';
 import type { Envelope, Transport } from '../core/ports.js';
 import { DeliveryError } from '../core/ports.js';
+import { parseSmtpUrl } from '../core/smtp-url.js';
+
+export { parseSmtpUrl, redact } from '../core/smtp-url.js';
 
 export interface SmtpOptions {
   url: string;
   /** from $MAILER_SMTP_PASSWORD; wins over a password inside the URL */
   password?: string;
   maxConnections: number;
-}
-
-/** `smtp://user@host:587` (STARTTLS when offered) or `smtps://user@host:465` (implicit TLS). */
-export function parseSmtpUrl(url: string, password?: string): { host: string; port: number; secure: boolean; auth?: { user: string; pass?: string }; display: string } {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw badInput(`"${redact(url)}" is not an SMTP URL`, 'write smtp://user@mail.example.org:587 or smtps://user@mail.example.org:465');
-  }
-  if (u.protocol !== 'smtp:' && u.protocol !== 'smtps:') {
-    throw badInput(`"${redact(url)}" is not an SMTP URL (it starts with ${u.protocol})`, 'write smtp://… (STARTTLS) or smtps://… (implicit TLS)');
-  }
-  const secure = u.protocol === 'smtps:';
-  const port = u.port ? Number(u.port) : secure ? 465 : 587;
-  const user = decodeURIComponent(u.username);
-  const pass = password ?? (u.password ? decodeURIComponent(u.password) : undefined);
-  return {
-    host: u.hostname.replace(/^\[|\]$/g, ''),
-    port,
-    secure,
-    auth: user ? { user, pass } : undefined,
-    display: `${u.protocol}//${user ? `${user}@` : ''}${u.host}`,
-  };
-}
-
-/** The URL as it may be shown: never with its password. */
-export function redact(url: string): string {
-  return url.replace(/^(\w+:\/\/[^:/@]*):[^@/]*@/, '$1:***@');
 }
 
 const CONNECT_TIMEOUT = 15_000;
@@ -92,8 +65,8 @@ export class SmtpTransport implements Transport {
       const info = await this.transporter.sendMail({ envelope, raw, messageId: '<raw@mailer.invalid>' });
       return String(info.response ?? '250 accepted');
     } catch (err) {
-      const e = err as NodeJS.ErrnoException & { responseCode?: number; response?: string };
-      throw new DeliveryError({ code: e.code, responseCode: e.responseCode, response: e.response, message: e.message });
+      const e = err as NodeJS.ErrnoException & { responseCode?: number; response?: string; command?: string };
+      throw new DeliveryError({ code: e.code, command: e.command, responseCode: e.responseCode, response: e.response, message: e.message });
     }
   }
 

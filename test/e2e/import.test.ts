@@ -59,6 +59,7 @@ test('rows that cannot be members are rejected with their line; all others are i
   assert.ok(lines.includes(4), JSON.stringify(result.rejected));
   assert.match(result.rejected.find((x: any) => x.line === 3).reason, /3 fields, but the header has 4/);
   assert.match(result.rejected.find((x: any) => x.line === 4).reason, /no member id/);
+  assert.ok(result.rejected.some((x: any) => x.line >= 5 && /quote/.test(x.reason)), `the unclosed quote is reported: ${JSON.stringify(result.rejected)}`);
   const human = await mailer(dir, ['import', file]);
   assert.match(human.stdout, /rejected .*m\.csv:3: 3 fields/);
 });
@@ -102,9 +103,20 @@ test('a file that cannot be read changes nothing (exit 2) and says what to do', 
   assert.equal((db.prepare('SELECT count(*) AS n FROM members').get() as any).n, 0);
   db.close();
 
+  // Plain ASCII for the first 64 KiB, then Windows-1252: detected on the way, not refused.
+  const ascii = 'id;name;email\n' + Array.from({ length: 3000 }, (_, i) => `a${i};Name ${i};a${i}@example.org`).join('\n') + '\n';
+  const late = writeFile(dir, 'late.csv', Buffer.concat([Buffer.from(ascii, 'utf8'), Buffer.from('a9999;J\xfcrgen;j@example.org\n', 'latin1')]));
+  const lateResult = await mailer(dir, ['import', late, '--json']);
+  assert.equal(lateResult.code, 0, lateResult.stderr);
+  assert.equal(JSON.parse(lateResult.stdout).inserted, 3001);
+  const juergen = openDb(dir);
+  assert.equal((juergen.prepare(`SELECT name FROM members WHERE key = 'a9999'`).get() as any).name, 'Jürgen');
+  juergen.close();
+
   const forced = await mailer(dir, ['import', mixedFile, '--encoding', 'windows-1252', '--json']);
   assert.equal(forced.code, 0, forced.stderr);
   assert.equal(JSON.parse(forced.stdout).inserted, 3001);
+  assert.equal((await mailer(dir, ['import', mixedFile, '--encoding', 'windows-1252', '--json'])).code, 0);
 });
 
 test('--key, --email-column and --name-column name differing headers', async () => {

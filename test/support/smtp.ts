@@ -13,6 +13,8 @@ export interface TestServerOptions {
   auth?: { user: string; pass: string };
   /** answer 421 and close the connection when this address is given in RCPT TO */
   closeOn?: string[];
+  /** refuse every sender (MAIL FROM) with this reply, e.g. '553 5.7.1 Sender address rejected' */
+  rejectSender?: string;
   /** milliseconds before each message is accepted (a slow server, to kill a run mid-way) */
   delayMs?: number;
   /** after this many accepted messages the server dies: no listener, every connection cut */
@@ -49,6 +51,10 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
     onAuth(auth, _session, cb) {
       if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) cb(null, { user: auth.username });
       else cb(Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 }));
+    },
+    onMailFrom(_address, _session, cb) {
+      if (opts.rejectSender) return cb(replyError(opts.rejectSender));
+      cb();
     },
     onRcptTo(address, session, cb) {
       const to = address.address.toLowerCase();

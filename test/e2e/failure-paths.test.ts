@@ -1,0 +1,133 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { INVITATION, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
+import { closedPort, startSmtpServer } from '../support/smtp.js';
+
+const many = (n: number) => Array.from({ length: n }, (_, i) => [String(i + 1), `Member ${i + 1}`, `m${i + 1}@example.org`]);
+
+async function withMembers(n: number) {
+  const dir = tempDir();
+  writeFile(dir, 'members.csv', membersCsv(['id', 'name', 'email'], many(n)));
+  assert.equal((await mailer(dir, ['import', 'members.csv'])).code, 0);
+  writeFile(dir, 'invitation.txt', INVITATION);
+  return dir;
+}
+
+const count = (dir: string, sql: string) => {
+  const db = openDb(dir);
+  try {
+    return (db.prepare(sql).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+};
+
+test('a typo in --rate or --smtp changes nothing: no mailing is left queued for the next run', async () => {
+  const dir = await withMembers(3);
+  const rate = await mailer(dir, ['send', 'invitation.txt', '--rate', '10/sec']);
+  assert.equal(rate.code, 2);
+  assert.match(rate.stderr, /--rate "10\/sec" is not a rate/);
+  const smtp = await mailer(dir, ['send', 'invitation.txt', '--smtp', 'smtp//oops']);
+  assert.equal(smtp.code, 2);
+  assert.match(smtp.stderr, /is not an SMTP URL/);
+  assert.equal(count(dir, 'SELECT count(*) AS n FROM mailings'), 0);
+  assert.equal(count(dir, 'SELECT count(*) AS n FROM sends'), 0);
+});
+
+test('a server that refuses the sender (MAIL FROM) or wants a login stops the run; nobody is marked failed', async () => {
+  for (const reply of ['553 5.7.1 <noreply@verein.example>: Sender address rejected: not owned by user', '530 5.7.0 Authentication Required']) {
+    const server = await startSmtpServer({ rejectSender: reply });
+    try {
+      const dir = await withMembers(20);
+      const r = await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--json']);
+      assert.equal(r.code, 3, `${reply}: ${r.stderr}`);
+      const summary = JSON.parse(r.stdout);
+      assert.deepEqual([summary.failed, summary.queued], [0, 20], reply);
+    } finally {
+      await server.close();
+    }
+  }
+});
+
+test('an interrupted retry keeps the send deferred, and a later run delivers it', async () => {
+  const server = await startSmtpServer({ reject: { 'm2@example.org': '451 4.7.1 Greylisted, try again later' } });
+  try {
+    const dir = await withMembers(3);
+    assert.equal((await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url])).code, 1);
+    const dead = `smtp://127.0.0.1:${await closedPort()}`;
+    const later = { MAILER_NOW: new Date(Date.now() + 16 * 60_000).toISOString() };
+    const interrupted = await mailer(dir, ['run', '--smtp', dead], later);
+    assert.equal(interrupted.code, 3, interrupted.stderr);
+    const log = JSON.parse((await mailer(dir, ['log', '--email', 'm2@example.org', '--json'])).stdout)[0];
+    assert.deepEqual([log.status, log.attempts], ['deferred', 1], 'still deferred, the interrupted try not counted');
+    delete server.reject['m2@example.org'];
+    const retried = await mailer(dir, ['run', '--smtp', server.url], later);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.equal(server.messages.filter((m) => m.to[0] === 'm2@example.org').length, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a re-target stopped by an outage is finished by the next run', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await withMembers(2);
+    assert.equal((await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url])).code, 0);
+    const r = await mailer(dir, ['retarget', '1', '--to', 'neu@example.org', '--smtp', `smtp://127.0.0.1:${await closedPort()}`]);
+    assert.equal(r.code, 3, r.stderr);
+    const run = await mailer(dir, ['run', '--smtp', server.url]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(server.messages.at(-1)!.to, ['neu@example.org']);
+  } finally {
+    await server.close();
+  }
+});
+
+test('the link of a test mail registers nobody; re-importing the old file does not bring a revoked address back', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await withMembers(2);
+    assert.equal((await mailer(dir, ['send', 'invitation.txt', '--test', '--test-to', 'me@verein.example', '--limit', '1', '--smtp', server.url])).code, 0);
+    const token = /register\/([A-Za-z0-9_-]+)/.exec(server.messages[0].raw.toString())![1];
+    const verify = await mailer(dir, ['token', 'verify', token, '--json']);
+    assert.equal(verify.code, 1);
+    assert.equal(JSON.parse(verify.stdout).state, 'test');
+
+    assert.equal((await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url])).code, 0);
+    const send = JSON.parse((await mailer(dir, ['log', '--email', 'm1@example.org', '--json'])).stdout)[0];
+    assert.equal((await mailer(dir, ['retarget', String(send.id), '--to', 'anna.neu@example.org', '--smtp', server.url])).code, 0);
+    const again = JSON.parse((await mailer(dir, ['import', 'members.csv', '--json'])).stdout);
+    assert.equal(again.updated, 0);
+    const why = JSON.parse((await mailer(dir, ['why', '1', '--json'])).stdout);
+    assert.equal(why.member.email, 'anna.neu@example.org');
+  } finally {
+    await server.close();
+  }
+});
+
+test('--dry-run honours --limit; send honours the hourly quota too', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await withMembers(6);
+    const dry = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--dry-run', '--limit', '2', '--json'])).stdout);
+    assert.equal(dry.wouldSend, 2);
+    writeFile(dir, 'mailer.json', JSON.stringify({ maxPerHour: 4 }));
+    const r = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--json'])).stdout);
+    assert.deepEqual([r.sent, r.queued], [4, 2]);
+    assert.equal(server.messages.length, 4);
+  } finally {
+    await server.close();
+  }
+});
+
+test('an outbox that cannot be written stops the run (exit 3) and keeps the mails queued', async () => {
+  const dir = await withMembers(3);
+  const blocked = path.join(dir, 'outbox-file');
+  fs.writeFileSync(blocked, 'not a folder');
+  const r = await mailer(dir, ['send', 'invitation.txt', '--outbox', path.join(blocked, 'sub'), '--json']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.equal(JSON.parse(r.stdout).queued, 3);
+});
