@@ -70,7 +70,7 @@ export const queries = {
   /* The next page of work, in id order (rows a killed run had in hand are among them). */
   nextQueued: `
     SELECT s.id FROM sends s
-    WHERE s.mailing_id = @mailing AND s.status = 'queued' AND s.id > @after
+    WHERE s.mailing_id = @mailing AND s.status = 'queued' AND s.category IS NULL AND s.id > @after
     ORDER BY s.id LIMIT @limit`,
   /* Claimed before it goes to the server: a crash after this leaves claimed_at set, never a
      silent loss, and the next claim marks the send as possibly sent twice. The status is left

@@ -198,6 +198,13 @@ export const migrations: string[] = [
   -- touches only the row. Still set at the next claim means a run died with it in flight.
   -- ('sending', the status claims used to set, is no longer written.)
   ALTER TABLE sends ADD COLUMN claimed_at INTEGER;
-  UPDATE sends SET status = 'queued', claimed_at = updated_at WHERE status = 'sending';
+  UPDATE sends SET status = 'queued', category = NULL, claimed_at = updated_at WHERE status = 'sending';
+  `,
+  /* 6: per-mailing counts from the index alone */ `
+  -- (mailing, status, category) answers stats and summaries without reading a row. The queue
+  -- scan uses it too: a queued send never has a category (every write that queues one clears
+  -- it), so mailing = ? AND status = 'queued' AND category IS NULL walks it in id order.
+  DROP INDEX sends_queue;
+  CREATE INDEX sends_queue ON sends(mailing_id, status, category);
   `,
 ];

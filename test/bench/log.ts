@@ -10,6 +10,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { Store } from '../../src/store/store.js';
+import { why } from '../../src/core/triage.js';
+import { mailingStats } from '../../src/core/stats.js';
 import type { SendFilter } from '../../src/core/types.js';
 import {
   MEMBER_HEADER, expectOk, isMain, mailer, medianOf, memberLine, rng, runAlone, withTempDir, writeLines,
@@ -90,6 +92,26 @@ export async function benchLog({ scale, log }: BenchOptions): Promise<BenchResul
         }
       }
 
+      // why and stats: the member's screen, and one mailing's counts, in-process and as commands.
+      const inProcess: [string, () => unknown][] = [
+        ['why (member)', () => why(store, built.member.key)],
+        ['stats --mailing (one mailing)', () => mailingStats(store, { mailings: [built.mailing] })],
+        ['stats --since 7d', () => mailingStats(store, { since: now - 7 * DAY })],
+      ];
+      for (const [label, fn] of inProcess) {
+        const { median } = await medianOf(IN_PROCESS_RUNS, () => {
+          const t = performance.now();
+          fn();
+          return performance.now() - t;
+        });
+        figures.push({ name: `${label} in-process`, value: median, unit: 'ms', target: { op: '<=', value: 20 } });
+      }
+      for (const [label, args] of [['why', ['why', built.member.key]], ['stats --mailing', ['stats', '--mailing', String(built.mailing)]]] as [string, string[]][]) {
+        log(`mailer ${args.join(' ')} ×${CLI_RUNS} …`);
+        const { median } = await medianOf(CLI_RUNS, async () => expectOk(`mailer ${label}`, await mailer([...args, '--db', db, '--json'], { cwd: dir })).ms);
+        figures.push({ name: `${label} command`, value: median, unit: 'ms', target: { op: '<=', value: 250 } });
+      }
+
       for (const { shape, sql, params } of slow) {
         const plan = store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[];
         notes.push(`log: EXPLAIN QUERY PLAN for "${shape.label}" (slow):\n${sql.trim().replace(/\s+/g, ' ')}\n  params ${JSON.stringify(params)}\n${plan.map((p) => `  ${p.detail}`).join('\n')}`);
@@ -134,7 +156,7 @@ function fillSendLog(file: string, sends: number, now: number, random: () => num
       const type = TYPES[m % TYPES.length];
       const r = random();
       const [status, category, reason, attempts] =
-        r < 0.02 ? ['failed', 'mailbox-unknown', '550 5.1.1 <x>: Recipient address rejected: User unknown', 1]
+        r < 0.02 ? ['failed', 'unknown-mailbox', '550 5.1.1 <x>: Recipient address rejected: User unknown', 1]
           : r < 0.03 ? ['deferred', 'greylisted', '451 4.7.1 Greylisted, try again later', 2]
             : ['sent', null, '250 2.0.0 Ok: queued', 1];
       if (status === 'failed') failed++;
@@ -150,6 +172,7 @@ function fillSendLog(file: string, sends: number, now: number, random: () => num
   const target = memberRows[memberRows.length >> 1];
   return {
     ms: performance.now() - t0,
+    mailing: mailingIds[mailingIds.length - 1],
     member: { id: target.id, key: target.key, sends: perMember.get(target.id) ?? 0 },
     typeRecent,
     failed,
