@@ -7,6 +7,7 @@ import { DeliveryError } from './ports.js';
 import { memberView, render } from './template.js';
 import { parseRate, Throttle } from './throttle.js';
 import type { Settings } from './settings.js';
+import { stopRequest } from './session.js';
 import { newToken } from './token.js';
 import type { Mailing, Member, Send } from './types.js';
 
@@ -43,6 +44,8 @@ export interface QueueOutcome extends QueueProgress {
   /** why the run stopped early, if the server became unusable */
   stopped: { category: string; message: string; server: string } | null;
   limitReached: boolean;
+  /** the process was asked to stop; the sends not yet taken stay queued */
+  interrupted: boolean;
 }
 
 const PAGE = 512;
@@ -217,11 +220,15 @@ export async function deliverSends(store: Store, transports: Transport[], source
     return ctx;
   };
 
-  const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false };
+  const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false };
   let handedOver = 0;
 
   const next = (): number | undefined => {
     if (outcome.stopped) return undefined;
+    if (stopRequest.signal.aborted) {
+      outcome.interrupted = true;
+      return undefined;
+    }
     if (opts.limit !== undefined && handedOver >= opts.limit) {
       outcome.limitReached = true;
       return undefined;

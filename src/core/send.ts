@@ -175,7 +175,9 @@ export function settleMailing(store: Store, mailingId: number, outcome: QueueOut
   if (outcome.stopped) {
     store.setMailingStatus(mailingId, 'paused', `server unusable: ${outcome.stopped.message}`, now);
   } else if (left > 0) {
-    store.setMailingStatus(mailingId, 'paused', outcome.limitReached ? `${limit ?? 'the limit of the run'} reached; the next run continues` : 'some sends were interrupted', now);
+    const why = outcome.interrupted ? 'stopped by a signal; the next run continues'
+      : outcome.limitReached ? `${limit ?? 'the limit of the run'} reached; the next run continues` : 'some sends were interrupted';
+    store.setMailingStatus(mailingId, 'paused', why, now);
   } else {
     store.setMailingStatus(mailingId, 'done', null, now);
   }

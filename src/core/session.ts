@@ -5,6 +5,13 @@ import type { Transport } from './ports.js';
 export type OpenTransports = (concurrency: number) => Promise<Transport[]>;
 
 /**
+ * Set when the process is asked to stop (Ctrl-C, or SIGTERM from cron or a shutdown): workers
+ * take no new sends, finish and record the ones in hand, and the run ends with the rest queued
+ * (so nothing is left half-done to be marked a possible duplicate).
+ */
+export const stopRequest = new AbortController();
+
+/**
  * Everything that hands mail over runs inside this: the send lock first (so a second process
  * exits 4 before changing anything), then the transports, closed and released whatever happens.
  */

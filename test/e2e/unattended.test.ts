@@ -80,6 +80,35 @@ test('kill -9 mid-send, then run: everyone gets it, duplicates only among the in
   }
 });
 
+test('SIGTERM mid-send: the mails in hand are finished and recorded, the rest stays queued, no possible duplicates', async () => {
+  const server = await startSmtpServer({ delayMs: 30 });
+  try {
+    const dir = await withMembers(60);
+    const run = startMailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--concurrency', '4', '--json']);
+    await waitFor(() => server.messages.length >= 10);
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /SIGTERM: stopping after the work in hand/);
+    const summary = JSON.parse(r.stdout);
+    assert.equal(summary.sent, server.messages.length, 'everything the server took is recorded');
+    assert.equal(summary.sent + summary.queued, 60);
+    const db = openDb(dir);
+    assert.equal((db.prepare('SELECT count(*) AS n FROM sends WHERE claimed_at IS NOT NULL').get() as any).n, 0, 'nothing left in hand');
+    assert.match((db.prepare('SELECT status_reason FROM mailings WHERE id = 1').get() as any).status_reason, /stopped by a signal/);
+    db.close();
+    const resumed = await mailer(dir, ['send', '--resume', '1', '--smtp', server.url]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.equal(server.messages.length, 60);
+    assert.equal(duplicates(recipients(server)), 0);
+    const check = openDb(dir);
+    assert.equal((check.prepare('SELECT count(*) AS n FROM sends WHERE maybe_duplicate = 1').get() as any).n, 0);
+    check.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('two runs at once: one exits 4 naming the holder, nobody gets a mail twice', async () => {
   const server = await startSmtpServer({ delayMs: 20 });
   try {
