@@ -39,7 +39,7 @@ export function registerRun(program: Command): void {
       }
       if (r.stopped) {
         throw new MailerError(`stopped: the mail server ${r.stopped.server} cannot be used (${r.stopped.category}): ${r.stopped.message}. Unsent mails stay queued.`,
-          { exitCode: ExitCode.serverUnusable, hint: 'the next `mailer run` continues when the server works again' });
+          { exitCode: ExitCode.serverUnusable, hint: '`mailer check` tests the server step by step; the next `mailer run` continues when it works again' });
       }
       if (r.failed || r.deferred) process.exitCode = ExitCode.someFailed;
     } finally {

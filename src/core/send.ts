@@ -188,6 +188,6 @@ export function serverStoppedError(result: { summary: MailingSummary; outcome: Q
   const { stopped } = result.outcome;
   return new MailerError(
     `stopped: the mail server ${stopped!.server} cannot be used (${stopped!.category}): ${stopped!.message}. ${result.summary.queued} mails stay queued.`,
-    { exitCode: ExitCode.serverUnusable, hint: `when the server works again, run \`mailer send --resume ${result.summary.mailing}\`` },
+    { exitCode: ExitCode.serverUnusable, hint: `\`mailer check\` tests the server step by step; when it works again: mailer send --resume ${result.summary.mailing}` },
   );
 }

@@ -234,6 +234,6 @@ export function serverStopped(outcome: QueueOutcome, what: string): MailerError 
   const s = outcome.stopped!;
   return new MailerError(`stopped: the mail server ${s.server} cannot be used (${s.category}): ${s.message}. ${what}`, {
     exitCode: ExitCode.serverUnusable,
-    hint: 'when the server works again, run the same command again',
+    hint: '`mailer check` tests the server step by step; when it works again, run the same command again',
   });
 }
