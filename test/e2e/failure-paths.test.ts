@@ -2,18 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { INVITATION, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
+import { folderWithMembers, mailer, openDb, tempDir, writeFile } from '../support/cli.js';
 import { closedPort, startSmtpServer } from '../support/smtp.js';
 
-const many = (n: number) => Array.from({ length: n }, (_, i) => [String(i + 1), `Member ${i + 1}`, `m${i + 1}@example.org`]);
-
-async function withMembers(n: number) {
-  const dir = tempDir();
-  writeFile(dir, 'members.csv', membersCsv(['id', 'name', 'email'], many(n)));
-  assert.equal((await mailer(dir, ['import', 'members.csv'])).code, 0);
-  writeFile(dir, 'invitation.txt', INVITATION);
-  return dir;
-}
+const withMembers = folderWithMembers;
 
 const count = (dir: string, sql: string) => {
   const db = openDb(dir);

@@ -1,18 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { simpleParser } from 'mailparser';
-import { INVITATION, mailer, membersCsv, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
+import { folderWithMembers, mailer, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
 import { closedPort, startSmtpServer, type TestServer } from '../support/smtp.js';
 
-const many = (n: number) => Array.from({ length: n }, (_, i) => [String(i + 1), `Member ${i + 1}`, `m${i + 1}@example.org`]);
-
-async function withMembers(n: number) {
-  const dir = tempDir();
-  writeFile(dir, 'members.csv', membersCsv(['id', 'name', 'email'], many(n)));
-  assert.equal((await mailer(dir, ['import', 'members.csv'])).code, 0);
-  writeFile(dir, 'invitation.txt', INVITATION);
-  return dir;
-}
+const withMembers = folderWithMembers;
 
 const recipients = (server: TestServer) => server.messages.flatMap((m) => m.to);
 const duplicates = (list: string[]) => list.length - new Set(list).size;
