@@ -97,7 +97,16 @@ export class Store {
       });
     }
     migrate(db, file);
-    return new Store(db);
+    try {
+      return new Store(db);
+    } catch (err) {
+      // Every statement is prepared here: a database whose tables differ from its version's
+      // schema (made by a development build) is caught at once, with a way out.
+      db.close();
+      throw new MailerError(`database ${file} does not match this mailer's schema (version ${migrations.length}): ${(err as Error).message}`, {
+        hint: 'it was made by a different build of mailer; point --db / MAILER_DB at a new file, or use that build',
+      });
+    }
   }
 
   close(): void {
