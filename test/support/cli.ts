@@ -16,9 +16,18 @@ export interface CliResult {
   stdoutBytes: Buffer;
 }
 
+const made: string[] = [];
+// The folders go when the test file's process ends (keep them with MAILER_KEEP_TEST_DIRS=1).
+process.on('exit', () => {
+  if (process.env.MAILER_KEEP_TEST_DIRS) return;
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** A temp folder to run the CLI in, as a user would: its own mailer.db and outbox. */
 export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-test-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-test-'));
+  made.push(dir);
+  return dir;
 }
 
 /** Runs the built CLI the way a user does, with a clean environment. */
