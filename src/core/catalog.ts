@@ -13,6 +13,9 @@ export type Category = (typeof CATEGORIES)[number];
 /** Categories that are about the server, not the recipient: they can stop a run. */
 export const CONNECTION_CATEGORIES: ReadonlySet<Category> = new Set(['server-unreachable', 'tls', 'auth', 'timeout']);
 
+/** Errors after which trying the next mail is pointless: the server or the outbox is unusable. */
+const STOPS_AT_ONCE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOSPC', 'EACCES', 'EROFS', 'EPERM', 'ENOTDIR']);
+
 export interface CategoryInfo {
   en: string;
   de: string;
@@ -174,6 +177,10 @@ export interface Classification {
   rule: string | null;
   /** a user rule's own explanation, if it has one */
   explanation?: string;
+  /** about the server, not this recipient: the mail goes back to the queue */
+  serverLevel: boolean;
+  /** the server is unusable now (refused, login, TLS, sender refused): leave it out at once */
+  fatal: boolean;
 }
 
 const ENHANCED = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/;
@@ -223,14 +230,18 @@ export class Catalog {
       }
     });
     const byClass = enhancedCode ? enhancedCode.startsWith('5') : responseCode !== null ? responseCode >= 500 : false;
-    if (!found) {
-      return { category: 'other', permanent: byClass, responseCode, enhancedCode, text, rule: null };
-    }
-    // A temporary reply is never made permanent by a word in it, and vice versa only by rule.
-    const permanent = found.rule.permanent ?? byClass;
+    const category: Category = found?.rule.category ?? 'other';
+    // A refused sender (MAIL FROM) is the same for every mail: not this member's fault.
+    const senderRefused = failure.command === 'MAIL FROM';
     return {
-      category: found.rule.category, permanent, responseCode, enhancedCode, text,
-      rule: found.rule.match, explanation: found.rule.text,
+      category,
+      // A temporary reply is never made permanent by a word in it, and vice versa only by rule.
+      permanent: found?.rule.permanent ?? byClass,
+      responseCode, enhancedCode, text,
+      rule: found?.rule.match ?? null,
+      explanation: found?.rule.text,
+      serverLevel: CONNECTION_CATEGORIES.has(category) || senderRefused,
+      fatal: category === 'auth' || category === 'tls' || senderRefused || STOPS_AT_ONCE.has(failure.code ?? ''),
     };
   }
 }

@@ -17,24 +17,24 @@ export function hasUtf8Bom(sample: Uint8Array): boolean {
  */
 export function detectEncoding(sample: Uint8Array, complete: boolean): Encoding {
   if (hasUtf8Bom(sample)) return 'utf-8';
-  let end = sample.length;
-  if (!complete) {
-    // Drop a trailing incomplete sequence: find the last lead byte and check its length.
-    let i = end - 1;
-    let continuation = 0;
-    while (i >= 0 && continuation < 3 && (sample[i] & 0xc0) === 0x80) { i--; continuation++; }
-    if (i >= 0) {
-      const lead = sample[i];
-      const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-      if (need > continuation + 1) end = i;
-    }
-  }
+  const end = complete ? sample.length : lastCharBoundary(sample);
   try {
     new TextDecoder('utf-8', { fatal: true }).decode(sample.subarray(0, end));
     return 'utf-8';
   } catch {
     return 'windows-1252';
   }
+}
+
+/** Where the last complete UTF-8 character ends: a sequence cut off at the end is left out. */
+export function lastCharBoundary(buf: Uint8Array): number {
+  let i = buf.length - 1;
+  let continuation = 0;
+  while (i >= 0 && continuation < 3 && (buf[i] & 0xc0) === 0x80) { i--; continuation++; }
+  if (i < 0) return buf.length;
+  const lead = buf[i];
+  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return need > continuation + 1 ? i : buf.length;
 }
 
 export function parseEncoding(name: string): Encoding | null {

@@ -4,7 +4,7 @@ import { parse } from 'csv-parse';
 import iconv from 'iconv-lite';
 import { badInput, ExitCode, MailerError } from '../errors.js';
 import { addressProblem, normalizeAddress } from './address.js';
-import type { Delimiter, Encoding } from './csv-dialect.js';
+import { lastCharBoundary, type Delimiter, type Encoding } from './csv-dialect.js';
 
 /**
  * A member file, parsed and checked row by row, without the database: what the import worker
@@ -266,17 +266,6 @@ function startsUtf8Char(buf: Buffer, at: number): boolean {
   const lead = buf[at];
   const length = lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
   return length > 0 && at + length <= buf.length && isUtf8(buf.subarray(at, at + length));
-}
-
-/** Where the last complete UTF-8 character of the buffer ends. */
-function lastCharBoundary(buf: Buffer): number {
-  let i = buf.length - 1;
-  let continuation = 0;
-  while (i >= 0 && continuation < 3 && (buf[i] & 0xc0) === 0x80) { i--; continuation++; }
-  if (i < 0) return buf.length;
-  const lead = buf[i];
-  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-  return need > continuation + 1 ? i : buf.length;
 }
 
 /** csv-parse's messages, shortened to what a person needs. */

@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.js';
-import { BUILT_IN_RULES, Catalog, CONNECTION_CATEGORIES, type Classification } from './catalog.js';
+import { BUILT_IN_RULES, Catalog, type Classification } from './catalog.js';
 import { addressOf, compose, newMessageId, verpAddress } from './compose.js';
 import { mailingTemplate } from './mailing.js';
 import type { Transport } from './ports.js';
@@ -14,8 +14,6 @@ import type { Mailing, Member, Send } from './types.js';
 /** Back-off of a deferred send before it is tried again (SPEC "Unattended"). */
 export const RETRY_BACKOFF_MS = [15 * 60_000, 60 * 60_000, 4 * 3_600_000, 12 * 3_600_000, 24 * 3_600_000];
 
-/** Errors that say the server cannot be used at all: no point trying the next mail. */
-const FATAL_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOSPC', 'EACCES', 'EROFS', 'EPERM', 'ENOTDIR']);
 
 export interface QueueOptions {
   concurrency: number;
@@ -181,10 +179,10 @@ export class TransportPool {
   }
 
   /** Returns true if the server is now left out. */
-  failed(transport: Transport, c: Classification, code: string | undefined, fatal = false): boolean {
+  failed(transport: Transport, c: Classification): boolean {
     const entry = this.entry(transport);
     entry.errors++;
-    if (fatal || c.category === 'auth' || c.category === 'tls' || FATAL_CODES.has(code ?? '') || entry.errors >= this.maxErrors) entry.down ??= c;
+    if (c.fatal || entry.errors >= this.maxErrors) entry.down ??= c;
     return entry.down !== null;
   }
 
@@ -303,9 +301,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
         const c = opts.catalog.classify(failure);
         const now = opts.clock();
         const base = { id: sendId, email: send.email!, server: transport.description, responseCode: c.responseCode, enhancedCode: c.enhancedCode, response: c.text, category: c.category, now };
-        // A refused sender (MAIL FROM) or login is the same for every mail: not this member's fault.
-        const serverLevel = CONNECTION_CATEGORIES.has(c.category) || failure.command === 'MAIL FROM';
-        if (!serverLevel) {
+        if (!c.serverLevel) {
           pool.succeeded(transport);
           const wait = backoff[send.attempts - 1];
           if (c.permanent || wait === undefined) {
@@ -319,7 +315,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
         }
         // The server, not this mail, is the problem: back to the queue; another server may take it.
         store.recordInterrupted(base);
-        pool.failed(transport, c, failure.code, failure.command === 'MAIL FROM');
+        pool.failed(transport, c);
         if (!pool.usable) {
           stop();
           return () => {};

@@ -47,7 +47,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
       say(`nothing sent: the quota is used up (${reason}); the next run continues`);
       return result;
     }
-    if (mailingIds.length === 0 && retryIds().length === 0) {
+    if (mailingIds.length === 0 && store.dueRetries(now, 1).length === 0) {
       say('nothing to do');
       return result;
     }

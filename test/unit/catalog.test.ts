@@ -64,3 +64,20 @@ test('explanations in English and German, by LANG', () => {
   assert.match(explain('greylisted', 'de_DE.UTF-8'), /nächsten Morgen/);
   assert.equal(explain('no-such-category', 'C'), '');
 });
+
+test('what stops a run: server-level failures go back to the queue, some leave the server out at once', () => {
+  const rows: [DeliveryFailure, boolean, boolean][] = [
+    [reply(550, '5.1.1 User unknown'), false, false],
+    [reply(451, '4.7.1 Greylisted'), false, false],
+    [{ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' }, true, true],
+    [{ code: 'ETIMEDOUT', message: 'Connection timeout' }, true, false],
+    [{ code: 'ECONNRESET', message: 'socket hang up' }, true, false],
+    [{ code: 'EAUTH', responseCode: 535, response: '535 5.7.8 Error: authentication failed', message: 'Invalid login' }, true, true],
+    [{ code: 'EENVELOPE', command: 'MAIL FROM', responseCode: 553, response: '553 5.7.1 Sender address rejected', message: 'Mail command failed' }, true, true],
+    [{ code: 'ENOSPC', message: 'no space left on device' }, true, true],
+  ];
+  for (const [failure, serverLevel, fatal] of rows) {
+    const c = catalog.classify(failure);
+    assert.deepEqual([c.serverLevel, c.fatal], [serverLevel, fatal], failure.response ?? failure.message);
+  }
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { detectDelimiter, detectEncoding, parseDelimiter, parseEncoding } from '../../src/core/csv-dialect.js';
+import { detectDelimiter, detectEncoding, lastCharBoundary, parseDelimiter, parseEncoding } from '../../src/core/csv-dialect.js';
 
 const bytes = (s: string, enc: BufferEncoding = 'utf8') => new Uint8Array(Buffer.from(s, enc));
 
@@ -36,4 +36,13 @@ test('override values', () => {
   assert.equal(parseEncoding('cp1252'), 'windows-1252');
   assert.equal(parseEncoding('latin1'), 'windows-1252');
   assert.equal(parseEncoding('ebcdic'), null);
+});
+
+test('the last complete UTF-8 character: a sequence cut off at the end is left out', () => {
+  const u = bytes('aü€');                           // 1 + 2 + 3 bytes
+  assert.equal(lastCharBoundary(u), 6);
+  assert.equal(lastCharBoundary(u.subarray(0, 5)), 3, 'cut inside €');
+  assert.equal(lastCharBoundary(u.subarray(0, 2)), 1, 'cut inside ü');
+  assert.equal(lastCharBoundary(bytes('abc')), 3);
+  assert.equal(lastCharBoundary(new Uint8Array(0)), 0);
 });
