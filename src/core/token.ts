@@ -18,7 +18,13 @@ export function secureRandom(bytes: number): Buffer {
   return out;
 }
 
-/** 128 bits from the CSPRNG, base64url: unguessable and safe in a link. */
+/**
+ * 17 bytes (136 bits) from the CSPRNG, base64url: unguessable and safe in a link. One that would
+ * start with '-' is drawn again: `mailer token verify -abc…` would read it as an option.
+ */
 export function newToken(): string {
-  return secureRandom(16).toString('base64url');
+  for (;;) {
+    const token = secureRandom(17).toString('base64url');
+    if (token[0] !== '-') return token;
+  }
 }
