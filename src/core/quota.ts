@@ -8,9 +8,9 @@ import type { Settings } from './settings.js';
 const HOUR = 3_600_000;
 
 /** How many mails this run may hand over (null: no cap), and which cap is the tightest. */
-export function runBudget(store: Store, settings: Settings, max: number | undefined, now: number): { budget: number | null; reason: string | null } {
+export function runBudget(store: Store, settings: Settings, cap: { n: number; flag: string } | undefined, now: number): { budget: number | null; reason: string | null } {
   const caps: [number, string][] = [];
-  if (max !== undefined) caps.push([max, `--max ${max}`]);
+  if (cap !== undefined) caps.push([cap.n, `${cap.flag} ${cap.n}`]);
   if (settings.maxPerHour) caps.push([settings.maxPerHour - store.handedOverSince(now - HOUR), `maxPerHour ${settings.maxPerHour}`]);
   if (settings.maxPerDay) caps.push([settings.maxPerDay - store.handedOverSince(now - 24 * HOUR), `maxPerDay ${settings.maxPerDay}`]);
   if (caps.length === 0) return { budget: null, reason: null };

@@ -38,7 +38,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
       store.setMailingStatus(id, 'running', null, now);
       say(`mailing ${id} is due: sending`);
     }
-    const { budget, reason } = runBudget(store, req.settings, req.max, now);
+    const { budget, reason } = runBudget(store, req.settings, req.max === undefined ? undefined : { n: req.max, flag: '--max' }, now);
     const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0 };
     const mailingIds = store.unfinishedMailings();
     const retryIds = () => store.dueRetries(req.now(), remaining() ?? 1_000_000);

@@ -128,21 +128,17 @@ export async function sendMailing(
   return withSendLock(store, mailing ? `send --resume ${mailing.id}` : 'send', req.now(), async () => {
     const current = mailing ?? createMailing(store, plan!).mailing;
     // This run hands over at most --limit mails, and no more than the provider's quota allows.
-    const quota = runBudget(store, settings, undefined, req.now());
-    const caps: [number, string][] = [];
-    if (req.limit !== undefined && !current.test) caps.push([req.limit, `--limit ${req.limit}`]);
-    if (quota.budget !== null) caps.push([quota.budget, quota.reason!]);
-    const cap = caps.length ? caps.reduce((a, b) => (b[0] < a[0] ? b : a)) : null;
+    const { budget, reason } = runBudget(store, settings, req.limit !== undefined && !current.test ? { n: req.limit, flag: '--limit' } : undefined, req.now());
     return withTransports(openTransports, concurrency, async (transports, description) => {
       const queued = summarize(store, current.id).queued;
       store.setMailingStatus(current.id, 'running', null, req.now());
       await hooks.onStart?.({ mailing: current, queued, transport: description });
       const outcome = await deliverSends(store, transports, mailingQueue(store, current.id), {
         ...queueSettings(store, settings, req.now),
-        limit: cap?.[0],
+        limit: budget ?? undefined,
         onProgress: hooks.onProgress,
       });
-      settleMailing(store, current.id, outcome, cap?.[1], req.now());
+      settleMailing(store, current.id, outcome, reason ?? undefined, req.now());
       const summary = summarize(store, current.id);
       const report = current.test || outcome.done === 0 ? undefined : await reportTo(store, transports, settings, [summary]);
       return { kind: 'sent' as const, summary, outcome, transport: description, report };
