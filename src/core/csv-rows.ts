@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import { isAscii, isUtf8 } from 'node:buffer';
-import { parse } from 'csv-parse';
 import iconv from 'iconv-lite';
-import { badInput, ExitCode, MailerError } from '../errors.js';
+import { badInput, MailerError } from '../errors.js';
 import { addressProblem, normalizeAddress } from './address.js';
 import { lastCharBoundary, type Delimiter, type Encoding } from './csv-dialect.js';
+import { CsvScanner } from './csv-scan.js';
 
 /**
  * A member file, parsed and checked row by row, without the database: what the import worker
@@ -63,72 +63,53 @@ export async function parseMemberFile(job: ParseJob, emit: (message: WorkerMessa
   let counts = emptyCounts();
   let rows: (string | null)[] = [];
   let columns: Columns | null = null;
-  let failure: unknown = null;
   const ready: WorkerMessage[] = [];
 
-  const parser = parse({
-    delimiter: job.delimiter,
-    encoding: 'utf8',
-    bom: true,
-    skip_empty_lines: true,
-    // A row with the wrong number of fields or broken quoting is reported (with its line) and
-    // skipped; the import goes on.
-    skip_records_with_error: true,
-    on_skip: (err: { lines?: number; message: string } | undefined) => {
-      if (err) {
-        counts.read++;
-        counts.rejected.push({ line: err.lines ?? 0, reason: plainCsvError(err.message) });
-      }
-      return undefined;
-    },
-  } as unknown as import('csv-parse').Options);
-  // Records are taken in a synchronous 'data' handler: parser.info.lines is then the line the
-  // record ends on (an info object per record would halve the parse speed).
-  parser.on('data', (record: string[]) => {
-    if (failure) return;
-    try {
-      if (!columns) {
-        columns = resolveColumns(record, job, file);
-        ready.push({ kind: 'header', fieldNames: columns.fieldNames });
-        return;
-      }
-      counts.read++;
-      prepareRow(columns, record, parser.info.lines, rows, counts);
-      if (rows.length >= BATCH_ROWS * ROW_WIDTH) {
-        ready.push({ kind: 'rows', rows, counts });
-        rows = [];
-        counts = emptyCounts();
-      }
-    } catch (err) {
-      failure ??= err;
+  // A row with the wrong number of fields or broken quoting is reported (with its line) and
+  // skipped; the import goes on.
+  const scanner = new CsvScanner(job.delimiter, (record, line) => {
+    if (!columns) {
+      columns = resolveColumns(record, job, file);
+      ready.push({ kind: 'header', fieldNames: columns.fieldNames });
+      return;
     }
+    counts.read++;
+    if (record.length !== columns.header.length) {
+      counts.rejected.push({ line, reason: `${record.length} fields, but the header has ${columns.header.length}` });
+      return;
+    }
+    prepareRow(columns, record, line, rows, counts);
+    if (rows.length >= BATCH_ROWS * ROW_WIDTH) {
+      ready.push({ kind: 'rows', rows, counts });
+      rows = [];
+      counts = emptyCounts();
+    }
+  }, (line, reason) => {
+    if (!columns) throw badInput(`${file}:${line}: the header line is not readable CSV: ${reason}`, 'the first line must name the columns, e.g. id;name;email');
+    counts.read++;
+    counts.rejected.push({ line, reason });
   });
-  parser.on('error', (err) => { failure ??= err; });
-  const ended = new Promise<void>((resolve) => parser.once('end', resolve));
 
   const decodeError: { error?: Error; encoding: Encoding } = { encoding: job.encoding };
   try {
-    // The parser is fed by hand, one chunk at a time, and the batches of each chunk are taken
-    // before the next is read: memory stays bounded by a chunk, whatever the file size.
-    for await (const chunk of utf8Chunks(fs.createReadStream(file, { highWaterMark: 1 << 20 }), job.encodingGiven, decodeError)) {
-      parser.write(chunk);
-      if (failure) throw failure;
+    // The scanner is fed one chunk at a time, and the batches of each chunk are taken before
+    // the next is read: memory stays bounded by a chunk, whatever the file size.
+    for await (const text of textChunks(fs.createReadStream(file, { highWaterMark: 1 << 20 }), job.encodingGiven, decodeError)) {
+      scanner.write(text);
       while (ready.length) await emit(ready.shift()!);
     }
-    parser.end();
-    await ended;
-    if (failure) throw failure;
+    scanner.end();
     while (ready.length) await emit(ready.shift()!);
     if (!columns) throw badInput(`${file} has no header line`, 'the first line must name the columns, e.g. id;name;email');
     if (rows.length) await emit({ kind: 'rows', rows, counts: emptyCounts() });
     await emit({ kind: 'done', counts, encoding: decodeError.encoding });
   } catch (err) {
     if (decodeError.error) {
-      throw badInput(`${file}: ${decodeError.error.message} (near line ${parser.info.lines}); nothing was imported`,
+      throw badInput(`${file}: ${decodeError.error.message} (near line ${scanner.currentLine}); nothing was imported`,
         'the file mixes encodings; save it as UTF-8, or give --encoding windows-1252');
     }
     if (err instanceof MailerError) throw err;
-    throw badInput(`${file}: cannot be read as CSV near line ${parser.info.lines}: ${plainCsvError((err as Error).message)}; nothing was imported`,
+    throw badInput(`${file}: cannot be read as CSV near line ${scanner.currentLine}: ${(err as Error).message}; nothing was imported`,
       'check the quoting around that line, or give --delimiter and --encoding');
   }
 }
@@ -179,26 +160,26 @@ function resolveColumns(record: string[], options: ParseJob, file: string): Colu
 }
 
 /** Checks one record; a member goes into `rows` (ROW_WIDTH values), a reject into the counts. */
-function prepareRow(c: Columns, record: string[], endLine: number, rows: (string | null)[], result: ParseCounts): void {
+function prepareRow(c: Columns, record: string[], line: number, rows: (string | null)[], result: ParseCounts): void {
   const rawEmail = record[c.emailIndex].trim();
   const email = rawEmail === '' ? null : normalizeAddress(rawEmail);
   let key = record[c.keyIndex].trim();
   if (c.keyIsEmail) key = key.toLowerCase();
   if (key === '') {
-    result.rejected.push({ line: startLine(record, endLine), reason: c.keyIsEmail ? 'no e-mail address, and the e-mail is the member id' : `no member id (column "${c.header[c.keyIndex]}" is empty)` });
+    result.rejected.push({ line: line, reason: c.keyIsEmail ? 'no e-mail address, and the e-mail is the member id' : `no member id (column "${c.header[c.keyIndex]}" is empty)` });
     return;
   }
   let emailProblem: string | null = null;
   if (email === null) {
     emailProblem = 'no-address';
     result.withoutEmail++;
-    if (result.flagged.length < FLAGGED_KEPT) result.flagged.push({ line: startLine(record, endLine), member: key, reason: 'no e-mail address' });
+    if (result.flagged.length < FLAGGED_KEPT) result.flagged.push({ line: line, member: key, reason: 'no e-mail address' });
   } else {
     const problem = addressProblem(email);
     if (problem) {
       emailProblem = 'invalid-address';
       result.invalidEmail++;
-      if (result.flagged.length < FLAGGED_KEPT) result.flagged.push({ line: startLine(record, endLine), member: key, reason: `invalid address ${email}: ${problem}` });
+      if (result.flagged.length < FLAGGED_KEPT) result.flagged.push({ line: line, member: key, reason: `invalid address ${email}: ${problem}` });
     }
   }
   // The fields as JSON, written directly in column order (no object per row: the parse thread
@@ -213,17 +194,11 @@ function prepareRow(c: Columns, record: string[], endLine: number, rows: (string
   rows.push(key, email, name, fields, emailProblem);
 }
 
-/** A quoted field may span lines: the record starts that many lines before it ends. */
-function startLine(record: string[], endLine: number): number {
-  return endLine - record.reduce((n, f) => n + (f.match(/\r\n|\n|\r/g)?.length ?? 0), 0);
-}
-
 /**
- * The file as UTF-8 bytes for the parser. UTF-8 passes through, checked (isUtf8, native) up to
- * the last whole character of each chunk; Windows-1252 is converted. The parser then works on
- * bytes as it does internally anyway, instead of turning strings back into bytes.
+ * The file as text for the scanner. UTF-8 is checked (isUtf8, native) up to the last whole
+ * character of each chunk, then decoded; Windows-1252 is converted.
  */
-async function* utf8Chunks(source: AsyncIterable<Buffer>, forced: boolean, state: { error?: Error; encoding: Encoding }): AsyncGenerator<Buffer> {
+async function* textChunks(source: AsyncIterable<Buffer>, forced: boolean, state: { error?: Error; encoding: Encoding }): AsyncGenerator<string> {
   let carry: Buffer = Buffer.alloc(0);
   // Detection saw the first 64 KiB only. Unless the encoding was given, the first non-ASCII
   // character of the file decides: a valid UTF-8 sequence means UTF-8 (and a bad byte later is
@@ -232,7 +207,7 @@ async function* utf8Chunks(source: AsyncIterable<Buffer>, forced: boolean, state
   for await (const raw of source) {
     if (state.encoding === 'windows-1252') {
       // A single-byte encoding: any chunk boundary is a character boundary.
-      yield Buffer.from(iconv.decode(carry.length ? Buffer.concat([carry, raw]) : raw, 'win1252'), 'utf8');
+      yield iconv.decode(carry.length ? Buffer.concat([carry, raw]) : raw, 'win1252');
       carry = Buffer.alloc(0);
       continue;
     }
@@ -241,7 +216,7 @@ async function* utf8Chunks(source: AsyncIterable<Buffer>, forced: boolean, state
       decided = true;
       if (!startsUtf8Char(chunk, chunk.findIndex((b) => b >= 0x80))) {
         state.encoding = 'windows-1252';
-        yield Buffer.from(iconv.decode(chunk, 'win1252'), 'utf8');
+        yield iconv.decode(chunk, 'win1252');
         carry = Buffer.alloc(0);
         continue;
       }
@@ -253,7 +228,7 @@ async function* utf8Chunks(source: AsyncIterable<Buffer>, forced: boolean, state
       throw state.error;
     }
     carry = Buffer.from(chunk.subarray(end));
-    yield whole;
+    yield whole.toString('utf8');
   }
   if (carry.length) {
     state.error = new Error('not valid UTF-8 (the file ends inside a character)');
@@ -266,14 +241,4 @@ function startsUtf8Char(buf: Buffer, at: number): boolean {
   const lead = buf[at];
   const length = lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
   return length > 0 && at + length <= buf.length && isUtf8(buf.subarray(at, at + length));
-}
-
-/** csv-parse's messages, shortened to what a person needs. */
-function plainCsvError(message: string): string {
-  return message
-    .replace(/^Invalid Record Length: expect (\d+), got (\d+).*$/, '$2 fields, but the header has $1')
-    .replace(/^Quote Not Closed:.*$/, 'a quote is opened but never closed')
-    .replace(/^Invalid Opening Quote:.*$/, 'a quote in the middle of a field')
-    .replace(/^Invalid Closing Quote:.*$/, 'text right after a closing quote (a quote inside a field must be doubled: "")')
-    .replace(/\s*at line \d+/, '');
 }
