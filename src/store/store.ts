@@ -8,7 +8,7 @@ import type {
 } from '../core/types.js';
 import type { CatalogRule } from '../core/catalog.js';
 import { migrations } from './schema.js';
-import { queries, type QueryName } from './queries.js';
+import { membersEmailIndex, queries, type QueryName } from './queries.js';
 
 type Row = Record<string, any>;
 
@@ -65,6 +65,8 @@ export class Store {
   readonly db: Database.Database;
   private readonly stmt: Record<QueryName, Database.Statement>;
   private readonly shapes = new Map<string, Database.Statement>();
+  /** the connection's settings an import changed, to put back after it */
+  private memberLoadSettings: Record<string, unknown> | null = null;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -143,21 +145,62 @@ export class Store {
     const tuple = /VALUES (\([^)]*\))/.exec(queries.upsertMember)![1];
     const batched = this.shape(queries.upsertMember.replace(tuple, Array(UPSERT_BATCH).fill(tuple).join(', ')));
     const params: unknown[] = [];
+    const shared = { importId, now };
     let written = 0;
     return {
       add(key, email, name, fields, emailProblem) {
-        params.push(key, email, name, fields, emailProblem, importId, now, now, now);
-        if (params.length === UPSERT_BATCH * 9) {
-          written += batched.run(params).changes;
+        params.push(key, email, name, fields, emailProblem);
+        if (params.length === UPSERT_BATCH * 5) {
+          written += batched.run(params, shared).changes;
           params.length = 0;
         }
       },
       finish() {
-        for (let i = 0; i < params.length; i += 9) written += single.run(params.slice(i, i + 9)).changes;
+        for (let i = 0; i < params.length; i += 5) written += single.run(params.slice(i, i + 5), shared).changes;
         params.length = 0;
         return written;
       },
     };
+  }
+
+  /**
+   * Sets the connection up for an import's writes, inside its transaction. Into an empty table
+   * (a first import) the e-mail index is left out while the rows go in and built once at the end
+   * from sorted addresses: half the cost of updating it row by row in the random order the
+   * addresses arrive in. A crash in between rolls back to the index as it was.
+   * The page cache is made small: rows go in by key, so a larger cache does not make the upsert
+   * faster (1M rows into 1M: 3.5 s with 2 MB, 16 MB or 64 MB), but the index sort is twice as
+   * fast in 2 MB as in the default 16 MB (0.3 s against 0.75 s), and peak RSS 30 MB lower.
+   */
+  beginMemberLoad(): { membersBefore: number; bulk: boolean } {
+    const membersBefore = this.memberCount();
+    const bulk = membersBefore === 0;
+    this.memberLoadSettings = {
+      cache_size: this.db.pragma('cache_size', { simple: true }),
+      temp_store: this.db.pragma('temp_store', { simple: true }),
+      threads: this.db.pragma('threads', { simple: true }),
+    };
+    this.db.pragma('cache_size = -2000');
+    if (bulk) this.db.exec(membersEmailIndex.drop);
+    return { membersBefore, bulk };
+  }
+
+  /** After the last row, still inside the transaction: a bulk load builds the e-mail index. */
+  completeMemberLoad(bulk: boolean): void {
+    if (!bulk) return;
+    // The sort spills to a temporary file, not to memory, and may use a helper thread (the
+    // import's parse thread is done by now): 0.3 s for 1M rows at no extra RSS, against 1.3 s
+    // and 70 MB more with temp_store = MEMORY and no helper.
+    this.db.pragma('temp_store = FILE');
+    this.db.pragma('threads = 2');
+    this.db.exec(membersEmailIndex.create);
+  }
+
+  /** After commit or rollback: the connection's settings as before the import. */
+  endMemberLoad(): void {
+    if (!this.memberLoadSettings) return;
+    for (const [name, value] of Object.entries(this.memberLoadSettings)) this.db.pragma(`${name} = ${value}`);
+    this.memberLoadSettings = null;
   }
 
   addFieldNames(names: string[]): void {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXAMPLES, mailer, openDb, tempDir, writeFile } from '../support/cli.js';
+import { EXAMPLES, mailer, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
 
 test('imports the Windows-1252 example list: umlauts intact, member without address flagged', async () => {
   const dir = tempDir();
@@ -18,6 +18,9 @@ test('imports the Windows-1252 example list: umlauts intact, member without addr
   const brigitte = db.prepare(`SELECT * FROM members WHERE key = '1004'`).get() as any;
   assert.equal(brigitte.email, null);
   assert.equal(brigitte.email_problem, 'no-address');
+  // a first import builds the e-mail index after the rows: it is there, and finds by address
+  const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT id FROM members WHERE email = 'anna.mueller@example.org'`).all() as any[];
+  assert.match(plan.map((p) => p.detail).join(' '), /USING (COVERING )?INDEX members_email/);
   db.close();
 });
 
@@ -101,6 +104,8 @@ test('a file that cannot be read changes nothing (exit 2) and says what to do', 
   assert.match(m.stderr, /--encoding windows-1252/);
   const db = openDb(dir);
   assert.equal((db.prepare('SELECT count(*) AS n FROM members').get() as any).n, 0);
+  assert.ok(db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'members_email'`).get(),
+    'the first import dropped the e-mail index to build it at the end; the rollback brought it back');
   db.close();
 
   // Plain ASCII for the first 64 KiB, then Windows-1252: detected on the way, not refused.
@@ -131,4 +136,30 @@ test('--key, --email-column and --name-column name differing headers', async () 
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /no column "Mitgliedsnummer"/);
   assert.ok(fs.existsSync(path.join(dir, 'mailer.db')));
+});
+
+test('an import killed half-way changes nothing, and the next one imports everything', async () => {
+  const dir = tempDir();
+  const rows = 300_000;
+  const lines = ['id;name;email'];
+  for (let i = 0; i < rows; i++) lines.push(`${i};Name ${i};m${(i * 7919) % rows}.${i}@example.org`);
+  const file = writeFile(dir, 'big.csv', lines.join('\n') + '\n');
+  const wal = path.join(dir, 'mailer.db-wal');
+  const run = startMailer(dir, ['import', file]);
+  // killed once rows are being written (the write-ahead log grows), long before the commit
+  const deadline = Date.now() + 20_000;
+  while (!(fs.existsSync(wal) && fs.statSync(wal).size > 2_000_000) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  run.child.kill('SIGKILL');
+  const killed = await run.done;
+  assert.notEqual(killed.code, 0, 'the import was killed before it finished');
+
+  const db = openDb(dir);
+  assert.equal((db.prepare('SELECT count(*) AS n FROM members').get() as any).n, 0);
+  assert.ok(db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'members_email'`).get(), 'the e-mail index is there');
+  assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+  db.close();
+
+  const again = await mailer(dir, ['import', file, '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout).inserted, rows);
 });
