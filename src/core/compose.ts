@@ -1,5 +1,7 @@
 import { secureRandom } from './token.js';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import base64 from 'nodemailer/lib/base64/index.js';
+import qp from 'nodemailer/lib/qp/index.js';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { badInput } from '../errors.js';
 import type { RenderedMessage } from './template.js';
@@ -18,7 +20,18 @@ export interface ComposeInput {
 }
 
 /** The finished RFC 822 message, as it will be stored and handed to the server. */
-export function compose(input: ComposeInput): Promise<Buffer> {
+export function compose(input: ComposeInput): Buffer {
+  return composeTree(mimeTree(input));
+}
+
+export function composeTree(tree: MimeNode): Buffer {
+  // SMTP carries CRLF line ends (RFC 5321 §2.3.8); nodemailer converts bare LFs on the wire,
+  // so they are converted here instead, and the stored bytes are the bytes the server gets.
+  return toCrlf(serialize(tree));
+}
+
+/** nodemailer's MIME tree of the message: headers encoded and parts chosen as nodemailer does. */
+export function mimeTree(input: ComposeInput): MimeNode {
   const { message } = input;
   const headers: Record<string, string> = { 'X-Mailer-Send-Id': String(input.sendId) };
   for (const [name, value] of message.extraHeaders) headers[name] = value;
@@ -42,11 +55,67 @@ export function compose(input: ComposeInput): Promise<Buffer> {
     html,
     headers,
   } as ConstructorParameters<typeof MailComposer>[0]);
-  return new Promise((resolve, reject) => {
-    // SMTP carries CRLF line ends (RFC 5321 §2.3.8); nodemailer converts bare LFs on the wire,
-    // so they are converted here instead, and the stored bytes are the bytes the server gets.
-    composer.compile().build((err, raw) => (err ? reject(err) : resolve(toCrlf(raw))));
-  });
+  return composer.compile() as unknown as MimeNode;
+}
+
+/** The parts of nodemailer's MimeNode that serialize() reads. */
+export interface MimeNode {
+  buildHeaders(): string;
+  getTransferEncoding(): string | false;
+  content?: unknown;
+  multipart: string | false;
+  boundary: string | false;
+  childNodes: MimeNode[];
+  build(): Promise<Buffer>;
+}
+
+/**
+ * MimeNode's build, without its streams: the same header block and the same encoders in one
+ * synchronous pass. The streamed build waits a turn of the event loop at every step (about
+ * 0.8 ms per mail while sending, for 40 µs of work), and each queue worker waited with it.
+ * Covers what MailComposer makes of our messages: text parts, and multiparts of them.
+ */
+function serialize(node: MimeNode): Buffer {
+  const out: Buffer[] = [];
+  const walk = (part: MimeNode) => {
+    out.push(Buffer.from(part.buildHeaders() + '\r\n\r\n'));
+    if (part.content) {
+      if (typeof part.content !== 'string') throw new Error('compose: a MIME part that is not text');
+      out.push(encodeBody(Buffer.from(part.content), part.getTransferEncoding()));
+    }
+    if (part.multipart) {
+      part.childNodes.forEach((child, i) => {
+        out.push(Buffer.from(`${i > 0 ? '\r\n' : ''}--${part.boundary}\r\n`));
+        walk(child);
+      });
+      out.push(Buffer.from(`\r\n--${part.boundary}--\r\n`));
+    }
+  };
+  walk(node);
+  // as nodemailer's LastNewline: the message ends with a line break
+  const last = out[out.length - 1];
+  if (last && last.length && last[last.length - 1] !== 0x0a) out.push(Buffer.from('\r\n'));
+  return Buffer.concat(out);
+}
+
+/** As nodemailer's encoder streams do it for content that comes in one chunk. */
+function encodeBody(bytes: Buffer, encoding: string | false): Buffer {
+  if (encoding === 'quoted-printable') return Buffer.from(qp.wrap(qp.encode(bytes), 76), 'ascii');
+  if (encoding !== 'base64') return bytes;
+  // The stream encodes whole 3-byte groups and wraps them, then appends the rest unwrapped.
+  const whole = bytes.length - (bytes.length % 3);
+  let lines = base64.wrap(base64.encode(bytes.subarray(0, whole)), 76);
+  let current = lines;
+  const lastLf = lines.lastIndexOf('\n');
+  if (lastLf < 0) {
+    lines = '';
+  } else {
+    current = lines.substring(lastLf + 1);
+    lines = lines.substring(0, lastLf + 1);
+    if (lines && !lines.endsWith('\r\n')) lines += '\r\n';
+  }
+  if (whole < bytes.length) current += base64.encode(bytes.subarray(whole));
+  return Buffer.from(lines + current, 'ascii');
 }
 
 function withPixel(html: string, src: string): string {

@@ -273,7 +273,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
       return () => store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
     }
     const messageId = newMessageId(sendId, ctx.fromAddress);
-    const raw = await compose({
+    const raw = compose({
       message: rendered.message,
       from: rendered.message.from ?? ctx.fromHeader,
       replyTo: rendered.message.replyTo ?? ctx.replyTo,
