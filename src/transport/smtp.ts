@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { Envelope, Transport } from '../core/ports.js';
@@ -42,6 +43,8 @@ export class SmtpTransport implements Transport {
   readonly kind = 'smtp' as const;
   readonly description: string;
   private readonly transporter: nodemailer.Transporter;
+  /** nodemailer's SMTP pool under the transporter: `send(mail, callback)`, its transport contract */
+  private readonly pool: { send(mail: unknown, callback: (err: Error | null, info?: { response?: string }) => void): boolean };
 
   constructor(options: SmtpOptions) {
     const { display, ...connection } = parseSmtpUrl(options.url, options.password);
@@ -56,18 +59,37 @@ export class SmtpTransport implements Transport {
       socketTimeout: 60_000,
       getSocket: openNoDelaySocket,
     } as SMTPPool.Options);
+    this.pool = (this.transporter as unknown as { transporter: SmtpTransport['pool'] }).transporter;
   }
 
-  async deliver(envelope: Envelope, raw: Buffer): Promise<string> {
-    try {
-      // The Message-ID given here only keeps nodemailer from drawing a random one for a raw
-      // message; the bytes sent are `raw` as they are.
-      const info = await this.transporter.sendMail({ envelope, raw, messageId: '<raw@mailer.invalid>' });
-      return String(info.response ?? '250 accepted');
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & { responseCode?: number; response?: string; command?: string };
-      throw new DeliveryError({ code: e.code, command: e.command, responseCode: e.responseCode, response: e.response, message: e.message });
-    }
+  /**
+   * Straight to the pool, past nodemailer's Mailer: the message is finished already, and the
+   * Mailer's per-message work (plugins, a MIME tree for the raw bytes, a random boundary drawn
+   * for it) was a tenth of a send's CPU. The object handed over is what nodemailer's pool reads
+   * of a mail: its envelope, a Message-ID and header for the log, and a stream of the bytes.
+   */
+  deliver(envelope: Envelope, raw: Buffer): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const mail = {
+        data: {},
+        message: {
+          getEnvelope: () => ({ from: envelope.from, to: [...envelope.to] }),
+          messageId: () => '',
+          getHeader: () => '',
+          // A fresh stream each time: the pool asks again when it re-queues after a lost connection.
+          createReadStream: () => new PassThrough().end(raw),
+        },
+      };
+      const queued = this.pool.send(mail, (err, info) => {
+        if (!err) {
+          resolve(String(info?.response ?? '250 accepted'));
+          return;
+        }
+        const e = err as NodeJS.ErrnoException & { responseCode?: number; response?: string; command?: string };
+        reject(new DeliveryError({ code: e.code, command: e.command, responseCode: e.responseCode, response: e.response, message: e.message }));
+      });
+      if (!queued) reject(new DeliveryError({ code: 'ECONNECTION', message: 'the SMTP connection pool is closed' }));
+    });
   }
 
   async close(): Promise<void> {
