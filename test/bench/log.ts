@@ -56,6 +56,14 @@ export async function benchLog({ scale, log }: BenchOptions): Promise<BenchResul
       { label: 'member', filter: { memberIds: [built.member.id] }, cli: ['--member', built.member.key] },
       { label: 'type+since 7d', filter: { types: ['invitation'], since: now - 7 * DAY }, cli: ['--type', 'invitation', '--since', '7d'] },
       { label: 'status failed', filter: { statuses: ['failed'] }, cli: ['--status', 'failed'] },
+      // the other filters, each alone, and the rest of the combinations a triage session uses
+      { label: 'newest 50 (no filter)', filter: {}, cli: [] },
+      { label: 'email', filter: { emails: [built.member.email] }, cli: ['--email', built.member.email] },
+      { label: 'mailing', filter: { mailings: [built.mailing] }, cli: ['--mailing', String(built.mailing)] },
+      { label: 'status failed+deferred', filter: { statuses: ['failed', 'deferred'] }, cli: ['--status', 'failed', '--status', 'deferred'] },
+      { label: 'until 30d ago', filter: { until: now - 30 * DAY }, cli: ['--until', new Date(now - 30 * DAY).toISOString().slice(0, 10)] },
+      { label: 'mailing+status failed', filter: { mailings: [built.mailing], statuses: ['failed'] }, cli: ['--mailing', String(built.mailing), '--status', 'failed'] },
+      { label: 'member+since 30d', filter: { memberIds: [built.member.id], since: now - 30 * DAY }, cli: ['--member', built.member.key, '--since', '30d'] },
     ];
 
     // In-process: the app's own Store, so the SQL measured is the SQL shipped. Its statements
@@ -173,7 +181,7 @@ function fillSendLog(file: string, sends: number, now: number, random: () => num
   return {
     ms: performance.now() - t0,
     mailing: mailingIds[mailingIds.length - 1],
-    member: { id: target.id, key: target.key, sends: perMember.get(target.id) ?? 0 },
+    member: { id: target.id, key: target.key, email: target.email, sends: perMember.get(target.id) ?? 0 },
     typeRecent,
     failed,
   };

@@ -43,6 +43,11 @@ test('log filters combine: member, email, type, mailing, status, since, until, l
   assert.equal((await q('--until', '7d')).length, 3);
   assert.equal((await q('--type', 'invitation', '--since', '36h')).length, 0);
   assert.equal((await q('--limit', '2')).length, 2);
+  // several values of one filter are read range by range and merged: same rows, same order
+  assert.deepEqual((await q('--type', 'invitation', '--type', 'reminder')).map((s) => s.id), all.map((s) => s.id));
+  assert.deepEqual((await q('--type', 'reminder', '--type', 'invitation', '--limit', '2')).map((s) => s.id), all.slice(0, 2).map((s) => s.id));
+  assert.deepEqual((await q('--member', '3', '--member', '2', '--type', 'invitation')).map((s) => s.member).sort(), ['2', '3']);
+  assert.deepEqual((await q('--status', 'failed', '--status', 'sent', '--mailing', '1')).map((s) => s.id), all.filter((s) => s.mailing === 1).map((s) => s.id));
   const today = new Date();
   const ymd = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, '0')}-${String(today.getDate()).padStart(2, '0')}`;
   assert.equal((await q('--since', ymd, '--until', ymd)).length, 1, 'a date alone includes that whole day');
