@@ -1,5 +1,4 @@
 import net from 'node:net';
-import { PassThrough } from 'node:stream';
 import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { Envelope, Transport } from '../core/ports.js';
@@ -66,7 +65,7 @@ export class SmtpTransport implements Transport {
    * Straight to the pool, past nodemailer's Mailer: the message is finished already, and the
    * Mailer's per-message work (plugins, a MIME tree for the raw bytes, a random boundary drawn
    * for it) was a tenth of a send's CPU. The object handed over is what nodemailer's pool reads
-   * of a mail: its envelope, a Message-ID and header for the log, and a stream of the bytes.
+   * of a mail: its envelope, a Message-ID and header for the log, and the bytes.
    */
   deliver(envelope: Envelope, raw: Buffer): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -76,8 +75,8 @@ export class SmtpTransport implements Transport {
           getEnvelope: () => ({ from: envelope.from, to: [...envelope.to] }),
           messageId: () => '',
           getHeader: () => '',
-          // A fresh stream each time: the pool asks again when it re-queues after a lost connection.
-          createReadStream: () => new PassThrough().end(raw),
+          // SMTPConnection.send takes a Buffer as well as a stream, and writes it at once.
+          createReadStream: () => raw,
         },
       };
       const queued = this.pool.send(mail, (err, info) => {
