@@ -50,7 +50,7 @@ export async function importMembers(store: Store, file: string, options: ImportO
   };
   const importId = randomInt(1, 2 ** 47);
   let writer: ReturnType<Store['memberWriter']> | null = null;
-  let load: { membersBefore: number; bulk: boolean } | null = null;
+  let load: { membersBefore: number } | null = null;
   let accepted = 0;
   // The file is parsed and checked in a worker thread while this one writes to the database:
   // the two halves take about the same time, and a 2-core machine runs them side by side.
@@ -94,9 +94,8 @@ export async function importMembers(store: Store, file: string, options: ImportO
     if (!writer || !load) throw badInput(`${file} has no header line`, 'the first line must name the columns, e.g. id;name;email');
     // Rows written are inserts or real changes; the member count tells the inserts apart.
     const written = (writer as ReturnType<Store['memberWriter']>).finish();
-    const { membersBefore, bulk } = load as { membersBefore: number; bulk: boolean };
-    store.completeMemberLoad(bulk);
-    result.inserted = store.memberCount() - membersBefore;
+    store.completeMemberLoad();
+    result.inserted = store.memberCount() - (load as { membersBefore: number }).membersBefore;
     result.updated = written - result.inserted;
     result.unchanged = accepted - written;
     store.db.exec('COMMIT');

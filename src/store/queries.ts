@@ -29,6 +29,9 @@ export const queries = {
        OR members.name IS NOT excluded.name
        OR json_patch(members.fields, excluded.fields) IS NOT members.fields`,
   addFieldName: `INSERT OR IGNORE INTO member_fields (name) VALUES (?)`,
+  /* An index as the schema defines it: a first import drops the e-mail index and builds it
+     again from this at the end (store.ts, beginMemberLoad). */
+  indexDefinition: `SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`,
   fieldNames: `SELECT name FROM member_fields ORDER BY name`,
   memberById: `SELECT * FROM members WHERE id = ?`,
   memberByKey: `SELECT * FROM members WHERE key = ?`,
@@ -206,13 +209,3 @@ export const queries = {
 } as const;
 
 export type QueryName = keyof typeof queries;
-
-/**
- * A first import into an empty table drops the members' e-mail index inside its transaction and
- * builds it at the end: from sorted addresses, instead of row by row in random order. Not
- * prepared at open: the statements are valid only one way round.
- */
-export const membersEmailIndex = {
-  drop: `DROP INDEX members_email`,
-  create: `CREATE INDEX members_email ON members(email)`,
-};
