@@ -677,9 +677,10 @@ export class Store {
     // Several values of one filter (--status failed --status deferred): each value's newest
     // from its own index range, then merged. One IN (…) reads every matching send to sort
     // them: 67 ms for failed + deferred on 1,000,000 sends, against under 1 ms this way.
-    const split = limit > 0 ? SPLITTABLE.find((key) => (filter[key]?.length ?? 0) > 1) : undefined;
+    // (Values are made unique first: --member 2 --member ben@… may name one member twice.)
+    const split = limit > 0 ? SPLITTABLE.find((key) => new Set<unknown>(filter[key]).size > 1) : undefined;
     if (split) {
-      const parts = (filter[split] as unknown[]).map((value) => newest({ ...filter, [split]: [value] }));
+      const parts = [...new Set(filter[split] as unknown[])].map((value) => newest({ ...filter, [split]: [value] }));
       const sql = `SELECT * FROM (${parts.map((p) => `SELECT * FROM (${p.sql} LIMIT ?)`).join(' UNION ALL ')})
         ORDER BY created_at DESC, id DESC LIMIT ?`;
       const rows = this.shape(sql).all(...parts.flatMap((p) => [...p.params, limit]), limit) as Row[];
