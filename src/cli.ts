@@ -51,22 +51,14 @@ export async function main(argv: string[]): Promise<void> {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw err;
   });
-  // The first Ctrl-C or SIGTERM lets the mails in hand finish and be recorded; a second one
-  // ends the process at once (the next run then marks those in hand as possibly sent twice).
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (stopRequest.signal.aborted) process.exit(130);
-      process.stderr.write(`\n${signal}: stopping after the work in hand (again to stop at once)\n`);
-      stopRequest.abort();
-    });
-  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (err) {
     process.exitCode = exitCodeFor(err);
   }
-  // Stopped by a signal: the shell's convention (128 + SIGINT), whatever else the run said.
+  // A send run stopped by a signal (core/session.ts): the shell's convention (128 + SIGINT),
+  // whatever else the run said.
   if (stopRequest.signal.aborted && process.exitCode !== 0) process.exitCode = 130;
 }
 

@@ -17,11 +17,28 @@ export const stopRequest = new AbortController();
  */
 export async function withSendLock<T>(store: Store, what: string, now: number, fn: () => Promise<T>): Promise<T> {
   const release = acquireSendLock(store, what, now);
+  const stopOnSignal = [['SIGINT', askToStop('SIGINT')], ['SIGTERM', askToStop('SIGTERM')]] as const;
+  for (const [signal, handler] of stopOnSignal) process.on(signal, handler);
   try {
     return await fn();
   } finally {
+    for (const [signal, handler] of stopOnSignal) process.off(signal, handler);
     release();
   }
+}
+
+/**
+ * While mail is handed over, the first Ctrl-C or SIGTERM lets the mails in hand finish and be
+ * recorded; a second one ends the process at once (the next run then marks those in hand as
+ * possibly sent twice). Outside a send run signals keep their default: an import or a check
+ * stops at once, and an import's open transaction is simply never committed.
+ */
+function askToStop(signal: string): () => void {
+  return () => {
+    if (stopRequest.signal.aborted) process.exit(130);
+    process.stderr.write(`\n${signal}: stopping after the work in hand (again to stop at once)\n`);
+    stopRequest.abort();
+  };
 }
 
 export async function withTransports<T>(open: OpenTransports, concurrency: number, fn: (transports: Transport[], description: string) => Promise<T>): Promise<T> {
