@@ -67,7 +67,12 @@ export async function checkServer(url: string, opts: { password?: string; to: st
   });
   connection.on('error', () => {});
   try {
-    await new Promise<void>((resolve, reject) => connection.connect((err) => (err ? reject(err) : resolve())));
+    // A failed TLS handshake or greeting comes as an 'error' event, never to connect's callback.
+    await new Promise<void>((resolve, reject) => {
+      connection.once('error', reject);
+      connection.once('end', () => reject(new Error('the server closed the connection')));
+      connection.connect(() => resolve());
+    });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { command?: string };
     add({ step: target.secure ? 'TLS and greeting' : 'greeting and STARTTLS', ok: false, detail: e.message, hint: tlsHint(e, target) });

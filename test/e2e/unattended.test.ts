@@ -248,7 +248,7 @@ test('operator report: mailed after a run; printed when it cannot be mailed', as
   }
 });
 
-test('check: closed port, wrong password, and a working server with a test mail', async () => {
+test('check: closed port, TLS to a plain port, wrong password, and a working server with a test mail', async () => {
   const dir = tempDir();
   const closed = await mailer(dir, ['check', '--smtp', `smtp://127.0.0.1:${await closedPort()}`]);
   assert.equal(closed.code, 3);
@@ -258,6 +258,12 @@ test('check: closed port, wrong password, and a working server with a test mail'
   const server = await startSmtpServer({ auth: { user: 'verein', pass: 'richtig' } });
   try {
     const url = `smtp://verein@127.0.0.1:${server.port}`;
+    // implicit TLS to a plain SMTP port: the handshake fails, and check says so (exit 3)
+    const plain = await mailer(dir, ['check', '--smtp', `smtps://127.0.0.1:${server.port}`]);
+    assert.equal(plain.code, 3, plain.stdout + plain.stderr);
+    assert.match(plain.stdout, /FAILED\s+TLS and greeting/);
+    assert.match(plain.stdout, new RegExp(`port ${server.port} does not speak implicit TLS`));
+
     const wrong = await mailer(dir, ['check', '--smtp', url], { MAILER_SMTP_PASSWORD: 'falsch' });
     assert.equal(wrong.code, 3);
     assert.match(wrong.stdout, /ok\s+greeting and EHLO/);
