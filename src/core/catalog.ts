@@ -92,6 +92,8 @@ export const BUILT_IN_RULES: CatalogRule[] = [
   { match: '/rate limit|too many (messages|mails|connections|recipients)|throttl|sending limit|exceeded.*limit/i', category: 'rate-limited', permanent: false },
   // Replies that refuse every mail of this sender, not this recipient: they stop the run.
   { match: '/relay(ing)? (access )?(denied|not permitted)|in my list of allowed rcpthosts|authentication required|must (first )?authenticate|not authenticated/i', category: 'auth' },
+  // A failed TLS handshake: nodemailer reports it as a socket error (ESOCKET) with OpenSSL's words.
+  { match: '/certificate|wrong version number|self[- ]signed|SSL routines|tlsv1 alert|handshake failure/i', category: 'tls', permanent: false },
   { match: '/domain not found|host not found|no such domain|unrouteable|unroutable|domain does not exist|nxdomain|no mx/i', category: 'bad-domain' },
   { match: '/user unknown|unknown user|no such user|unknown recipient|invalid recipient|recipient address rejected|recipient not found|mailbox not found|no such mailbox|does not exist/i', category: 'unknown-mailbox' },
   // Enhanced status codes (RFC 3463).

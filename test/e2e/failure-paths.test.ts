@@ -43,6 +43,20 @@ test('a server that refuses the sender (MAIL FROM) or wants a login stops the ru
   }
 });
 
+test('implicit TLS to a plain SMTP port stops the run at once as a TLS problem (exit 3); nothing is failed', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await withMembers(3);
+    const r = await mailer(dir, ['send', 'invitation.txt', '--smtp', `smtps://127.0.0.1:${server.port}`, '--json']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /\(tls\)/);
+    const summary = JSON.parse(r.stdout);
+    assert.deepEqual([summary.sent, summary.failed, summary.queued], [0, 0, 3]);
+  } finally {
+    await server.close();
+  }
+});
+
 test('an interrupted retry keeps the send deferred, and a later run delivers it', async () => {
   const server = await startSmtpServer({ reject: { 'm2@example.org': '451 4.7.1 Greylisted, try again later' } });
   try {

@@ -43,6 +43,10 @@ test('connection errors become server-side categories, always temporary', () => 
     [{ code: 'ETIMEDOUT', message: 'Connection timeout' }, 'timeout'],
     [{ code: 'ETLS', message: 'wrong version number' }, 'tls'],
     [{ code: 'ERR_TLS_CERT_ALTNAME_INVALID', message: "Hostname/IP does not match certificate's altnames" }, 'tls'],
+    // as nodemailer really reports failed handshakes: a socket error with OpenSSL's words
+    [{ code: 'ESOCKET', message: 'certificate has expired' }, 'tls'],
+    [{ code: 'ESOCKET', message: 'C0BC:error:0A00010B:SSL routines:ssl3_get_record:wrong version number' }, 'tls'],
+    [{ code: 'ESOCKET', message: 'self-signed certificate in certificate chain' }, 'tls'],
     [{ code: 'EAUTH', responseCode: 535, response: '535 5.7.8 Error: authentication failed', message: 'Invalid login' }, 'auth'],
     [{ message: 'something odd' }, 'other'],
   ];
@@ -50,6 +54,7 @@ test('connection errors become server-side categories, always temporary', () => 
     const c = catalog.classify(failure);
     assert.equal(c.category, category, failure.message);
     if (category !== 'auth') assert.equal(c.permanent, false, failure.message);
+    if (category === 'tls') assert.equal(c.fatal, true, `a TLS failure stops the run at once: ${failure.message}`);
   }
 });
 
