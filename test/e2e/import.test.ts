@@ -132,10 +132,15 @@ test('--key, --email-column and --name-column name differing headers', async () 
   const db = openDb(dir);
   assert.deepEqual(db.prepare('SELECT key, name, email FROM members').get(), { key: '7', name: 'Anna', email: 'anna@example.org' });
   db.close();
-  const bad = await mailer(dir, ['import', file, '--key', 'Mitgliedsnummer', '--email-column', 'Adresse']);
+  const other = writeFile(dir, 'other.csv', 'Nr;Vorname;Adresse\n7;Anita;anita@example.org\n8;Bert;bert@example.org\n');
+  const bad = await mailer(dir, ['import', other, '--key', 'Mitgliedsnummer', '--email-column', 'Adresse']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /no column "Mitgliedsnummer"/);
   assert.ok(fs.existsSync(path.join(dir, 'mailer.db')));
+  const after = openDb(dir);
+  assert.deepEqual(after.prepare('SELECT key, name, email FROM members').all(), [{ key: '7', name: 'Anna', email: 'anna@example.org' }],
+    'a refused import changed nothing');
+  after.close();
 });
 
 /**
@@ -153,6 +158,7 @@ async function interruptImport(signal: NodeJS.Signals): Promise<void> {
   const run = startMailer(dir, ['import', file]);
   const deadline = Date.now() + 20_000;
   while (!(fs.existsSync(wal) && fs.statSync(wal).size > 2_000_000) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(Date.now() < deadline, 'the import never started writing rows');
   run.child.kill(signal);
   const stopped = await run.done;
   assert.notEqual(stopped.code, 0, `the import was stopped by ${signal} before it finished`);

@@ -62,6 +62,8 @@ test('a 200-member send delivers exactly one message per member with a valid add
     assert.equal(recipients.length, 198);
     assert.equal(new Set(recipients).size, 198);
     assert.ok(!recipients.includes('m11@example.org'));
+    const skipped = JSON.parse((await mailer(dir, ['log', '--status', 'skipped', '--json'])).stdout) as any[];
+    assert.deepEqual(skipped.map((s) => [s.member, s.category]).sort(), [['11', 'no-address'], ['21', 'invalid-address']]);
     // every message carries its send id and a unique token
     const tokens = new Set(server.messages.map((m) => /register\/([A-Za-z0-9_-]+)/.exec(m.raw.toString())![1]));
     assert.equal(tokens.size, 198);
@@ -169,8 +171,13 @@ test('server replies are classified: 550 5.1.1 failed, 451 4.7.1 and 452 4.2.2 d
     assert.deepEqual(failed.map((s) => s.email).sort(), ['m1@example.org', 'm4@example.org']);
     const shown = await mailer(dir, ['show', String(byEmail['m1@example.org'].id)]);
     assert.match(shown.stdout, /unknown-mailbox, permanent: The receiving server says this mailbox does not exist/);
+    const delivered = server.messages.length;
     const table = await mailer(dir, ['send', '--resume', String(summary.mailing), '--smtp', server.url]);
     assert.equal(table.code, 0, 'nothing left to send');
+    assert.equal(server.messages.length, delivered, 'the resume sent nothing again: the deferred wait for their back-off');
+    const resumed = JSON.parse((await mailer(dir, ['send', '--resume', String(summary.mailing), '--smtp', server.url, '--json'])).stdout);
+    assert.deepEqual([resumed.sent, resumed.failed, resumed.deferred, resumed.queued], [2, 2, 2, 0], 'the mailing\'s totals are unchanged');
+    assert.equal(server.messages.length, delivered);
   } finally {
     await server.close();
   }
