@@ -74,8 +74,17 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
   const options = { ...queueSettings(store, req.settings, req.now), limit: runBudget(store, req.settings, undefined, req.now()).budget ?? undefined };
   return withSendLock(store, 'retry', req.now(), () => withTransports(openTransports, options.concurrency, async (transports, description) => {
     result.transport = description;
-    for (const c of result.candidates) store.prepareRetry(c.send.id, c.to, req.now());
-    const outcome = await deliverSends(store, transports, listSource(result.candidates.map((c) => c.send.id)), options);
+    // Each send is pointed at the current address only when the queue takes it (inside its
+    // claim's transaction): one not reached (quota, outage, Ctrl-C) keeps the address and token
+    // it last went out with.
+    let next = 0;
+    const source = () => {
+      const c = result.candidates[next++];
+      if (!c) return undefined;
+      store.prepareRetry(c.send.id, c.to, req.now());
+      return c.send.id;
+    };
+    const outcome = await deliverSends(store, transports, source, options);
     result.outcome = outcome;
     Object.assign(result, { sent: outcome.sent, failed: outcome.failed, deferred: outcome.deferred, skipped: outcome.skipped });
     result.queued = result.retried - outcome.sent - outcome.failed - outcome.deferred - outcome.skipped;

@@ -77,6 +77,35 @@ test('an interrupted retry keeps the send deferred, and a later run delivers it'
   }
 });
 
+test('a retry stopped by the quota leaves the sends it did not reach as they were: address and token', async () => {
+  const server = await startSmtpServer({ reject: { 'm1@example.org': '451 4.7.1 Greylisted', 'm2@example.org': '451 4.7.1 Greylisted', 'm3@example.org': '451 4.7.1 Greylisted' } });
+  try {
+    const dir = await withMembers(3);
+    assert.equal((await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url])).code, 1);
+    const before = JSON.parse((await mailer(dir, ['log', '--json'])).stdout) as any[];
+    // everyone has a new address now; the hour's quota leaves room for one more mail
+    writeFile(dir, 'members.csv', 'id;name;email\n1;Member 1;n1@example.org\n2;Member 2;n2@example.org\n3;Member 3;n3@example.org\n');
+    assert.equal((await mailer(dir, ['import', 'members.csv'])).code, 0);
+    writeFile(dir, 'mailer.json', JSON.stringify({ maxPerHour: 4 }));
+    server.reject = {};
+    const r = await mailer(dir, ['retry', '--deferred', '--smtp', server.url, '--json']);
+    assert.equal(JSON.parse(r.stdout).sent, 1, r.stdout + r.stderr);
+    const after = JSON.parse((await mailer(dir, ['log', '--json'])).stdout) as any[];
+    const untouched = after.filter((s) => s.status === 'deferred');
+    assert.equal(untouched.length, 2);
+    for (const s of untouched) {
+      const was = before.find((b) => b.id === s.id);
+      assert.equal(s.email, was.email, `send ${s.id} was not retried: it keeps the address it went to`);
+    }
+    const db = openDb(dir);
+    const tokens = db.prepare(`SELECT count(*) AS n FROM sends WHERE status = 'deferred' AND token IS NOT NULL`).get() as any;
+    db.close();
+    assert.equal(tokens.n, 2, 'and its token');
+  } finally {
+    await server.close();
+  }
+});
+
 test('a re-target stopped by an outage is finished by the next run', async () => {
   const server = await startSmtpServer();
   try {
