@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ExitCode, MailerError } from '../errors.js';
+import { ExitCode } from '../errors.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
 import { openContext } from './context.js';
 
@@ -29,8 +29,8 @@ export function registerRetarget(program: Command): void {
         out.line(`send ${s.id} to ${s.email}: ${s.status}${s.reason ? ` — ${s.reason}` : ''} (via ${r.transport})`);
       }
       if (r.outcome.stopped) {
-        throw new MailerError(`the mail server ${r.outcome.stopped.server} cannot be used (${r.outcome.stopped.category}): ${r.outcome.stopped.message}. The address was changed; send ${s.id} stays queued.`,
-          { exitCode: ExitCode.serverUnusable, hint: `when the server works again: mailer send --resume ${s.mailingId}` });
+        const { serverStopped } = await import('../core/queue.js');
+        throw serverStopped(r.outcome.stopped, `The address was changed; send ${s.id} stays queued.`, `mailer send --resume ${s.mailingId}`);
       }
       if (s.status !== 'sent') process.exitCode = ExitCode.someFailed;
     } finally {

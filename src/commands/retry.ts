@@ -19,7 +19,8 @@ export function registerRetry(program: Command): void {
       const ctx = await openContext(command, transportFlags(opts));
       try {
         const { parseSendFilter } = await import('../core/filters.js');
-        const { retrySends, serverStopped } = await import('../core/triage.js');
+        const { retrySends } = await import('../core/triage.js');
+        const { serverStopped } = await import('../core/queue.js');
         const { openTransports } = await import('../transport/index.js');
         const { renderTable } = await import('../ui/table.js');
         const { out, store } = ctx;
@@ -53,7 +54,7 @@ export function registerRetry(program: Command): void {
           }
           if (r.selected === 0) out.line('no failed or deferred sends match');
         }
-        if (r.outcome?.stopped) throw serverStopped(r.outcome, `${r.queued} sends were not tried; they keep their status.`);
+        if (r.outcome?.stopped) throw serverStopped(r.outcome.stopped, `${r.queued} sends were not tried; they keep their status.`, 'the same retry command');
         if (r.failed || r.deferred) process.exitCode = ExitCode.someFailed;
       } finally {
         ctx.close();

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ExitCode, MailerError } from '../errors.js';
+import { ExitCode } from '../errors.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
 import { openContext } from './context.js';
 import { printReport } from './send.js';
@@ -38,8 +38,8 @@ export function registerRun(program: Command): void {
         });
       }
       if (r.stopped) {
-        throw new MailerError(`stopped: the mail server ${r.stopped.server} cannot be used (${r.stopped.category}): ${r.stopped.message}. Unsent mails stay queued.`,
-          { exitCode: ExitCode.serverUnusable, hint: '`mailer check` tests the server step by step; the next `mailer run` continues when it works again' });
+        const { serverStopped } = await import('../core/queue.js');
+        throw serverStopped(r.stopped, 'Unsent mails stay queued.', 'mailer run');
       }
       if (r.failed || r.deferred) process.exitCode = ExitCode.someFailed;
     } finally {

@@ -34,7 +34,8 @@ export function registerSend(program: Command): void {
 }
 
 async function send(ctx: Context, templatePath: string | undefined, opts: Record<string, any>): Promise<void> {
-  const { sendMailing, serverStoppedError } = await import('../core/send.js');
+  const { sendMailing } = await import('../core/send.js');
+  const { serverStopped } = await import('../core/queue.js');
   const { openTransports } = await import('../transport/index.js');
   const { parseId } = await import('../core/filters.js');
   const { SendProgress } = await import('../ui/progress.js');
@@ -104,7 +105,9 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
   } else {
     await printSummary(ctx, summary);
   }
-  if (result.outcome.stopped) throw serverStoppedError(result);
+  if (result.outcome.stopped) {
+    throw serverStopped(result.outcome.stopped, `${result.summary.queued} mails stay queued.`, `mailer send --resume ${result.summary.mailing}`);
+  }
   // The exit code speaks of this run: a resume that delivers the rest exits 0 even though
   // earlier failures are still in the mailing's counts.
   const interrupted = summary.queued > 0 && !result.outcome.limitReached;

@@ -1,3 +1,4 @@
+import { ExitCode, MailerError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { BUILT_IN_RULES, Catalog, type Classification } from './catalog.js';
 import { addressOf, compose, newMessageId, verpAddress } from './compose.js';
@@ -351,6 +352,17 @@ export async function deliverSends(store: Store, transports: Transport[], source
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
   if (failure) throw (failure as { err: unknown }).err;
   return outcome;
+}
+
+/**
+ * Exit 3 for a run the server stopped: what cannot be used and why, `left` what stays where it
+ * is, and `next` the command that continues once `mailer check` passes.
+ */
+export function serverStopped(stopped: NonNullable<QueueOutcome['stopped']>, left: string, next: string): MailerError {
+  return new MailerError(`stopped: the mail server ${stopped.server} cannot be used (${stopped.category}): ${stopped.message}. ${left}`, {
+    exitCode: ExitCode.serverUnusable,
+    hint: `\`mailer check\` tests the server step by step; when it works again: ${next}`,
+  });
 }
 
 /** The queue options every sending command shares, from the settings. */

@@ -1,4 +1,4 @@
-import { badInput, ExitCode, MailerError } from '../errors.js';
+import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { parseCondition } from './filters.js';
 import { createMailing, dryRun, summarize, type DryRunResult, type MailingSummary } from './mailing.js';
@@ -180,10 +180,3 @@ export function settleMailing(store: Store, mailingId: number, outcome: QueueOut
 }
 
 /** The exit-3 error for a run the server stopped, naming the cause and the way on. */
-export function serverStoppedError(result: { summary: MailingSummary; outcome: QueueOutcome }): MailerError {
-  const { stopped } = result.outcome;
-  return new MailerError(
-    `stopped: the mail server ${stopped!.server} cannot be used (${stopped!.category}): ${stopped!.message}. ${result.summary.queued} mails stay queued.`,
-    { exitCode: ExitCode.serverUnusable, hint: `\`mailer check\` tests the server step by step; when it works again: mailer send --resume ${result.summary.mailing}` },
-  );
-}

@@ -1,4 +1,4 @@
-import { badInput, ExitCode, MailerError } from '../errors.js';
+import { badInput } from '../errors.js';
 import type { BounceRecord, Store, Suppression } from '../store/store.js';
 import { addressProblem, normalizeAddress } from './address.js';
 import { explain } from './catalog.js';
@@ -238,11 +238,3 @@ function nextSteps(r: WhyReport): string[] {
   return steps;
 }
 
-/** The exit-3 error for a retry or re-target that the server stopped. */
-export function serverStopped(outcome: QueueOutcome, what: string): MailerError {
-  const s = outcome.stopped!;
-  return new MailerError(`stopped: the mail server ${s.server} cannot be used (${s.category}): ${s.message}. ${what}`, {
-    exitCode: ExitCode.serverUnusable,
-    hint: '`mailer check` tests the server step by step; when it works again, run the same command again',
-  });
-}

@@ -11,7 +11,3 @@ export async function openTransports(settings: Settings, concurrency: number): P
   // Each server gets the full connection count: when one is left out the others carry the load.
   return settings.smtp.map((url) => new SmtpTransport({ url, password: settings.smtpPassword, maxConnections: concurrency }));
 }
-
-export async function closeAll(transports: Transport[]): Promise<void> {
-  await Promise.all(transports.map((t) => t.close()));
-}

@@ -5,7 +5,6 @@ import type { Envelope, Transport } from '../core/ports.js';
 import { DeliveryError } from '../core/ports.js';
 import { parseSmtpUrl } from '../core/smtp-url.js';
 
-export { parseSmtpUrl, redact } from '../core/smtp-url.js';
 
 export interface SmtpOptions {
   url: string;
