@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
 import { openContext } from './context.js';
-import { printReport } from './send.js';
+import { printReport, reportJson } from './send.js';
 
 export function registerRun(program: Command): void {
   addTransportOptions(
@@ -35,6 +35,7 @@ export function registerRun(program: Command): void {
           handedOver: r.handedOver, budget: r.budget, budgetReason: r.budgetReason, retried: r.retried,
           mailings: r.mailings.map((s) => ({ mailing: s.mailing, status: s.status, selected: s.selected, sent: s.sent, failed: s.failed, deferred: s.deferred, skipped: s.skipped, queued: s.queued, byReason: s.byReason })),
           stopped: r.stopped,
+          ...(r.report ? { report: reportJson(r.report) } : {}),
         });
       }
       if (r.stopped) {

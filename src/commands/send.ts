@@ -100,7 +100,7 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
     out.jsonResult({
       mailing: summary.mailing, selected: summary.selected, sent: summary.sent, failed: summary.failed,
       deferred: summary.deferred, skipped: summary.skipped, queued: summary.queued, byReason: summary.byReason,
-      ...(result.report ? { report: { to: result.report.to, sent: result.report.ok, error: result.report.error, text: result.report.ok ? undefined : result.report.text } } : {}),
+      ...(result.report ? { report: reportJson(result.report) } : {}),
     });
   } else {
     await printSummary(ctx, summary);
@@ -140,6 +140,11 @@ function parseAt(value: string, now: number): number {
   if (t === null) throw badInput(`--at "${value}" is not a date and time`, 'write it as 2026-12-01T08:00 (local time)');
   if (t <= now) throw badInput(`--at ${value} is in the past`, 'leave --at out to send now');
   return t;
+}
+
+/** The report in --json output: its text only when it could not be mailed (then it is nowhere else). */
+export function reportJson(report: import('../core/send.js').ReportResult) {
+  return { to: report.to, sent: report.ok, error: report.error, text: report.ok ? undefined : report.text };
 }
 
 /** A report that could not be mailed still reaches the operator: on stdout, and a warning. */

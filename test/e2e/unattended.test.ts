@@ -243,6 +243,13 @@ test('operator report: mailed after a run; printed when it cannot be mailed', as
     const unsent = await mailer(dir, ['send', 'invitation.txt', '--member', '1', '--smtp', server.url, '--report-to', 'boss@bad.example']);
     assert.match(unsent.stderr, /the report to boss@bad\.example could not be sent/);
     assert.match(unsent.stdout, /Mailing 2 \(invitation/);
+
+    // run --json: a report that could not be mailed is in the JSON, not lost
+    assert.equal((await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--limit', '1'])).code, 0);
+    const run = await mailer(dir, ['run', '--smtp', server.url, '--report-to', 'boss@bad.example', '--json']);
+    const json = JSON.parse(run.stdout);
+    assert.equal(json.report.sent, false, run.stdout);
+    assert.match(json.report.text, /mailing 3/i);
   } finally {
     await server.close();
   }
