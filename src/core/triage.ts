@@ -47,10 +47,16 @@ export interface RetryResult {
 }
 
 export async function retrySends(store: Store, openTransports: OpenTransports, req: RetryRequest): Promise<RetryResult> {
-  if (!req.failed && !req.deferred) {
+  // --status failed / --status deferred (the log's filter words) mean --failed / --deferred.
+  const given = req.filter.statuses ?? [];
+  const other = given.find((s) => s !== 'failed' && s !== 'deferred');
+  if (other) throw badInput(`retry sends failed or deferred mails again, not ${other} ones`, 'use --failed, --deferred, or both');
+  const failed = req.failed || given.includes('failed');
+  const deferred = req.deferred || given.includes('deferred');
+  if (!failed && !deferred) {
     throw badInput('say what to retry: --failed, --deferred, or both', 'e.g. mailer retry --deferred --since 2d');
   }
-  const statuses = [...(req.failed ? ['failed' as const] : []), ...(req.deferred ? ['deferred' as const] : [])];
+  const statuses = [...(failed ? ['failed' as const] : []), ...(deferred ? ['deferred' as const] : [])];
   const selected = store.logSends({ ...req.filter, statuses, limit: req.filter.limit ?? 0 }).filter((s) => !s.test).reverse();
   const result: RetryResult = {
     dryRun: req.dryRun, selected: selected.length, retried: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, queued: 0,

@@ -59,6 +59,11 @@ test('a greylisted send is delivered by retry --deferred once the server accepts
     assert.equal(summary.deferred, 1);
     const dry = JSON.parse((await mailer(dir, ['retry', '--deferred', '--dry-run', '--json'])).stdout);
     assert.deepEqual(dry.sends.map((s: any) => [s.member, s.category]), [['2', 'greylisted']]);
+    const byStatus = JSON.parse((await mailer(dir, ['retry', '--status', 'deferred', '--dry-run', '--json'])).stdout);
+    assert.deepEqual(byStatus.sends, dry.sends, '--status deferred means --deferred');
+    const sentAgain = await mailer(dir, ['retry', '--status', 'sent', '--dry-run']);
+    assert.equal(sentAgain.code, 2);
+    assert.match(sentAgain.stderr, /not sent ones/);
     delete server.reject['ben@example.org'];
     const before = server.messages.length;
     const r = await mailer(dir, ['retry', '--deferred', '--reason', 'greylisted', '--smtp', server.url, '--json']);
