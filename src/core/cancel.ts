@@ -1,5 +1,6 @@
 import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { liveSendLockHolder } from './lock.js';
 
 /**
  * Cancels what has not gone out: queued and deferred sends, for the whole mailing or for
@@ -8,9 +9,11 @@ import type { Store } from '../store/store.js';
 export function cancelMailing(store: Store, mailingId: number, members: string[], now: number) {
   const mailing = store.mailing(mailingId);
   if (!mailing) throw badInput(`no mailing ${mailingId}`, 'see the mailing ids in `mailer mailings`');
+  // Without a run going, sends still claimed were left by one that was killed: cancel them too.
+  const orphans = () => liveSendLockHolder(store) === undefined;
   if (members.length === 0) {
-    const r = store.transaction(() => {
-      const counts = store.cancelSends(mailingId, null, now);
+    const r = store.immediate(() => {
+      const counts = store.cancelSends(mailingId, null, now, orphans());
       store.setMailingStatus(mailingId, 'cancelled', 'cancelled by hand', now);
       return counts;
     });
@@ -23,9 +26,10 @@ export function cancelMailing(store: Store, mailingId: number, members: string[]
   });
   let cancelled = 0;
   let inFlight = 0;
-  store.transaction(() => {
+  store.immediate(() => {
+    const leftByDeadRun = orphans();
     for (const id of ids) {
-      const r = store.cancelSends(mailingId, id, now);
+      const r = store.cancelSends(mailingId, id, now, leftByDeadRun);
       cancelled += r.cancelled;
       inFlight += r.inHand;
     }

@@ -22,17 +22,25 @@ function alive(pid: number): boolean {
 export function acquireSendLock(store: Store, what: string, now: number): () => void {
   const me = { name: LOCK, pid: process.pid, host: os.hostname() };
   store.immediate(() => {
-    const holder = store.lockHolder(LOCK);
+    const holder = liveSendLockHolder(store);
     if (holder && !(holder.pid === me.pid && holder.host === me.host)) {
       const otherHost = holder.host !== me.host;
-      if (otherHost || alive(holder.pid)) {
-        throw new MailerError(
-          `another mailer (${holder.what}, pid ${holder.pid}${otherHost ? ` on ${holder.host}` : ''}, since ${new Date(holder.since).toISOString()}) is sending from this database; nothing was done`,
-          { exitCode: ExitCode.locked, hint: otherHost ? 'wait for it to finish; if that machine is gone, delete the row in the locks table' : 'wait for it to finish, or stop that process; a lock of a dead process is taken over' },
-        );
-      }
+      throw new MailerError(
+        `another mailer (${holder.what}, pid ${holder.pid}${otherHost ? ` on ${holder.host}` : ''}, since ${new Date(holder.since).toISOString()}) is sending from this database; nothing was done`,
+        { exitCode: ExitCode.locked, hint: otherHost ? 'wait for it to finish; if that machine is gone, delete the row in the locks table' : 'wait for it to finish, or stop that process; a lock of a dead process is taken over' },
+      );
     }
     store.takeLock({ ...me, since: now, what });
   });
   return () => store.releaseLock(me);
+}
+
+/**
+ * The process sending from this database, if one is: a lock of a process that is gone (killed
+ * mid-run) does not count. One on another host is taken as alive: it cannot be asked.
+ */
+export function liveSendLockHolder(store: Store): ReturnType<Store['lockHolder']> {
+  const holder = store.lockHolder(LOCK);
+  if (!holder) return undefined;
+  return holder.host !== os.hostname() || alive(holder.pid) ? holder : undefined;
 }

@@ -173,13 +173,16 @@ export const queries = {
       (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued') AS queued,
       (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'cancelled') AS cancelled
     FROM mailings m ORDER BY m.id DESC LIMIT ?`,
-  cancelMailingSends: `
-    UPDATE sends SET status = 'cancelled', updated_at = @now, retry_at = NULL
-    WHERE mailing_id = @mailing AND status IN ('queued', 'deferred') AND claimed_at IS NULL`,
-  cancelMemberSends: `
-    UPDATE sends SET status = 'cancelled', updated_at = @now, retry_at = NULL
-    WHERE mailing_id = @mailing AND member_id = @member AND status IN ('queued', 'deferred') AND claimed_at IS NULL`,
-  /* sends a running process has in hand: too late to cancel */
+  /* Cancel what has not gone out. A send claimed by a run that is still going is in its hands:
+     too late. One claimed by a run that died (@orphans = 1) is cancelled too, so the next run
+     does not send it, and marked: it may have gone out before the run died. */
+  cancelSends: `
+    UPDATE sends SET status = 'cancelled', updated_at = @now, retry_at = NULL,
+      maybe_duplicate = CASE WHEN claimed_at IS NOT NULL THEN 1 ELSE maybe_duplicate END,
+      reason = CASE WHEN claimed_at IS NOT NULL THEN 'cancelled; a run that stopped had it in hand, so it may have gone out' ELSE reason END,
+      claimed_at = NULL
+    WHERE mailing_id = @mailing AND (@member IS NULL OR member_id = @member) AND status IN ('queued', 'deferred')
+      AND (claimed_at IS NULL OR @orphans = 1)`,
   inHandSends: `
     SELECT count(*) AS n FROM sends WHERE mailing_id = @mailing AND claimed_at IS NOT NULL
       AND (@member IS NULL OR member_id = @member)`,

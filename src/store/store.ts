@@ -553,10 +553,9 @@ export class Store {
   }
 
   /** Cancels what is not yet out; returns how many were cancelled and how many are in hand. */
-  cancelSends(mailing: number, memberId: number | null, now: number): { cancelled: number; inHand: number } {
-    const cancelled = memberId === null
-      ? this.stmt.cancelMailingSends.run({ mailing, now }).changes
-      : this.stmt.cancelMemberSends.run({ mailing, member: memberId, now }).changes;
+  /** `orphans`: no run is going, so sends still claimed were left by one that died. */
+  cancelSends(mailing: number, memberId: number | null, now: number, orphans: boolean): { cancelled: number; inHand: number } {
+    const cancelled = this.stmt.cancelSends.run({ mailing, member: memberId, now, orphans: orphans ? 1 : 0 }).changes;
     return { cancelled, inHand: (this.stmt.inHandSends.get({ mailing, member: memberId }) as Row).n };
   }
 

@@ -72,6 +72,39 @@ test('kill -9 mid-send, then run: everyone gets it, duplicates only among the in
   }
 });
 
+test('cancel after kill -9 takes the sends the dead run left in hand too: the next run does not send them', async () => {
+  const server = await startSmtpServer({ delayMs: 400 });
+  try {
+    const dir = await withMembers(6);
+    const run = startMailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--concurrency', '2']);
+    const claimed = () => {
+      const db = openDb(dir);
+      try {
+        return db.prepare('SELECT m.key FROM sends s JOIN members m ON m.id = s.member_id WHERE s.claimed_at IS NOT NULL').all() as { key: string }[];
+      } catch {
+        return [];
+      } finally {
+        db.close();
+      }
+    };
+    await waitFor(() => claimed().length > 0);
+    run.child.kill('SIGKILL');
+    await run.done;
+    const member = claimed()[0].key;
+    const cancel = JSON.parse((await mailer(dir, ['cancel', '1', '--member', member, '--json'])).stdout);
+    assert.deepEqual([cancel.cancelled, cancel.inFlight], [1, 0], 'no run is going: nothing is in flight');
+    const before = recipients(server).filter((to) => to === `m${member}@example.org`).length;
+    const after = await mailer(dir, ['run', '--smtp', server.url]);
+    assert.equal(after.code, 0, after.stderr);
+    assert.equal(recipients(server).filter((to) => to === `m${member}@example.org`).length, before, 'the cancelled member gets nothing more');
+    const log = JSON.parse((await mailer(dir, ['log', '--member', member, '--json'])).stdout)[0];
+    assert.equal(log.status, 'cancelled');
+    assert.match(log.reason, /may have gone out/);
+  } finally {
+    await server.close();
+  }
+});
+
 test('SIGTERM mid-send: the mails in hand are finished and recorded, the rest stays queued, no possible duplicates', async () => {
   const server = await startSmtpServer({ delayMs: 30 });
   try {
