@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { collect, openContext } from './context.js';
+import { wholeNumber } from '../core/numbers.js';
 
 export function registerMailings(program: Command): void {
   program
@@ -11,7 +12,7 @@ export function registerMailings(program: Command): void {
       try {
         const { formatTime, isoTime } = await import('../ui/output.js');
         const { renderTable } = await import('../ui/table.js');
-        const list = ctx.store.mailings(Math.max(1, Number(opts.limit) || 20));
+        const list = ctx.store.mailings(wholeNumber(opts.limit, '--limit'));
         if (ctx.out.json) {
           ctx.out.jsonResult(list.map((m) => ({
             mailing: m.id, type: m.type, template: m.templatePath, test: m.test, status: m.status, reason: m.statusReason,

@@ -3,6 +3,7 @@ import { ExitCode } from '../errors.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
 import { openContext } from './context.js';
 import { printReport, reportJson } from './send.js';
+import { wholeNumber } from '../core/numbers.js';
 
 export function registerRun(program: Command): void {
   addTransportOptions(
@@ -16,13 +17,8 @@ export function registerRun(program: Command): void {
     try {
       const { runDue } = await import('../core/run.js');
       const { openTransports } = await import('../transport/index.js');
-      const { badInput } = await import('../errors.js');
       const { out, store } = ctx;
-      let max: number | undefined;
-      if (opts.max !== undefined) {
-        max = Number(opts.max);
-        if (!Number.isInteger(max) || max < 1) throw badInput(`--max must be a whole number of at least 1, not "${opts.max}"`);
-      }
+      const max = opts.max === undefined ? undefined : wholeNumber(opts.max, '--max');
       const stamp = () => new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, 'Z');
       const r = await runDue(store, (n) => openTransports(ctx.settings, n), {
         max, settings: ctx.settings, now: ctx.now,

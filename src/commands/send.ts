@@ -3,6 +3,7 @@ import { ExitCode, badInput } from '../errors.js';
 import { parseWhen } from '../core/when.js';
 import { collect, openContext, type Context } from './context.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
+import { wholeNumber } from '../core/numbers.js';
 
 export function registerSend(program: Command): void {
   addTransportOptions(program
@@ -49,7 +50,7 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
     members: opts.member,
     test: !!opts.test,
     testTo: opts.testTo,
-    limit: opts.limit === undefined ? undefined : Number(opts.limit),
+    limit: opts.limit === undefined ? undefined : wholeNumber(opts.limit, '--limit'),
     dryRun: !!opts.dryRun,
     allowEmpty: !!opts.allowEmpty,
     at: opts.at === undefined ? undefined : parseAt(opts.at, ctx.now()),

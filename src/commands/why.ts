@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { openContext } from './context.js';
+import { wholeNumber } from '../core/numbers.js';
 
 export function registerWhy(program: Command): void {
   program
@@ -14,7 +15,7 @@ export function registerWhy(program: Command): void {
         const { formatTime, isoTime } = await import('../ui/output.js');
         const { sendRecord } = await import('../core/records.js');
         const { out, store } = ctx;
-        const r = why(store, who, Math.max(1, Number(opts.limit) || 20));
+        const r = why(store, who, wholeNumber(opts.limit, '--limit'));
         const m = r.member;
         if (out.json) {
           out.jsonResult({

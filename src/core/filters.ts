@@ -1,6 +1,7 @@
 import { badInput } from '../errors.js';
 import { SEND_STATUSES, type FieldCondition, type SendFilter, type SendStatus } from './types.js';
 import { parseWhen } from './when.js';
+import { wholeNumber } from './numbers.js';
 
 /**
  * The filters of `log`, `retry` and `stats`, as a user types them. One parser, so the three
@@ -40,9 +41,7 @@ export function parseSendFilter(input: FilterInput, now: number, resolveMember: 
   if (input.since !== undefined) filter.since = parseWhenFlag('--since', input.since, now, 'start');
   if (input.until !== undefined) filter.until = parseWhenFlag('--until', input.until, now, 'end');
   if (input.limit !== undefined) {
-    const n = Number(input.limit);
-    if (!Number.isInteger(n) || n < 0) throw badInput(`--limit must be a whole number (0 for all), not "${input.limit}"`);
-    filter.limit = n;
+    filter.limit = wholeNumber(input.limit, '--limit', 0);
   }
   return filter;
 }

@@ -78,9 +78,6 @@ export async function sendMailing(
 ): Promise<SendResult> {
   const { settings } = req;
   const concurrency = settings.concurrency ?? 4;
-  if (req.limit !== undefined && (!Number.isInteger(req.limit) || req.limit < 1)) {
-    throw badInput(`--limit must be a whole number of at least 1, not "${req.limit}"`);
-  }
 
   let mailing: Mailing | undefined;
   let plan: Parameters<typeof createMailing>[1] | undefined;

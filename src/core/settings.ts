@@ -4,6 +4,7 @@ import { badInput } from '../errors.js';
 import { parseDuration } from './when.js';
 import { parseRate } from './throttle.js';
 import { parseSmtpUrl } from './smtp-url.js';
+import { wholeNumber } from './numbers.js';
 
 /**
  * Settings: flags beat environment variables beat the file (`--config`, else ./mailer.json).
@@ -72,10 +73,7 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
   const concurrencyText = pick(flags.concurrency, env.MAILER_CONCURRENCY, file.concurrency === undefined ? undefined : String(file.concurrency));
   let concurrency: number | undefined;
   if (concurrencyText !== undefined) {
-    concurrency = Number(concurrencyText);
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) {
-      throw badInput(`concurrency must be a whole number from 1 to 256, not "${concurrencyText}"`);
-    }
+    concurrency = wholeNumber(concurrencyText, 'concurrency', 1, 256);
   }
   // Checked now, before any command writes: a typo must not leave a mailing queued behind it.
   const smtpUrls = smtp.map(String);
@@ -98,8 +96,8 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     bounceAddress: pick(undefined, env.MAILER_BOUNCE_ADDRESS, file.bounceAddress),
     publicUrl: pick(undefined, env.MAILER_PUBLIC_URL, file.publicUrl),
     retryBackoff: file.retryBackoff === undefined ? undefined : parseBackoff(file.retryBackoff, configFile!),
-    maxPerHour: wholeNumber(env.MAILER_MAX_PER_HOUR ?? file.maxPerHour, 'maxPerHour'),
-    maxPerDay: wholeNumber(env.MAILER_MAX_PER_DAY ?? file.maxPerDay, 'maxPerDay'),
+    maxPerHour: optionalWholeNumber(env.MAILER_MAX_PER_HOUR ?? file.maxPerHour, 'maxPerHour'),
+    maxPerDay: optionalWholeNumber(env.MAILER_MAX_PER_DAY ?? file.maxPerDay, 'maxPerDay'),
     track: file.track !== false,
     verp: file.verp === true,
     configFile,
@@ -114,11 +112,9 @@ function parseBackoff(value: unknown, file: string): number[] {
   return list as number[];
 }
 
-function wholeNumber(value: unknown, key: string): number | undefined {
+function optionalWholeNumber(value: unknown, key: string): number | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw badInput(`"${key}" must be a whole number of at least 1, not "${value}"`);
-  return n;
+  return wholeNumber(value, `"${key}"`);
 }
 
 function readConfig(file: string): Record<string, any> {

@@ -28,6 +28,22 @@ test('a typo in --rate or --smtp changes nothing: no mailing is left queued for 
   assert.equal(count(dir, 'SELECT count(*) AS n FROM sends'), 0);
 });
 
+test('a count that is not a whole number exits 2 naming the flag and the value, whatever the command', async () => {
+  const dir = await withMembers(2);
+  for (const [args, flag, value] of [
+    [['send', 'invitation.txt', '--limit', 'abc'], '--limit', 'abc'],
+    [['mailings', '--limit', 'abc'], '--limit', 'abc'],
+    [['why', '1', '--limit', '0'], '--limit', '0'],
+    [['run', '--max', '1.5'], '--max', '1.5'],
+    [['log', '--limit', '-1'], '--limit', '-1'],
+  ] as [string[], string, string][]) {
+    const r = await mailer(dir, args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.includes(`${flag} must be a whole number`) && r.stderr.includes(`"${value}"`), `${args.join(' ')}: ${r.stderr}`);
+  }
+  assert.equal(count(dir, 'SELECT count(*) AS n FROM mailings'), 0, 'nothing was queued');
+});
+
 test('a server that refuses the sender (MAIL FROM) or wants a login stops the run; nobody is marked failed', async () => {
   for (const reply of ['553 5.7.1 <noreply@verein.example>: Sender address rejected: not owned by user', '530 5.7.0 Authentication Required']) {
     const server = await startSmtpServer({ rejectSender: reply });
