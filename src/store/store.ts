@@ -667,7 +667,9 @@ export class Store {
   }
 
   /** Sends matching the filter, newest first. */
-  logSends(filter: SendFilter): Send[] {
+  logSends(given: SendFilter): Send[] {
+    // Addresses are stored lower-cased: --email A@x and --email a@x are the same value.
+    const filter = given.emails ? { ...given, emails: given.emails.map((e) => e.toLowerCase()) } : given;
     const limit = filter.limit ?? 50;
     const newest = (f: SendFilter) => {
       const { where, params } = this.filterWhere(f);

@@ -49,6 +49,7 @@ test('log filters combine: member, email, type, mailing, status, since, until, l
   assert.deepEqual((await q('--member', '3', '--member', '2', '--type', 'invitation')).map((s) => s.member).sort(), ['2', '3']);
   assert.deepEqual((await q('--status', 'sent', '--status', 'failed', '--status', 'sent')).map((s) => s.id), all.map((s) => s.id),
     'a value given twice: each send once');
+  assert.equal((await q('--email', 'cem@example.org', '--email', 'CEM@example.org')).length, 1, 'an address in other case is the same address');
   assert.deepEqual((await q('--member', '2', '--member', 'ben@example.org')).map((s) => s.id), (await q('--member', '2')).map((s) => s.id),
     'one member named twice: each send once');
   assert.deepEqual((await q('--status', 'failed', '--status', 'sent', '--mailing', '1')).map((s) => s.id), all.filter((s) => s.mailing === 1).map((s) => s.id));
