@@ -19,7 +19,7 @@ export function registerRetry(program: Command): void {
       const ctx = await openContext(command, transportFlags(opts));
       try {
         const { parseSendFilter } = await import('../core/filters.js');
-        const { retrySends } = await import('../core/triage.js');
+        const { retrySends, HOPELESS_CATEGORIES } = await import('../core/triage.js');
         const { serverStopped } = await import('../core/queue.js');
         const { openTransports } = await import('../transport/index.js');
         const { renderTable } = await import('../ui/table.js');
@@ -48,7 +48,7 @@ export function registerRetry(program: Command): void {
           }
           if (leftOut) {
             out.line(`left out ${leftOut}: ${Object.entries(r.leftOut).map(([k, n]) => `${k} ${n}`).join(', ')}`);
-            if (r.leftOut['unknown-mailbox'] || r.leftOut['bad-domain']) {
+            if ([...HOPELESS_CATEGORIES].some((c) => r.leftOut[c])) {
               out.line('  the same address would be refused again: ask the member for a new one (mailer retarget <send> --to …), or add --include-permanent');
             }
           }
