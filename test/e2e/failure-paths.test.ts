@@ -59,6 +59,21 @@ test('a server that refuses the sender (MAIL FROM) or wants a login stops the ru
   }
 });
 
+test('a server that answers 421 to every mail is left out after five in a row: exit 3, all stay queued, none failed', async () => {
+  const server = await startSmtpServer({ closeOn: Array.from({ length: 8 }, (_, i) => `m${i + 1}@example.org`) });
+  try {
+    const dir = await withMembers(8);
+    const r = await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--concurrency', '1', '--json']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /cannot be used \(server-unreachable\)/);
+    const summary = JSON.parse(r.stdout);
+    assert.deepEqual([summary.sent, summary.failed, summary.deferred, summary.queued], [0, 0, 0, 8]);
+    assert.equal(count(dir, `SELECT count(*) AS n FROM attempts WHERE outcome = 'interrupted'`), 5, 'five tries, then the server is left out');
+  } finally {
+    await server.close();
+  }
+});
+
 test('implicit TLS to a plain SMTP port stops the run at once as a TLS problem (exit 3); nothing is failed', async () => {
   const server = await startSmtpServer();
   try {
