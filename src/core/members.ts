@@ -61,7 +61,7 @@ export async function importMembers(store: Store, file: string, options: ImportO
     resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 8 },
     workerData: { file, encoding, encodingGiven: options.encoding !== undefined, delimiter, key: options.key, emailColumn: options.emailColumn, nameColumn: options.nameColumn } satisfies ParseJob,
   });
-  store.db.exec('BEGIN');
+  store.beginImport();
   try {
     await new Promise<void>((resolve, reject) => {
       worker.on('message', (message: WorkerMessage) => {
@@ -98,12 +98,9 @@ export async function importMembers(store: Store, file: string, options: ImportO
     result.inserted = store.memberCount() - (load as { membersBefore: number }).membersBefore;
     result.updated = written - result.inserted;
     result.unchanged = accepted - written;
-    store.db.exec('COMMIT');
-  } catch (err) {
-    if (store.db.inTransaction) store.db.exec('ROLLBACK');
-    throw err;
+    store.commitImport();
   } finally {
-    store.endMemberLoad();
+    store.endImport();
     await worker.terminate();
   }
   return result;

@@ -70,6 +70,8 @@ export class Store {
   private readonly shapes = new Map<string, Database.Statement>();
   /** during an import: the connection's settings it changed, and the index it dropped */
   private memberLoad: { settings: Record<string, unknown>; droppedIndex: string | null } | null = null;
+  /** during a first import: the journal was switched from WAL to a rollback journal */
+  private leftWal = false;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -97,6 +99,12 @@ export class Store {
       db.pragma('temp_store = MEMORY');
       db.pragma('foreign_keys = ON');
     } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+        throw new MailerError(`database ${file} is busy: another mailer command has been writing it for more than 5 s (a first import takes the database to itself)`, {
+          hint: 'try again when that command has finished',
+          exitCode: ExitCode.locked,
+        });
+      }
       throw new MailerError(`cannot open database ${file}: ${(err as Error).message}`, {
         hint: 'is it a mailer database? Point --db / MAILER_DB at another path to start a new one',
       });
@@ -167,6 +175,49 @@ export class Store {
   }
 
   /**
+   * Opens an import's transaction. A first import (no members yet) writes the database file
+   * directly, under a rollback journal, instead of through the WAL: the WAL would hold every
+   * page a second time and copy it into the database at commit (0.45 s of 2.1 s for 1M rows).
+   * Other commands wait for it, as for any write; there is nothing to read yet. The switch
+   * needs the database to itself, so with another connection open (`serve`, a second terminal)
+   * the import keeps the WAL.
+   */
+  beginImport(): void {
+    if (this.memberCount() === 0) {
+      try {
+        this.leftWal = this.db.pragma('journal_mode = DELETE', { simple: true }) === 'delete';
+      } catch (err) {
+        // SQLite answers this at once, without the busy timeout.
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      }
+    }
+    this.db.exec('BEGIN IMMEDIATE');
+  }
+
+  commitImport(): void {
+    this.db.exec('COMMIT');
+  }
+
+  /** After commit or failure: rolls back what is still open, and puts settings and journal back. */
+  endImport(): void {
+    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    if (this.memberLoad) {
+      for (const [name, value] of Object.entries(this.memberLoad.settings)) this.db.pragma(`${name} = ${value}`);
+      this.memberLoad = null;
+    }
+    if (this.leftWal) {
+      this.leftWal = false;
+      // Should a reader hold on past the busy timeout, the database stays in rollback mode
+      // until the next command opens it (Store.open sets WAL); the import itself is done.
+      try {
+        this.db.pragma('journal_mode = WAL');
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      }
+    }
+  }
+
+  /**
    * Sets the connection up for an import's writes, inside its transaction. Into an empty table
    * (a first import) the e-mail index is left out while the rows go in and built once at the end
    * from sorted addresses: half the cost of updating it row by row in the random order the
@@ -200,13 +251,6 @@ export class Store {
     this.db.pragma('temp_store = FILE');
     this.db.pragma('threads = 2');
     this.db.exec(sql);
-  }
-
-  /** After commit or rollback: the connection's settings as before the import. */
-  endMemberLoad(): void {
-    if (!this.memberLoad) return;
-    for (const [name, value] of Object.entries(this.memberLoad.settings)) this.db.pragma(`${name} = ${value}`);
-    this.memberLoad = null;
   }
 
   addFieldNames(names: string[]): void {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { EXAMPLES, mailer, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
 
 test('imports the Windows-1252 example list: umlauts intact, member without address flagged', async () => {
@@ -21,7 +22,47 @@ test('imports the Windows-1252 example list: umlauts intact, member without addr
   // a first import builds the e-mail index after the rows: it is there, and finds by address
   const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT id FROM members WHERE email = 'anna.mueller@example.org'`).all() as any[];
   assert.match(plan.map((p) => p.detail).join(' '), /USING (COVERING )?INDEX members_email/);
+  // a first import writes under a rollback journal, and leaves the database in WAL mode again
+  assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   db.close();
+});
+
+test('a first import while another connection has the database open keeps the WAL, and does not wait for it', async () => {
+  const dir = tempDir();
+  assert.equal((await mailer(dir, ['mailings'])).code, 0, 'creates the database');
+  const reader = new Database(path.join(dir, 'mailer.db'));
+  try {
+    assert.equal((reader.prepare('SELECT count(*) AS n FROM members').get() as any).n, 0);
+    const started = Date.now();
+    const r = await mailer(dir, ['import', path.join(EXAMPLES, 'members.csv'), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    // Leaving the WAL needs the database alone; the import must see at once that it is not,
+    // not wait out mailer's 5 s busy timeout before it falls back.
+    assert.ok(Date.now() - started < 4000, `the import took ${Date.now() - started} ms`);
+    assert.equal(reader.pragma('journal_mode', { simple: true }), 'wal');
+    assert.ok(fs.statSync(path.join(dir, 'mailer.db-wal')).size > 0, 'the rows went through the WAL');
+    assert.equal((reader.prepare('SELECT count(*) AS n FROM members').get() as any).n, 12);
+  } finally {
+    reader.close();
+  }
+});
+
+test('a command that finds the database held by a first import for over 5 s says so and what to do (exit 4)', async () => {
+  const dir = tempDir();
+  assert.equal((await mailer(dir, ['mailings'])).code, 0, 'creates the database');
+  // What a first import does to the database: a rollback journal, and the write lock held.
+  const importer = new Database(path.join(dir, 'mailer.db'));
+  try {
+    assert.equal(importer.pragma('journal_mode = DELETE', { simple: true }), 'delete');
+    importer.exec('BEGIN EXCLUSIVE');
+    const r = await mailer(dir, ['log']);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /mailer\.db is busy: another mailer command has been writing it/);
+    assert.match(r.stderr, /try again when that command has finished/);
+    importer.exec('ROLLBACK');
+  } finally {
+    importer.close();
+  }
 });
 
 test('a second import of the same file changes nothing; a changed address keeps the old one in history', async () => {
@@ -145,7 +186,7 @@ test('--key, --email-column and --name-column name differing headers', async () 
 
 /**
  * Starts an import of 300,000 rows and sends `signal` once rows are being written (the
- * write-ahead log grows), long before the commit; then checks nothing was changed and the next
+ * database or its write-ahead log grows), long before the commit; then checks nothing was changed and the next
  * import brings in everything.
  */
 async function interruptImport(signal: NodeJS.Signals): Promise<void> {
@@ -154,16 +195,20 @@ async function interruptImport(signal: NodeJS.Signals): Promise<void> {
   const lines = ['id;name;email'];
   for (let i = 0; i < rows; i++) lines.push(`${i};Name ${i};m${(i * 7919) % rows}.${i}@example.org`);
   const file = writeFile(dir, 'big.csv', lines.join('\n') + '\n');
-  const wal = path.join(dir, 'mailer.db-wal');
+  assert.equal((await mailer(dir, ['mailings'])).code, 0, 'creates the database');
+  const written = () => ['mailer.db', 'mailer.db-wal'].reduce((sum, name) => sum + (fs.statSync(path.join(dir, name), { throwIfNoEntry: false })?.size ?? 0), 0);
+  const before = written();
   const run = startMailer(dir, ['import', file]);
   const deadline = Date.now() + 20_000;
-  while (!(fs.existsSync(wal) && fs.statSync(wal).size > 2_000_000) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  while (written() - before < 2_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   assert.ok(Date.now() < deadline, 'the import never started writing rows');
   run.child.kill(signal);
   const stopped = await run.done;
   assert.notEqual(stopped.code, 0, `the import was stopped by ${signal} before it finished`);
 
-  const db = openDb(dir);
+  // Read-write, as the next mailer command opens it: a first import writes under a rollback
+  // journal, and the hot journal it leaves is rolled back by the next connection that writes.
+  const db = new Database(path.join(dir, 'mailer.db'));
   assert.equal((db.prepare('SELECT count(*) AS n FROM members').get() as any).n, 0);
   assert.ok(db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'members_email'`).get(), 'the e-mail index is there');
   assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
