@@ -246,7 +246,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
   /** Claims the next sendable send and reads what it needs; runs inside a batched write. */
   const claimNext = (): Claimed | null => {
     for (let id = next(); id !== undefined; id = next()) {
-      const row = store.claimForDelivery(id, newToken(), opts.clock());
+      const row = store.claimForDelivery(id, newToken(id), opts.clock());
       if (row) return row;
     }
     return null;

@@ -19,12 +19,13 @@ export function secureRandom(bytes: number): Buffer {
 }
 
 /**
- * 17 bytes (136 bits) from the CSPRNG, base64url: unguessable and safe in a link. One that would
- * start with '-' is drawn again: `mailer token verify -abc…` would read it as an option.
+ * A send's token: the send id in base 36, then 17 bytes (136 bits) from the CSPRNG in base64url.
+ * The random part makes it unguessable and safe in a link. The id in front puts the tokens of
+ * one run side by side in the token index, so a commit of 16 results writes one page of it, not
+ * 16 pages at random places (5 % of a send's wall time). The id is no secret: the Message-ID
+ * carries it too. Starting with a digit or letter, a token is never read as a command-line
+ * option (`mailer token verify …`).
  */
-export function newToken(): string {
-  for (;;) {
-    const token = secureRandom(17).toString('base64url');
-    if (token[0] !== '-') return token;
-  }
+export function newToken(sendId: number): string {
+  return sendId.toString(36) + secureRandom(17).toString('base64url');
 }
