@@ -29,6 +29,29 @@ function rememberHeaderNames(proto: { _normalizeHeaderKey?: (key: unknown) => st
 }
 rememberHeaderNames(MimeNodeClass.prototype as never);
 
+/**
+ * The sender's headers (From, Reply-To) are the same in every mail of a mailing, yet nodemailer
+ * parses and encodes them again for each: address parser, punycode, encoded words, 3 µs a
+ * mail. Their encoded form depends on the name and value alone (mailer sets no textEncoding),
+ * so it is remembered. The recipient's To differs per mail and is left alone.
+ */
+function rememberSenderHeaders(proto: { _encodeHeaderValue?: (key: unknown, value: unknown) => string }): void {
+  const encode = proto._encodeHeaderValue;
+  if (typeof encode !== 'function') return;
+  const known = new Map<string, string>();
+  proto._encodeHeaderValue = function (this: unknown, key: unknown, value: unknown): string {
+    if ((key !== 'From' && key !== 'Reply-To') || typeof value !== 'string') return encode.call(this, key, value);
+    const memo = `${key}:${value}`;
+    let encoded = known.get(memo);
+    if (encoded === undefined) {
+      encoded = encode.call(this, key, value);
+      if (known.size < 64) known.set(memo, encoded);
+    }
+    return encoded;
+  };
+}
+rememberSenderHeaders(MimeNodeClass.prototype as never);
+
 export interface ComposeInput {
   message: RenderedMessage;
   /** the resolved From (template, else settings) */
