@@ -215,7 +215,9 @@ export async function deliverSends(store: Store, transports: Transport[], source
   };
 
   const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false };
-  let handedOver = 0;
+  // What --limit counts: sends claimed for the server. One skipped on the way (suppressed since
+  // it was queued, a field empty) or put back (no server left) gives its place to the next.
+  let taken = 0;
 
   let failure: { err: unknown } | null = null;
   const next = (): number | undefined => {
@@ -224,13 +226,11 @@ export async function deliverSends(store: Store, transports: Transport[], source
       outcome.interrupted = true;
       return undefined;
     }
-    if (opts.limit !== undefined && handedOver >= opts.limit) {
+    if (opts.limit !== undefined && taken >= opts.limit) {
       outcome.limitReached = true;
       return undefined;
     }
-    const id = source();
-    if (id !== undefined) handedOver++;
-    return id;
+    return source();
   };
 
   const stop = () => {
@@ -247,7 +247,10 @@ export async function deliverSends(store: Store, transports: Transport[], source
   const claimNext = (): Claimed | null => {
     for (let id = next(); id !== undefined; id = next()) {
       const row = store.claimForDelivery(id, newToken(id), opts.clock());
-      if (row) return row;
+      if (row) {
+        taken++;
+        return row;
+      }
     }
     return null;
   };
@@ -262,11 +265,13 @@ export async function deliverSends(store: Store, transports: Transport[], source
     const { mailing } = ctx;
     if (claimed.suppressed !== null && !mailing.test) {
       outcome.skipped++;
+      taken--;
       return () => store.markSkipped(sendId, 'suppressed', `the address is suppressed: ${claimed.suppressed}`, opts.clock());
     }
     const rendered = render(ctx.template, memberView(member, send.email, token), { allowEmpty: !!mailing.settings.allowEmpty });
     if (!rendered.ok) {
       outcome.skipped++;
+      taken--;
       return () => store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
     }
     const messageId = newMessageId(sendId, ctx.fromAddress);
@@ -283,7 +288,10 @@ export async function deliverSends(store: Store, transports: Transport[], source
     const envelopeFrom = ctx.verp ? verpAddress(ctx.envelopeFrom, sendId) : ctx.envelopeFrom;
     const tried = new Set<Transport>();
     let transport = pool.pick(tried);
-    if (!transport) return () => store.requeue(sendId, opts.clock());
+    if (!transport) {
+      taken--;
+      return () => store.requeue(sendId, opts.clock());
+    }
     while (transport) {
       tried.add(transport);
       await throttle.take();
@@ -351,6 +359,9 @@ export async function deliverSends(store: Store, transports: Transport[], source
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
   if (failure) throw (failure as { err: unknown }).err;
+  // A worker that stopped at the limit may have seen others' skips give places back after it,
+  // which they took until the queue ran out: then the limit did not end the run.
+  outcome.limitReached &&= taken >= opts.limit!;
   return outcome;
 }
 

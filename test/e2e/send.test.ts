@@ -312,6 +312,21 @@ test('--limit caps the run; the rest stays queued for --resume', async () => {
   }
 });
 
+test('--limit counts the mails handed over: sends skipped on the way (suppressed since queued) give their place to the next', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await setup(many(10));
+    const first = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--limit', '2', '--smtp', server.url, '--json'])).stdout);
+    assert.deepEqual([first.sent, first.queued], [2, 8]);
+    for (const address of ['m3@example.org', 'm4@example.org']) assert.equal((await mailer(dir, ['suppress', 'add', address])).code, 0);
+    const next = JSON.parse((await mailer(dir, ['send', '--resume', String(first.mailing), '--limit', '3', '--smtp', server.url, '--concurrency', '1', '--json'])).stdout);
+    assert.deepEqual([next.sent, next.skipped, next.queued], [5, 2, 3], 'three more handed over, past the two suppressed');
+    assert.deepEqual(server.messages.map((m) => m.to).flat(), ['m1@example.org', 'm2@example.org', 'm5@example.org', 'm6@example.org', 'm7@example.org']);
+  } finally {
+    await server.close();
+  }
+});
+
 test('a connection closed by the server (421) puts that send back in the queue; the others go out', async () => {
   const server = await startSmtpServer({ closeOn: ['m2@example.org'] });
   try {
