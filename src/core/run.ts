@@ -2,7 +2,7 @@ import type { Store } from '../store/store.js';
 import { summarize, type MailingSummary } from './mailing.js';
 import { deliverSends, listSource, mailingQueue, queueSettings, type QueueOutcome } from './queue.js';
 import { reportTo, settleMailing, type ReportResult } from './send.js';
-import { withSendLock, withTransports, type OpenTransports } from './session.js';
+import { stopRequest, withSendLock, withTransports, type OpenTransports } from './session.js';
 import type { Settings } from './settings.js';
 import { runBudget } from './quota.js';
 
@@ -34,27 +34,31 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
   const say = req.onEvent ?? (() => {});
   return withSendLock(store, 'run', req.now(), async () => {
     const now = req.now();
-    for (const id of store.dueMailings(now)) {
-      store.setMailingStatus(id, 'running', null, now);
-      say(`mailing ${id} is due: sending`);
-    }
     const { budget, reason } = runBudget(store, req.settings, req.max === undefined ? undefined : { n: req.max, flag: '--max' }, now);
     const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0 };
-    const mailingIds = store.unfinishedMailings();
     const retryIds = () => store.dueRetries(req.now(), remaining() ?? 1_000_000);
     const remaining = () => (budget === null ? undefined : budget - result.handedOver);
     if (budget === 0) {
-      say(`nothing sent: the quota is used up (${reason}); the next run continues`);
+      const due = store.dueMailings(now).length;
+      say(`nothing sent: the quota is used up (${reason}); the next run continues${due ? ` (${due} due mailing${due > 1 ? 's' : ''} waiting)` : ''}`);
       return result;
     }
+    // A due mailing becomes `running` when the run reaches it: one not reached (the cap, a
+    // server gone, Ctrl-C) stays scheduled. One with nothing left queued is settled as done.
+    const due = new Set(store.dueMailings(now));
+    const mailingIds = [...new Set([...store.unfinishedMailings(), ...due])].sort((a, b) => a - b);
     if (mailingIds.length === 0 && store.dueRetries(now, 1).length === 0) {
       say('nothing to do');
       return result;
     }
     const options = queueSettings(store, req.settings, req.now);
     return withTransports(openTransports, options.concurrency, async (transports, description) => {
+      // Ctrl-C (or cron's SIGTERM) ends the run after the sends in hand: the mailings not reached
+      // keep their status, and no retry starts.
+      const goOn = () => remaining() !== 0 && !result.stopped && !stopRequest.signal.aborted;
       for (const id of mailingIds) {
-        if (remaining() === 0 || result.stopped) break;
+        if (!goOn()) break;
+        if (due.has(id)) say(`mailing ${id} is due: sending`);
         say(`mailing ${id}: sending ${summarize(store, id).queued} queued via ${description}`);
         store.setMailingStatus(id, 'running', null, req.now());
         const outcome = await deliverSends(store, transports, mailingQueue(store, id), { ...options, limit: remaining() });
@@ -64,7 +68,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
         result.mailings.push(summary);
         say(`mailing ${id}: ${summary.status}, sent ${outcome.sent}, failed ${outcome.failed}, deferred ${outcome.deferred}, still queued ${summary.queued}`);
       }
-      if (!result.stopped && remaining() !== 0) {
+      if (goOn()) {
         const ids = retryIds();
         if (ids.length) {
           say(`retrying ${ids.length} deferred sends whose back-off has passed`);

@@ -210,6 +210,63 @@ test('a quota kept in the database stops a run at the cap; the next run continue
   }
 });
 
+/** `send --at` takes local time to the minute. */
+function localMinute(date: Date): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+test('a mailing that falls due while the quota is used up stays scheduled until a run has room', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await withMembers(4);
+    writeFile(dir, 'mailer.json', JSON.stringify({ maxPerHour: 2 }));
+    const first = await mailer(dir, ['send', 'invitation.txt', '--member', '1', '--member', '2', '--smtp', server.url, '--json']);
+    assert.equal(JSON.parse(first.stdout).sent, 2);
+    const when = new Date(Date.now() + 10 * 60_000);
+    const scheduled = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--member', '3', '--member', '4', '--at', localMinute(when), '--json'])).stdout);
+    const at = (minutes: number) => ({ MAILER_NOW: new Date(Date.now() + minutes * 60_000).toISOString() });
+    const full = await mailer(dir, ['run', '--smtp', server.url], at(20));
+    assert.equal(full.code, 0, full.stderr);
+    assert.match(full.stderr, /quota is used up \(maxPerHour 2\); the next run continues \(1 due mailing waiting\)/);
+    const status = async () => JSON.parse((await mailer(dir, ['mailings', '--json'])).stdout).find((m: any) => m.mailing === scheduled.mailing).status;
+    assert.equal(await status(), 'scheduled', 'not started: no run is sending it');
+    const room = await mailer(dir, ['run', '--smtp', server.url], at(65));
+    assert.equal(room.code, 0, room.stderr);
+    assert.match(room.stderr, new RegExp(`mailing ${scheduled.mailing} is due`));
+    assert.equal(await status(), 'done');
+    assert.deepEqual(recipients(server).sort(), ['m1@example.org', 'm2@example.org', 'm3@example.org', 'm4@example.org']);
+  } finally {
+    await server.close();
+  }
+});
+
+test('SIGTERM during run: the mailing in hand pauses, a due mailing not reached stays scheduled, no retry starts', async () => {
+  const server = await startSmtpServer({ delayMs: 30 });
+  try {
+    const dir = await withMembers(40);
+    const when = localMinute(new Date(Date.now() + 10 * 60_000));
+    for (let i = 0; i < 2; i++) assert.equal((await mailer(dir, ['send', 'invitation.txt', '--at', when])).code, 0);
+    const later = { MAILER_NOW: new Date(Date.now() + 20 * 60_000).toISOString() };
+    const run = startMailer(dir, ['run', '--smtp', server.url, '--concurrency', '2'], later);
+    await waitFor(() => server.messages.length >= 5);
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.doesNotMatch(r.stderr, /mailing 2/, 'the second mailing was not reached');
+    const statuses = JSON.parse((await mailer(dir, ['mailings', '--json'])).stdout).map((m: any) => [m.mailing, m.status]).sort();
+    assert.deepEqual(statuses, [[1, 'paused'], [2, 'scheduled']]);
+    const rest = await mailer(dir, ['run', '--smtp', server.url], later);
+    assert.equal(rest.code, 0, rest.stderr);
+    assert.equal(server.messages.length, 80);
+    const perMember = new Map<string, number>();
+    for (const to of recipients(server)) perMember.set(to, (perMember.get(to) ?? 0) + 1);
+    assert.deepEqual([perMember.size, ...new Set(perMember.values())], [40, 2], 'each member got each mailing once');
+  } finally {
+    await server.close();
+  }
+});
+
 test('send --at schedules; run sends it when due; cancel takes single members out', async () => {
   const server = await startSmtpServer();
   try {
