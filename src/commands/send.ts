@@ -70,11 +70,12 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
   if (result.kind === 'dry-run') {
     const r = result.result;
     if (out.json) {
-      out.jsonResult({ dryRun: true, selected: r.selected, wouldSend: r.wouldSendCount, skipped: r.skipped.length, recipients: r.wouldSend, skippedMembers: r.skipped });
+      out.jsonResult({ dryRun: true, selected: r.selected, wouldSend: r.wouldSendCount, skipped: r.skipped.length, queued: r.leftQueued, recipients: r.wouldSend, skippedMembers: r.skipped });
       return;
     }
     const { renderTable } = await import('../ui/table.js');
-    out.line(`dry run: ${r.selected} selected, ${r.wouldSendCount} would be sent, ${r.skipped.length} skipped; nothing was sent or changed`);
+    const left = r.leftQueued ? `, ${r.leftQueued} left queued for the next run (--limit)` : '';
+    out.line(`dry run: ${r.selected} selected, ${r.wouldSendCount} would be sent, ${r.skipped.length} skipped${left}; nothing was sent or changed`);
     if (r.wouldSend.length) {
       out.line();
       out.line(renderTable(['member', 'address'], r.wouldSend.map((w) => [w.member, w.email]), { tty: out.isTTY }));

@@ -65,13 +65,18 @@ export interface DryRunResult {
   wouldSend: { member: string; email: string }[];
   wouldSendCount: number;
   skipped: { member: string; email: string | null; category: string; reason: string }[];
+  /** past --limit: would be queued and left for the next run */
+  leftQueued: number;
 }
 
 /** Everything a send would check, without writing a thing. */
 export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResult {
   checkTemplate(store, input.template, input.settings);
-  const result: DryRunResult = { selected: 0, wouldSend: [], wouldSendCount: 0, skipped: [] };
-  for (const member of store.selectedMembers(input.selection, input.limit)) {
+  const result: DryRunResult = { selected: 0, wouldSend: [], wouldSendCount: 0, skipped: [], leftQueued: 0 };
+  // As the send does it: a test takes the first `limit` members; a real send queues everyone,
+  // and --limit counts the mails handed over, so a member skipped on the way takes no place.
+  const test = input.testTo !== undefined;
+  for (const member of store.selectedMembers(input.selection, test ? input.limit : undefined)) {
     result.selected++;
     const email = input.testTo ?? member.email;
     let skip: { category: string; reason: string } | null = null;
@@ -85,6 +90,8 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
     }
     if (skip) {
       result.skipped.push({ member: member.key, email: member.email, ...skip });
+    } else if (!test && input.limit !== undefined && result.wouldSendCount >= input.limit) {
+      result.leftQueued++;
     } else {
       result.wouldSendCount++;
       if (result.wouldSend.length < listed) result.wouldSend.push({ member: member.key, email: email! });

@@ -178,8 +178,14 @@ test('--dry-run honours --limit; send honours the hourly quota too', async () =>
   const server = await startSmtpServer();
   try {
     const dir = await withMembers(6);
+    assert.equal((await mailer(dir, ['suppress', 'add', 'm1@example.org'])).code, 0);
     const dry = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--dry-run', '--limit', '2', '--json'])).stdout);
-    assert.equal(dry.wouldSend, 2);
+    // as the real send: the suppressed member is skipped and takes no place of the two
+    assert.deepEqual([dry.selected, dry.wouldSend, dry.skipped, dry.queued], [6, 2, 1, 3]);
+    assert.deepEqual(dry.recipients.map((r: any) => r.email), ['m2@example.org', 'm3@example.org']);
+    const text = await mailer(dir, ['send', 'invitation.txt', '--dry-run', '--limit', '2']);
+    assert.match(text.stdout + text.stderr, /6 selected, 2 would be sent, 1 skipped, 3 left queued for the next run \(--limit\)/);
+    assert.equal((await mailer(dir, ['suppress', 'remove', 'm1@example.org'])).code, 0);
     writeFile(dir, 'mailer.json', JSON.stringify({ maxPerHour: 4 }));
     const r = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--json'])).stdout);
     assert.deepEqual([r.sent, r.queued], [4, 2]);
