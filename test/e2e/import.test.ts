@@ -85,6 +85,21 @@ test('a second import of the same file changes nothing; a changed address keeps 
   db.close();
 });
 
+test('a member id twice in one file: the later row wins, and the earlier address goes to the history', async () => {
+  const dir = tempDir();
+  const file = writeFile(dir, 'm.csv', 'id;name;email;region\n1;Anna;anna@example.org;Nord\n2;Ben;ben@example.org;Süd\n1;Anna B.;anna.b@example.org;West\n');
+  const r = await mailer(dir, ['import', file, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { read: 3, inserted: 2, updated: 1, unchanged: 0, withoutEmail: 0, invalidEmail: 0, rejected: [] });
+  const db = openDb(dir);
+  assert.deepEqual(db.prepare(`SELECT key, name, email, json_extract(fields, '$.region') AS region FROM members ORDER BY id`).all(), [
+    { key: '1', name: 'Anna B.', email: 'anna.b@example.org', region: 'West' },
+    { key: '2', name: 'Ben', email: 'ben@example.org', region: 'Süd' },
+  ]);
+  assert.deepEqual(db.prepare('SELECT email FROM addresses').all(), [{ email: 'anna@example.org' }]);
+  db.close();
+});
+
 test('rows that cannot be members are rejected with their line; all others are imported (exit 1)', async () => {
   const dir = tempDir();
   const file = writeFile(dir, 'm.csv', [
