@@ -316,7 +316,7 @@ test('--limit counts the mails handed over: sends skipped on the way (suppressed
   const server = await startSmtpServer();
   try {
     const dir = await setup(many(10));
-    const first = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--limit', '2', '--smtp', server.url, '--json'])).stdout);
+    const first = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--limit', '2', '--smtp', server.url, '--concurrency', '1', '--json'])).stdout);
     assert.deepEqual([first.sent, first.queued], [2, 8]);
     for (const address of ['m3@example.org', 'm4@example.org']) assert.equal((await mailer(dir, ['suppress', 'add', address])).code, 0);
     const next = JSON.parse((await mailer(dir, ['send', '--resume', String(first.mailing), '--limit', '3', '--smtp', server.url, '--concurrency', '1', '--json'])).stdout);
