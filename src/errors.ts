@@ -27,3 +27,15 @@ export class MailerError extends Error {
 export function badInput(message: string, hint?: string): MailerError {
   return new MailerError(message, { exitCode: ExitCode.badInput, hint });
 }
+
+/** SQLite waits this long for another connection's write lock before it gives up. */
+export const BUSY_TIMEOUT_MS = 5000;
+
+/** Another mailer command has held the database's write lock past the busy timeout. */
+export function databaseBusy(database = 'the database'): MailerError {
+  return new MailerError(`${database} is busy: another mailer command (an import, say) has been writing it for more than ${BUSY_TIMEOUT_MS / 1000} s`, {
+    hint: 'try again when that command has finished',
+    exitCode: ExitCode.locked,
+  });
+}
+

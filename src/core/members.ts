@@ -61,8 +61,10 @@ export async function importMembers(store: Store, file: string, options: ImportO
     resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 8 },
     workerData: { file, encoding, encodingGiven: options.encoding !== undefined, delimiter, key: options.key, emailColumn: options.emailColumn, nameColumn: options.nameColumn } satisfies ParseJob,
   });
-  store.beginImport();
   try {
+    // Inside the try: should the database be busy, the parse thread must still be ended, or
+    // it keeps the process alive.
+    store.beginImport();
     await new Promise<void>((resolve, reject) => {
       worker.on('message', (message: WorkerMessage) => {
         try {

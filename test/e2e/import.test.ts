@@ -47,21 +47,57 @@ test('a first import while another connection has the database open keeps the WA
   }
 });
 
-test('a command that finds the database held by a first import for over 5 s says so and what to do (exit 4)', async () => {
+/** A database in `dir`, and a connection of the test's own to hold it with. */
+async function heldDatabase(): Promise<{ dir: string; holder: Database.Database }> {
   const dir = tempDir();
   assert.equal((await mailer(dir, ['mailings'])).code, 0, 'creates the database');
-  // What a first import does to the database: a rollback journal, and the write lock held.
-  const importer = new Database(path.join(dir, 'mailer.db'));
+  return { dir, holder: new Database(path.join(dir, 'mailer.db')) };
+}
+
+test('a command started during a first import waits for it, and then runs', async () => {
+  const { dir, holder } = await heldDatabase();
   try {
-    assert.equal(importer.pragma('journal_mode = DELETE', { simple: true }), 'delete');
-    importer.exec('BEGIN EXCLUSIVE');
-    const r = await mailer(dir, ['log']);
-    assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, /mailer\.db is busy: another mailer command has been writing it/);
-    assert.match(r.stderr, /try again when that command has finished/);
-    importer.exec('ROLLBACK');
+    // What a first import does before its page cache spills: a rollback journal, the write
+    // lock reserved. SQLite refuses another connection's switch to WAL at once then.
+    assert.equal(holder.pragma('journal_mode = DELETE', { simple: true }), 'delete');
+    holder.exec('BEGIN IMMEDIATE');
+    holder.exec(`INSERT INTO members (key, fields, created_at, updated_at) VALUES ('1', '{}', 0, 0)`);
+    const log = mailer(dir, ['log', '--member', '1']);
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    holder.exec('COMMIT');
+    holder.pragma('journal_mode = WAL');
+    const r = await log;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout + r.stderr, /no sends match/);
   } finally {
-    importer.close();
+    holder.close();
+  }
+});
+
+test('commands that find the database held for over 5 s say so and what to do (exit 4), and end', { timeout: 30_000 }, async () => {
+  // A first import's hold once its cache spills: a rollback journal and the exclusive lock.
+  const first = await heldDatabase();
+  // Any write transaction in WAL mode: an import waits for it at BEGIN.
+  const other = await heldDatabase();
+  try {
+    assert.equal(first.holder.pragma('journal_mode = DELETE', { simple: true }), 'delete');
+    first.holder.exec('BEGIN EXCLUSIVE');
+    other.holder.exec('BEGIN IMMEDIATE');
+    const [log, imported] = await Promise.all([
+      mailer(first.dir, ['log']),
+      mailer(other.dir, ['import', path.join(EXAMPLES, 'members.csv')]),
+    ]);
+    for (const r of [log, imported]) {
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, /mailer\.db is busy: another mailer command \(an import, say\) has been writing it for more than 5 s/);
+      assert.match(r.stderr, /try again when that command has finished/);
+    }
+    first.holder.exec('ROLLBACK');
+    other.holder.exec('ROLLBACK');
+    assert.equal((other.holder.prepare('SELECT count(*) AS n FROM members').get() as any).n, 0, 'the import changed nothing');
+  } finally {
+    first.holder.close();
+    other.holder.close();
   }
 });
 
