@@ -4,7 +4,8 @@ import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { Envelope, Transport } from '../core/ports.js';
 import { DeliveryError } from '../core/ports.js';
 import { parseSmtpUrl } from '../core/smtp-url.js';
-
+// MAIL FROM, RCPT TO and DATA in one write where the server offers PIPELINING
+import './pipelining.js';
 
 export interface SmtpOptions {
   url: string;

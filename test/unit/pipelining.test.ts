@@ -1,0 +1,242 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { SmtpTransport } from '../../src/transport/smtp.js';
+import { DeliveryError } from '../../src/core/ports.js';
+
+/**
+ * A scripted SMTP server on 127.0.0.1, raw enough to see how the client writes: which
+ * commands arrive in one chunk, and whether one comes before the last was answered.
+ */
+interface Scripted {
+  port: number;
+  /** each connection's envelopes: the commands of one MAIL FROM .. DATA, and how many chunks they came in */
+  envelopes: { commands: string[]; chunks: number }[];
+  /** a command that arrived while an earlier one was still unanswered (only where PIPELINING is not offered) */
+  early: string[];
+  delivered: string[];
+  /** data phases ended with a lone "." and nothing in them */
+  emptyMessages: number;
+  close(): Promise<void>;
+}
+
+interface ScriptOptions {
+  pipelining: boolean;
+  /** reply to MAIL FROM / RCPT TO / DATA of the nth envelope (from 1); default 250 / 250 / 354 */
+  reply?(command: string, envelope: number): string | undefined;
+  /** answer nothing of an envelope until DATA has arrived: a client that waits for MAIL FROM's answer never gets it */
+  holdUntilData?: boolean;
+  /** answer DATA with 354 even when no recipient was accepted (a server that breaks RFC 2920) */
+  openDataAnyway?: boolean;
+}
+
+async function scriptedServer(options: ScriptOptions): Promise<Scripted> {
+  const result: Scripted = { port: 0, envelopes: [], early: [], delivered: [], emptyMessages: 0, close: async () => {} };
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let buffer = '';
+    let inData = false;
+    let body = '';
+    let unanswered = 0;
+    let held: string[] = [];
+    let envelope: { commands: string[]; chunks: number } | null = null;
+    let chunk = 0;
+    let envelopeChunk = -1;
+    const answer = (line: string) => {
+      unanswered--;
+      socket.write(`${line}\r\n`);
+    };
+    // As RFC 2920 has it: after a refused MAIL FROM, or with no recipient accepted, the
+    // commands that follow are refused too, unless the script says otherwise.
+    let senderAccepted = false;
+    let recipientsAccepted = 0;
+    const replyTo = (command: string): string => {
+      const verb = command.slice(0, 4).toUpperCase();
+      const scripted = options.reply?.(command, result.envelopes.length);
+      if (verb === 'MAIL') {
+        const reply = scripted ?? '250 2.1.0 ok';
+        senderAccepted = reply.startsWith('2');
+        recipientsAccepted = 0;
+        return reply;
+      }
+      if (!senderAccepted) return '503 5.5.1 need MAIL command';
+      if (verb === 'RCPT') {
+        const reply = scripted ?? '250 2.1.5 ok';
+        if (reply.startsWith('2')) recipientsAccepted++;
+        return reply;
+      }
+      if (recipientsAccepted === 0 && !options.openDataAnyway) return '554 5.5.1 no valid recipients';
+      return scripted ?? '354 go ahead';
+    };
+    socket.write('220 scripted ESMTP\r\n');
+    socket.on('data', (data: Buffer) => {
+      chunk++;
+      buffer += data.toString('latin1');
+      let at: number;
+      while ((at = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        if (inData) {
+          if (line !== '.') {
+            body += `${line}\n`;
+            continue;
+          }
+          inData = false;
+          if (body === '') {
+            result.emptyMessages++;
+            answer('554 5.6.0 empty message');
+          } else {
+            result.delivered.push(body);
+            answer(`250 2.0.0 queued as ${result.delivered.length}`);
+          }
+          body = '';
+          continue;
+        }
+        if (!options.pipelining && unanswered > 0) result.early.push(line);
+        unanswered++;
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO') {
+          answer(`250-scripted\r\n${options.pipelining ? '250-PIPELINING\r\n' : ''}250 8BITMIME`);
+        } else if (verb === 'QUIT') {
+          answer('221 bye');
+          socket.end();
+        } else if (verb === 'RSET' || verb === 'NOOP') {
+          answer('250 ok');
+        } else if (verb === 'MAIL' || verb === 'RCPT' || verb === 'DATA') {
+          if (verb === 'MAIL') {
+            envelope = { commands: [], chunks: 0 };
+            result.envelopes.push(envelope);
+            envelopeChunk = -1;
+          }
+          if (envelope) {
+            envelope.commands.push(line);
+            if (chunk !== envelopeChunk) envelope.chunks++;
+            envelopeChunk = chunk;
+          }
+          const reply = replyTo(line);
+          if (verb === 'DATA' && reply.startsWith('354')) inData = true;
+          if (options.holdUntilData) {
+            held.push(reply);
+            if (verb === 'DATA') {
+              for (const r of held) answer(r);
+              held = [];
+            }
+          } else {
+            answer(reply);
+          }
+        } else {
+          answer('502 5.5.1 not implemented');
+        }
+      }
+    });
+    socket.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  result.port = (server.address() as net.AddressInfo).port;
+  result.close = () => new Promise((resolve) => {
+    server.close(() => resolve());
+    for (const socket of sockets) socket.destroy();
+  });
+  return result;
+}
+
+function transportFor(server: Scripted): SmtpTransport {
+  return new SmtpTransport({ url: `smtp://127.0.0.1:${server.port}`, maxConnections: 1 });
+}
+
+const message = (n: number) => Buffer.from(`Subject: mail ${n}\r\n\r\nbody ${n}\r\n`);
+const envelope = (to: string) => ({ from: 'sender@example.org', to: [to] });
+
+test('where the server offers PIPELINING, MAIL FROM, RCPT TO and DATA go out in one write, mail after mail', { timeout: 10_000 }, async () => {
+  // This server answers nothing of an envelope before it has seen DATA: a client that waits
+  // for the answer to MAIL FROM would wait for ever (the test's timeout).
+  const server = await scriptedServer({ pipelining: true, holdUntilData: true });
+  const transport = transportFor(server);
+  try {
+    for (let n = 1; n <= 3; n++) assert.match(await transport.deliver(envelope(`m${n}@example.org`), message(n)), /^250 2\.0\.0 queued as \d/);
+    assert.equal(server.delivered.length, 3);
+    assert.deepEqual(server.envelopes.map((e) => e.commands.map((c) => c.split(':')[0])), Array(3).fill(['MAIL FROM', 'RCPT TO', 'DATA']));
+    assert.deepEqual(server.envelopes.map((e) => e.chunks), [1, 1, 1], 'each envelope in one chunk');
+    assert.match(server.envelopes[1].commands[1], /^RCPT TO:<m2@example\.org>$/);
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+});
+
+test('a server without PIPELINING gets one command at a time, each after the answer to the last', { timeout: 10_000 }, async () => {
+  const server = await scriptedServer({ pipelining: false });
+  const transport = transportFor(server);
+  try {
+    for (let n = 1; n <= 2; n++) await transport.deliver(envelope(`m${n}@example.org`), message(n));
+    assert.equal(server.delivered.length, 2);
+    assert.deepEqual(server.early, [], 'no command before the answer to the one before');
+    assert.deepEqual(server.envelopes.map((e) => e.chunks), [3, 3]);
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+});
+
+/** Delivers one mail and returns what the error catalog would read of its failure. */
+async function refusal(server: Scripted, to: string): Promise<Record<string, unknown>> {
+  const transport = transportFor(server);
+  try {
+    await transport.deliver(envelope(to), message(1));
+  } catch (err) {
+    assert.ok(err instanceof DeliveryError, String(err));
+    // After a refusal the transport still delivers: the answers stayed in step with the commands.
+    assert.match(await transport.deliver(envelope('fine@example.org'), message(2)), /^250 /);
+    return { code: err.code, command: err.command, responseCode: err.responseCode, response: err.response };
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+  assert.fail(`delivery to ${to} was not refused`);
+}
+
+const refusals: [string, ScriptOptions['reply'], string, Record<string, unknown>][] = [
+  ['a refused sender', (c) => (c.startsWith('MAIL') ? '553 5.7.1 Sender address rejected' : undefined),
+    'x@example.org', { code: 'EENVELOPE', command: 'MAIL FROM', responseCode: 553, response: '553 5.7.1 Sender address rejected' }],
+  ['an unknown mailbox', (c) => (c.includes('<gone@') ? '550 5.1.1 User unknown' : undefined),
+    'gone@example.org', { code: 'EENVELOPE', command: 'RCPT TO', responseCode: 550, response: '550 5.1.1 User unknown' }],
+  ['greylisting', (c) => (c.includes('<grey@') ? '450 4.2.0 Greylisted, try again later' : undefined),
+    'grey@example.org', { code: 'EENVELOPE', command: 'RCPT TO', responseCode: 450, response: '450 4.2.0 Greylisted, try again later' }],
+  ['a refused DATA', (c) => (c.startsWith('DATA') ? '554 5.7.0 Transaction failed' : undefined),
+    'x@example.org', { code: 'EENVELOPE', command: 'DATA', responseCode: 554, response: '554 5.7.0 Transaction failed' }],
+];
+
+for (const [what, reply, to, expected] of refusals) {
+  test(`${what} is reported as nodemailer reports it, with PIPELINING or without`, { timeout: 10_000 }, async () => {
+    // Only the first envelope is refused; the mail after it must go through.
+    const refusedOnly: ScriptOptions['reply'] = (c, n) => (n === 1 ? reply!(c, n) : undefined);
+    const sequential = await refusal(await scriptedServer({ pipelining: false, reply: refusedOnly }), to);
+    const pipelined = await refusal(await scriptedServer({ pipelining: true, reply: refusedOnly }), to);
+    assert.deepEqual(sequential, expected);
+    assert.deepEqual(pipelined, expected);
+  });
+}
+
+test('a server that opens the data phase after refusing the only recipient gets an empty message, and the next mail goes through', { timeout: 10_000 }, async () => {
+  // RFC 2920 3.1: the server should refuse DATA when no recipient was accepted; if it opens
+  // the data phase anyway, the client ends it with a lone "." instead of sending the mail.
+  const server = await scriptedServer({ pipelining: true, openDataAnyway: true, reply: (c) => (c.includes('<gone@') ? '550 5.1.1 User unknown' : undefined) });
+  const transport = transportFor(server);
+  try {
+    await assert.rejects(transport.deliver(envelope('gone@example.org'), message(1)), (err: DeliveryError) => {
+      assert.deepEqual([err.command, err.responseCode], ['RCPT TO', 550]);
+      return true;
+    });
+    assert.match(await transport.deliver(envelope('fine@example.org'), message(2)), /^250 2\.0\.0 queued as 1$/);
+    assert.equal(server.emptyMessages, 1, 'the data phase was ended, not left open');
+    assert.equal(server.delivered.length, 1, 'the refused mail was not sent');
+    assert.match(server.delivered[0], /body 2/);
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+});
