@@ -318,6 +318,30 @@ test('several servers: a dead one is left out and the others carry the mailing; 
   }
 });
 
+test('several servers: one that dies mid-run is left out, the other carries the rest, nobody gets the mail twice', async () => {
+  const dying = await startSmtpServer({ dieAfter: 10 });
+  const other = await startSmtpServer();
+  try {
+    const dir = await withMembers(60);
+    const r = await mailer(dir, ['send', 'invitation.txt', '--smtp', dying.url, '--smtp', other.url, '--concurrency', '4', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout);
+    assert.deepEqual([summary.sent, summary.queued, summary.failed, summary.deferred], [60, 0, 0, 0]);
+    assert.equal(dying.messages.length, 10, 'the first server took its share until it died');
+    assert.equal(other.messages.length, 50, 'the other took the rest, the mails in hand at the death among them');
+    const all = [...recipients(dying), ...recipients(other)];
+    assert.equal(new Set(all).size, 60);
+    assert.equal(duplicates(all), 0);
+    const db = openDb(dir);
+    const interrupted = db.prepare(`SELECT count(*) AS n FROM attempts WHERE outcome = 'interrupted' AND category = 'server-unreachable'`).get() as { n: number };
+    db.close();
+    assert.ok(interrupted.n >= 1, 'the cut connection is in the history of the sends it held');
+  } finally {
+    await dying.close();
+    await other.close();
+  }
+});
+
 test('operator report: mailed after a run; printed when it cannot be mailed', async () => {
   const server = await startSmtpServer({ reject: { 'm2@example.org': '550 5.1.1 User unknown', 'boss@bad.example': '550 5.1.1 no such user' } });
   try {

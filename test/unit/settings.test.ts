@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveSettings, type SettingsFlags } from '../../src/core/settings.js';
+
+/** A folder with a mailer.json, as a user's working folder. */
+function folderWithConfig(config: Record<string, unknown>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-settings-'));
+  fs.writeFileSync(path.join(dir, 'mailer.json'), JSON.stringify(config));
+  return dir;
+}
+
+const FILE = {
+  smtp: 'smtp://file.example:25', from: 'file@example.org', replyTo: 'file-reply@example.org', testTo: 'file-test@example.org',
+  rate: '10/s', concurrency: 2, reportTo: 'file-report@example.org', outbox: 'file-outbox', db: 'file.db',
+};
+const ENV = {
+  MAILER_SMTP_URL: 'smtp://env.example:25', MAILER_FROM: 'env@example.org', MAILER_REPLY_TO: 'env-reply@example.org', MAILER_TEST_TO: 'env-test@example.org',
+  MAILER_RATE: '20/s', MAILER_CONCURRENCY: '3', MAILER_REPORT_TO: 'env-report@example.org', MAILER_OUTBOX: 'env-outbox', MAILER_DB: 'env.db',
+};
+const FLAGS: SettingsFlags = {
+  smtp: ['smtp://flag.example:25'], from: 'flag@example.org', replyTo: 'flag-reply@example.org', testTo: 'flag-test@example.org',
+  rate: '30/s', concurrency: '4', reportTo: 'flag-report@example.org', outbox: 'flag-outbox', db: 'flag.db',
+};
+
+/** The settings a user can give three ways, as resolved, with paths made relative to `dir`. */
+function chosen(dir: string, flags: SettingsFlags, env: NodeJS.ProcessEnv) {
+  const s = resolveSettings(flags, env, dir);
+  return {
+    smtp: s.smtp, from: s.from, replyTo: s.replyTo, testTo: s.testTo, rate: s.rate, concurrency: s.concurrency,
+    reportTo: s.reportTo, outbox: path.relative(dir, s.outbox), db: path.relative(dir, s.db),
+  };
+}
+
+test('flags beat environment variables beat the settings file, key by key', () => {
+  const dir = folderWithConfig(FILE);
+  assert.deepEqual(chosen(dir, {}, {}), {
+    smtp: ['smtp://file.example:25'], from: 'file@example.org', replyTo: 'file-reply@example.org', testTo: 'file-test@example.org',
+    rate: '10/s', concurrency: 2, reportTo: 'file-report@example.org', outbox: 'file-outbox', db: 'file.db',
+  });
+  assert.deepEqual(chosen(dir, {}, ENV), {
+    smtp: ['smtp://env.example:25'], from: 'env@example.org', replyTo: 'env-reply@example.org', testTo: 'env-test@example.org',
+    rate: '20/s', concurrency: 3, reportTo: 'env-report@example.org', outbox: 'env-outbox', db: 'env.db',
+  });
+  assert.deepEqual(chosen(dir, FLAGS, ENV), {
+    smtp: ['smtp://flag.example:25'], from: 'flag@example.org', replyTo: 'flag-reply@example.org', testTo: 'flag-test@example.org',
+    rate: '30/s', concurrency: 4, reportTo: 'flag-report@example.org', outbox: 'flag-outbox', db: 'flag.db',
+  });
+  // One flag wins over its own key only.
+  const mixed = chosen(dir, { from: 'flag@example.org' }, { MAILER_TEST_TO: 'env-test@example.org' });
+  assert.deepEqual([mixed.from, mixed.testTo, mixed.replyTo], ['flag@example.org', 'env-test@example.org', 'file-reply@example.org']);
+});
+
+test('without a settings file: the defaults, ./mailer.db and ./outbox, and no server (the outbox)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-settings-'));
+  const s = resolveSettings({}, {}, dir);
+  assert.deepEqual([s.configFile, s.smtp, path.relative(dir, s.db), path.relative(dir, s.outbox), s.concurrency], [null, [], 'mailer.db', 'outbox', undefined]);
+});
+
+test('paths in a settings file named by --config are relative to that file, not to the working folder', () => {
+  const dir = folderWithConfig({});
+  const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-settings-'));
+  fs.writeFileSync(path.join(elsewhere, 'footer.txt'), 'Verein e.V.\n');
+  fs.writeFileSync(path.join(elsewhere, 'other.json'), JSON.stringify({ db: 'state.db', outbox: 'out', footer: 'footer.txt' }));
+  const s = resolveSettings({ config: path.join(elsewhere, 'other.json') }, {}, dir);
+  assert.deepEqual([s.db, s.outbox, s.footerText], [path.join(elsewhere, 'state.db'), path.join(elsewhere, 'out'), 'Verein e.V.']);
+});
+
+test('several servers: repeated --smtp, a list in the file, or a space-separated $MAILER_SMTP_URL', () => {
+  const dir = folderWithConfig({ smtp: ['smtp://a.example:25', 'smtp://b.example:25'] });
+  assert.deepEqual(resolveSettings({}, {}, dir).smtp, ['smtp://a.example:25', 'smtp://b.example:25']);
+  assert.deepEqual(resolveSettings({}, { MAILER_SMTP_URL: 'smtp://c.example:25 smtp://d.example:25' }, dir).smtp, ['smtp://c.example:25', 'smtp://d.example:25']);
+  assert.deepEqual(resolveSettings({ smtp: ['smtp://e.example:25', 'smtp://f.example:25'] }, {}, dir).smtp, ['smtp://e.example:25', 'smtp://f.example:25']);
+});
+
+test('the password comes from $MAILER_SMTP_PASSWORD only, never from the settings file', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-settings-'));
+  fs.writeFileSync(path.join(dir, 'mailer.json'), JSON.stringify({ password: 'secret' }));
+  assert.throws(() => resolveSettings({}, {}, dir), /unknown key "password"/);
+  assert.equal(resolveSettings({}, { MAILER_SMTP_PASSWORD: 'from-env' }, folderWithConfig({})).smtpPassword, 'from-env');
+});
