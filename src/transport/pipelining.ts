@@ -66,34 +66,41 @@ export function pipelineEnvelopes(proto: Connection): void {
 
     const env = this._envelope;
     const recipients = env.rcptQueue.splice(0);
-    let senderRefused: SmtpError | null = null;
-    let lastRecipientReply = '';
+    // A refusal is answered as soon as nodemailer would answer it: at the reply to MAIL FROM, or
+    // at the last RCPT TO's when none was accepted. A server that refuses with 421 hangs up at
+    // once, and the reply to DATA never comes; the refusal must not wait for it and turn into a
+    // closed connection. The replies still due are read and dropped, so they stay in step.
+    let refused = false;
+    const refuse = (err: SmtpError) => {
+      refused = true;
+      callback(err);
+    };
     actions.push((str) => {
-      if (str.charAt(0) !== '2') senderRefused = this._formatError('Mail command failed', 'EENVELOPE', str, 'MAIL FROM');
+      if (str.charAt(0) !== '2') refuse(this._formatError('Mail command failed', 'EENVELOPE', str, 'MAIL FROM'));
     });
-    for (const recipient of recipients) {
+    recipients.forEach((recipient, i) => {
       actions.push((str) => {
-        lastRecipientReply = str;
+        if (refused) return;
         if (str.charAt(0) === '2') {
           env.accepted.push(recipient);
-          return;
+        } else {
+          const err = this._formatError('Recipient command failed', 'EENVELOPE', str, 'RCPT TO');
+          err.recipient = recipient;
+          env.rejected.push(recipient);
+          env.rejectedErrors.push(err);
         }
-        const err = this._formatError('Recipient command failed', 'EENVELOPE', str, 'RCPT TO');
-        err.recipient = recipient;
-        env.rejected.push(recipient);
-        env.rejectedErrors.push(err);
+        if (i === recipients.length - 1 && env.accepted.length === 0) refuse(allRejected(this, env, str));
       });
-    }
+    });
     actions.push((str) => {
-      const refused = senderRefused ?? (env.accepted.length === 0 ? allRejected(this, env, lastRecipientReply) : null);
       if (refused) {
-        // A server that opened the data phase all the same gets an empty message, ending it
-        // (RFC 2920, 3.1); its answer to that is read and dropped, before the next envelope's.
+        // A server that opens the data phase all the same (RFC 2920, 3.1, says it must refuse
+        // DATA then) gets an empty message, ending it; its answer to that is read and dropped.
+        // mailer's pool closes a connection after any refusal, so nothing else follows on it.
         if (str.charAt(0) === '3') {
           actions.push(() => {});
           this._socket.write('.\r\n');
         }
-        callback(refused);
         return;
       }
       // 354, or 250 from a server that says so (nodemailer accepts both: eleith/emailjs#24)

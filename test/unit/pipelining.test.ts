@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
+import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { SmtpTransport } from '../../src/transport/smtp.js';
 import { DeliveryError } from '../../src/core/ports.js';
 
@@ -45,9 +46,16 @@ async function scriptedServer(options: ScriptOptions): Promise<Scripted> {
     let envelope: { commands: string[]; chunks: number } | null = null;
     let chunk = 0;
     let envelopeChunk = -1;
+    let closed = false;
     const answer = (line: string) => {
+      if (closed) return;
       unanswered--;
       socket.write(`${line}\r\n`);
+      // As Postfix and the providers do: a 421 ends the session at once, nothing more is read.
+      if (line.startsWith('421')) {
+        closed = true;
+        socket.end();
+      }
     };
     // As RFC 2920 has it: after a refused MAIL FROM, or with no recipient accepted, the
     // commands that follow are refused too, unless the script says otherwise.
@@ -73,6 +81,7 @@ async function scriptedServer(options: ScriptOptions): Promise<Scripted> {
     };
     socket.write('220 scripted ESMTP\r\n');
     socket.on('data', (data: Buffer) => {
+      if (closed) return;
       chunk++;
       buffer += data.toString('latin1');
       let at: number;
@@ -208,6 +217,12 @@ const refusals: [string, ScriptOptions['reply'], string, Record<string, unknown>
     'grey@example.org', { code: 'EENVELOPE', command: 'RCPT TO', responseCode: 450, response: '450 4.2.0 Greylisted, try again later' }],
   ['a refused DATA', (c) => (c.startsWith('DATA') ? '554 5.7.0 Transaction failed' : undefined),
     'x@example.org', { code: 'EENVELOPE', command: 'DATA', responseCode: 554, response: '554 5.7.0 Transaction failed' }],
+  // The server hangs up after a 421: the reply to DATA never comes, and the refusal must still
+  // be the server's words, not a lost connection (the catalog reads 4.7.0 as rate-limited).
+  ['a 421 to MAIL FROM, then the connection closed', (c) => (c.startsWith('MAIL') ? '421 4.7.0 Too many connections, try later' : undefined),
+    'x@example.org', { code: 'EENVELOPE', command: 'MAIL FROM', responseCode: 421, response: '421 4.7.0 Too many connections, try later' }],
+  ['a 421 to RCPT TO, then the connection closed', (c) => (c.includes('<busy@') ? '421 4.7.0 Too many messages, slow down' : undefined),
+    'busy@example.org', { code: 'EENVELOPE', command: 'RCPT TO', responseCode: 421, response: '421 4.7.0 Too many messages, slow down' }],
 ];
 
 for (const [what, reply, to, expected] of refusals) {
@@ -221,9 +236,7 @@ for (const [what, reply, to, expected] of refusals) {
   });
 }
 
-test('a server that opens the data phase after refusing the only recipient gets an empty message, and the next mail goes through', { timeout: 10_000 }, async () => {
-  // RFC 2920 3.1: the server should refuse DATA when no recipient was accepted; if it opens
-  // the data phase anyway, the client ends it with a lone "." instead of sending the mail.
+test('a server that opens the data phase after refusing the only recipient does not get the mail; the next mail goes through', { timeout: 10_000 }, async () => {
   const server = await scriptedServer({ pipelining: true, openDataAnyway: true, reply: (c) => (c.includes('<gone@') ? '550 5.1.1 User unknown' : undefined) });
   const transport = transportFor(server);
   try {
@@ -232,11 +245,41 @@ test('a server that opens the data phase after refusing the only recipient gets 
       return true;
     });
     assert.match(await transport.deliver(envelope('fine@example.org'), message(2)), /^250 2\.0\.0 queued as 1$/);
-    assert.equal(server.emptyMessages, 1, 'the data phase was ended, not left open');
     assert.equal(server.delivered.length, 1, 'the refused mail was not sent');
     assert.match(server.delivered[0], /body 2/);
   } finally {
     await transport.close();
+    await server.close();
+  }
+});
+
+/** One mail on a connection of our own (the pool closes its connection after a refusal). */
+function sendOn(connection: SMTPConnection, to: string, n: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    connection.send(envelope(to), message(n), (err, info) => (err ? reject(err) : resolve(String(info.response))));
+  });
+}
+
+test('on a connection kept open, a data phase opened after a refusal is ended with a lone ".", and the replies stay in step', { timeout: 10_000 }, async () => {
+  // RFC 2920 3.1: the server should refuse DATA when no recipient was accepted; if it opens
+  // the data phase anyway, the client ends it with an empty message instead of sending the mail.
+  const server = await scriptedServer({ pipelining: true, openDataAnyway: true, reply: (c) => (c.includes('<gone@') ? '550 5.1.1 User unknown' : undefined) });
+  const connection = new SMTPConnection({ host: '127.0.0.1', port: server.port, ignoreTLS: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      connection.once('error', reject);
+      connection.connect(() => resolve());
+    });
+    await assert.rejects(sendOn(connection, 'gone@example.org', 1), (err: { command?: string; responseCode?: number }) => {
+      assert.deepEqual([err.command, err.responseCode], ['RCPT TO', 550]);
+      return true;
+    });
+    for (let i = 0; i < 200 && server.emptyMessages === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(server.emptyMessages, 1, 'the data phase was ended, not left open');
+    assert.match(await sendOn(connection, 'fine@example.org', 2), /^250 2\.0\.0 queued as 1$/, 'the answer to "." was not taken for the next mail\'s');
+    assert.deepEqual(server.delivered.map((b) => b.trim()), ['Subject: mail 2\n\nbody 2']);
+  } finally {
+    connection.close();
     await server.close();
   }
 });
