@@ -102,8 +102,12 @@ export async function importMembers(store: Store, file: string, options: ImportO
     result.unchanged = accepted - written;
     store.commitImport();
   } finally {
-    store.endImport();
-    await worker.terminate();
+    try {
+      store.endImport();
+    } finally {
+      // Whatever endImport met: a parse thread left running keeps the process alive.
+      await worker.terminate();
+    }
   }
   return result;
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { BUSY_TIMEOUT_MS, ExitCode, MailerError, databaseBusy } from '../errors.js';
+import { BUSY_TIMEOUT_MS, ExitCode, MailerError, SEND_BUSY_TIMEOUT_MS, databaseBusy } from '../errors.js';
 import type {
   AddressRecord, Attempt, FieldCondition, Mailing, MailingSettings, MailingStatus, Member,
   MemberSelection, Send, SendFilter, SendStatus,
@@ -141,6 +141,16 @@ export class Store {
     this.db.close();
   }
 
+  /**
+   * For a send run: its writes wait for the database as long as another command's write can
+   * take (a re-import of a large list holds the write lock for the whole file). A batch that
+   * gave up after the usual 5 s would take back the results of mails already handed over, and
+   * the next run would send those again.
+   */
+  waitLongForWrites(): void {
+    this.db.pragma(`busy_timeout = ${SEND_BUSY_TIMEOUT_MS}`);
+  }
+
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
   }
@@ -230,13 +240,15 @@ export class Store {
     }
     if (this.leftWal) {
       this.leftWal = false;
-      // Should a reader hold on past the busy timeout, the database stays in rollback mode
-      // until the next command opens it (Store.open sets WAL); the import itself is done.
+      // Best effort: should the switch fail (a reader holding on past the busy timeout, a full
+      // disk), the database stays in rollback mode until the next command opens it (Store.open
+      // sets WAL). The import is committed or rolled back by now, and its outcome, or its own
+      // error, is what the user must be told.
       try {
         this.db.pragma('journal_mode = WAL');
         this.db.pragma('synchronous = NORMAL');
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      } catch {
+        // as above
       }
     }
   }
