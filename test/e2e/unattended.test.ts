@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import { simpleParser } from 'mailparser';
 import { folderWithMembers, mailer, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
 import { closedPort, startSmtpServer, type TestServer } from '../support/smtp.js';
@@ -67,6 +69,36 @@ test('kill -9 mid-send, then run: everyone gets it, duplicates only among the in
     const id = (check.prepare('SELECT id FROM sends WHERE maybe_duplicate = 1').get() as any).id;
     check.close();
     assert.match((await mailer(dir, ['show', String(id)])).stdout, /may have gone out twice/);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a send run waits out another command's long write (a re-import, say) instead of taking back what it handed over", { timeout: 60_000 }, async () => {
+  const server = await startSmtpServer({ delayMs: 20 });
+  try {
+    const dir = await withMembers(40);
+    const run = startMailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--concurrency', '2', '--json']);
+    await waitFor(() => server.messages.length >= 5);
+    // Longer than the 5 s other commands wait: the run's next write must wait, not give up.
+    const holder = new Database(path.join(dir, 'mailer.db'));
+    try {
+      holder.pragma('busy_timeout = 5000');
+      holder.exec('BEGIN IMMEDIATE');
+      await new Promise((resolve) => setTimeout(resolve, 6500));
+      holder.exec('ROLLBACK');
+    } finally {
+      holder.close();
+    }
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout);
+    assert.deepEqual([summary.sent, summary.queued], [40, 0]);
+    assert.equal(new Set(recipients(server)).size, 40);
+    assert.equal(duplicates(recipients(server)), 0);
+    const db = openDb(dir);
+    assert.equal((db.prepare('SELECT count(*) AS n FROM sends WHERE maybe_duplicate = 1').get() as { n: number }).n, 0);
+    db.close();
   } finally {
     await server.close();
   }
