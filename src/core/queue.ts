@@ -318,15 +318,20 @@ export async function deliverSends(store: Store, transports: Transport[], source
           outcome.deferred++;
           return () => store.recordUnsent({ ...base, status: 'deferred', permanent: false, retryAt: now + wait });
         }
-        // The server, not this mail, is the problem: back to the queue; another server may take it.
+        // The server, not this mail, is the problem: back to the queue, giving its place under
+        // --limit to the next; another server may take it, if a place is still free.
         store.recordInterrupted(base);
+        taken--;
         pool.failed(transport, c);
         if (!pool.usable) {
           stop();
           return () => {};
         }
         transport = pool.pick(tried);
-        if (transport && !store.claimSend(sendId, token, opts.clock())) return () => {};
+        if (!transport) break;
+        if (opts.limit !== undefined && taken >= opts.limit) return () => {};
+        if (!store.claimSend(sendId, token, opts.clock())) return () => {};
+        taken++;
       }
     }
     return () => {};

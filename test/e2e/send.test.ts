@@ -327,6 +327,24 @@ test('--limit counts the mails handed over: sends skipped on the way (suppressed
   }
 });
 
+test('--limit: a send that every server cut off goes back to the queue and gives its place to the next', async () => {
+  const servers = [await startSmtpServer({ closeOn: ['m2@example.org'] }), await startSmtpServer({ closeOn: ['m2@example.org'] })];
+  try {
+    const dir = await setup(many(5));
+    const r = await mailer(dir, ['send', 'invitation.txt', '--limit', '3', '--smtp', servers[0].url, '--smtp', servers[1].url, '--concurrency', '1', '--json']);
+    const summary = JSON.parse(r.stdout);
+    assert.deepEqual([summary.sent, summary.queued, summary.failed], [3, 2, 0], r.stderr);
+    const delivered = servers.flatMap((s) => s.messages.flatMap((m) => m.to)).sort();
+    assert.deepEqual(delivered, ['m1@example.org', 'm3@example.org', 'm4@example.org'], 'three handed over, m2 not among them');
+    const db = openDb(dir);
+    const m2 = db.prepare(`SELECT s.status, count(a.id) AS cut FROM sends s JOIN attempts a ON a.send_id = s.id WHERE s.email = 'm2@example.org' AND a.outcome = 'interrupted'`).get();
+    db.close();
+    assert.deepEqual(m2, { status: 'queued', cut: 2 }, 'tried on both servers, then left queued');
+  } finally {
+    for (const s of servers) await s.close();
+  }
+});
+
 test('a connection closed by the server (421) puts that send back in the queue; the others go out', async () => {
   const server = await startSmtpServer({ closeOn: ['m2@example.org'] });
   try {
