@@ -58,9 +58,10 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
       const goOn = () => remaining() !== 0 && !result.stopped && !stopRequest.signal.aborted;
       for (const id of mailingIds) {
         if (!goOn()) break;
+        // Cancelled since this run listed it: nothing of it is sent, and it stays cancelled.
+        if (!store.startMailing(id)) continue;
         if (due.has(id)) say(`mailing ${id} is due: sending`);
         say(`mailing ${id}: sending ${summarize(store, id).queued} queued via ${description}`);
-        store.setMailingStatus(id, 'running', null, req.now());
         const outcome = await deliverSends(store, transports, mailingQueue(store, id), { ...options, limit: remaining() });
         settleMailing(store, id, outcome, reason ?? undefined, req.now());
         count(result, outcome);

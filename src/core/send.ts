@@ -128,7 +128,7 @@ export async function sendMailing(
     const { budget, reason } = runBudget(store, settings, req.limit !== undefined && !current.test ? { n: req.limit, flag: '--limit' } : undefined, req.now());
     return withTransports(openTransports, concurrency, async (transports, description) => {
       const queued = summarize(store, current.id).queued;
-      store.setMailingStatus(current.id, 'running', null, req.now());
+      if (!store.startMailing(current.id)) throw badInput(`mailing ${current.id} was cancelled`, 'send the template again to make a new mailing');
       await hooks.onStart?.({ mailing: current, queued, transport: description });
       const outcome = await deliverSends(store, transports, mailingQueue(store, current.id), {
         ...queueSettings(store, settings, req.now),

@@ -62,6 +62,9 @@ export const queries = {
     VALUES (@type, @templatePath, @template, @htmlTemplate, @footer, @settings, @test, @status, @now)`,
   mailingById: `SELECT * FROM mailings WHERE id = ?`,
   setMailingSelected: `UPDATE mailings SET selected = ? WHERE id = ?`,
+  /* A run takes a mailing up; one cancelled meanwhile (cancel takes no send lock) stays so. */
+  startMailing: `
+    UPDATE mailings SET status = 'running', status_reason = NULL WHERE id = @id AND status <> 'cancelled'`,
   setMailingStatus: `
     UPDATE mailings SET status = @status, status_reason = @reason,
       finished_at = CASE WHEN @status = 'done' THEN @now ELSE finished_at END

@@ -435,6 +435,11 @@ export class Store {
     return toMailing(this.stmt.mailingById.get(id) as Row | undefined);
   }
 
+  /** Marks a mailing running; false if it was cancelled, and is left alone. */
+  startMailing(id: number): boolean {
+    return this.stmt.startMailing.run({ id }).changes > 0;
+  }
+
   setMailingStatus(id: number, status: MailingStatus, reason: string | null, now: number): void {
     this.stmt.setMailingStatus.run({ id, status, reason, now });
   }

@@ -299,6 +299,28 @@ test('SIGTERM during run: the mailing in hand pauses, a due mailing not reached 
   }
 });
 
+test('a mailing cancelled while run works on an earlier one stays cancelled, and none of it is sent', { timeout: 60_000 }, async () => {
+  const server = await startSmtpServer({ delayMs: 150 });
+  try {
+    const dir = await withMembers(12);
+    // Two mailings, each sent to one member and left with the rest queued.
+    for (const _ of [1, 2]) assert.equal((await mailer(dir, ['send', 'invitation.txt', '--limit', '1', '--smtp', server.url])).code, 0);
+    const run = startMailer(dir, ['run', '--smtp', server.url, '--concurrency', '1', '--json']);
+    await waitFor(() => server.messages.length >= 4);
+    const cancel = await mailer(dir, ['cancel', '2', '--json']);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    const list = JSON.parse((await mailer(dir, ['mailings', '--json'])).stdout) as { mailing: number; status: string; sent: number }[];
+    const byId = new Map(list.map((m) => [m.mailing, m]));
+    assert.deepEqual([byId.get(1)!.status, byId.get(1)!.sent], ['done', 12]);
+    assert.deepEqual([byId.get(2)!.status, byId.get(2)!.sent], ['cancelled', 1], 'only the mail of the first send went out');
+    assert.equal(server.messages.length, 13);
+  } finally {
+    await server.close();
+  }
+});
+
 test('send --at schedules; run sends it when due; cancel takes single members out', async () => {
   const server = await startSmtpServer();
   try {
