@@ -84,14 +84,17 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
       skip = { category: member.emailProblem, reason: member.emailProblem === 'no-address' ? 'the member has no e-mail address' : `the address ${member.email} is not a valid e-mail address` };
     } else if (input.testTo === undefined && member.suppressed) {
       skip = { category: 'suppressed', reason: `the address is suppressed: ${member.suppressed}` };
+    } else if (!test && input.limit !== undefined && result.wouldSendCount >= input.limit) {
+      // Past --limit the run renders nobody: a member with an empty field is skipped only when
+      // a later run reaches it. Left queued, as the run would leave it.
+      result.leftQueued++;
+      continue;
     } else {
       const rendered = render(input.template, memberView(member, email, 'TOKEN'), { allowEmpty: !!input.settings.allowEmpty });
       if (!rendered.ok) skip = { category: rendered.category, reason: rendered.reason };
     }
     if (skip) {
       result.skipped.push({ member: member.key, email: member.email, ...skip });
-    } else if (!test && input.limit !== undefined && result.wouldSendCount >= input.limit) {
-      result.leftQueued++;
     } else {
       result.wouldSendCount++;
       if (result.wouldSend.length < listed) result.wouldSend.push({ member: member.key, email: email! });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { folderWithMembers, mailer, openDb, tempDir, writeFile } from '../support/cli.js';
+import { INVITATION, folderWithMembers, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
 import { closedPort, startSmtpServer } from '../support/smtp.js';
 
 const withMembers = folderWithMembers;
@@ -190,6 +190,25 @@ test('--dry-run honours --limit; send honours the hourly quota too', async () =>
     const r = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--json'])).stdout);
     assert.deepEqual([r.sent, r.queued], [4, 2]);
     assert.equal(server.messages.length, 4);
+  } finally {
+    await server.close();
+  }
+});
+
+test('--dry-run --limit counts as the run does: a member past the limit with an empty field is left queued, not skipped', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = tempDir();
+    writeFile(dir, 'members.csv', membersCsv(['id', 'name', 'email'], [
+      ['1', 'Anna', 'm1@example.org'], ['2', 'Ben', 'm2@example.org'], ['3', '', 'm3@example.org'], ['4', 'Dora', ''], ['5', 'Eva', 'm5@example.org'],
+    ]));
+    assert.equal((await mailer(dir, ['import', 'members.csv'])).code, 0);
+    writeFile(dir, 'invitation.txt', INVITATION);
+    const dry = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--dry-run', '--limit', '2', '--json'])).stdout);
+    const real = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--limit', '2', '--smtp', server.url, '--json'])).stdout);
+    // Dora has no address: skipped by both at once. Member 3's empty name is past the limit.
+    assert.deepEqual([dry.selected, dry.wouldSend, dry.skipped, dry.queued], [5, 2, 1, 2]);
+    assert.deepEqual([real.selected, real.sent, real.skipped, real.queued], [dry.selected, dry.wouldSend, dry.skipped, dry.queued]);
   } finally {
     await server.close();
   }
