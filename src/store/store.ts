@@ -51,6 +51,11 @@ export interface Suppression {
 const MEMBER_COLUMNS: Record<string, string> = { id: 'm.key', email: 'm.email', name: 'm.name' };
 
 const UPSERT_BATCH = 100;
+/**
+ * A first import flushes the pages it has written every this many statements (100,000 members,
+ * ~20 MB). 1M members: 1.66-1.70 s without, 1.58-1.61 s with; every 500 or 2,000 the same.
+ */
+const FLUSH_EVERY_BATCHES = 1000;
 
 /** The filters whose several values logSends reads as one index range each. */
 const SPLITTABLE = ['statuses', 'types', 'mailings', 'memberIds', 'emails', 'categories'] as const;
@@ -92,6 +97,8 @@ export class Store {
   private memberLoad: { settings: Record<string, unknown>; droppedIndex: string | null } | null = null;
   /** during a first import: the journal was switched from WAL to a rollback journal */
   private leftWal = false;
+  /** during a first import: the database file's pages written so far are flushed to disk meanwhile */
+  private flushAhead: { fd: number; busy: boolean; closeWhenDone: boolean; batches: number } | null = null;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -183,11 +190,13 @@ export class Store {
     const params: unknown[] = [];
     const shared = { importId, now };
     let written = 0;
+    const store = this;
     return {
       add(key, email, name, fields, emailProblem) {
         params.push(key, email, name, fields, emailProblem);
         if (params.length === UPSERT_BATCH * 5) {
           written += batched.run(params, shared).changes;
+          store.flushWrittenPages();
           params.length = 0;
         }
       },
@@ -217,7 +226,10 @@ export class Store {
         // SQLite answers this at once, without the busy timeout.
         if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
       }
-      if (this.leftWal) this.db.pragma('synchronous = FULL');
+      if (this.leftWal) {
+        this.db.pragma('synchronous = FULL');
+        this.flushAhead = { fd: fs.openSync(this.db.name, 'r'), busy: false, closeWhenDone: false, batches: 0 };
+      }
     }
     try {
       this.db.exec('BEGIN IMMEDIATE');
@@ -231,8 +243,32 @@ export class Store {
     this.db.exec('COMMIT');
   }
 
+  /**
+   * Under a rollback journal the commit's sync writes the whole new database to disk: 130 ms of
+   * 1.7 s for 1M members, with nothing else going on. So the pages SQLite has handed to the
+   * system so far are flushed meanwhile, one fdatasync at a time in a helper thread, while the
+   * import goes on; the commit then syncs what came since. It is only an early write of what the
+   * system would write anyway: SQLite's order of journal and database syncs is untouched. Best
+   * effort: where a system refuses it (a read-only descriptor on some), nothing changes.
+   */
+  private flushWrittenPages(): void {
+    const ahead = this.flushAhead;
+    if (!ahead || ahead.busy || ++ahead.batches % FLUSH_EVERY_BATCHES !== 0) return;
+    ahead.busy = true;
+    fs.fdatasync(ahead.fd, () => {
+      ahead.busy = false;
+      if (ahead.closeWhenDone) fs.closeSync(ahead.fd);
+    });
+  }
+
   /** After commit or failure: rolls back what is still open, and puts settings and journal back. */
   endImport(): void {
+    if (this.flushAhead) {
+      // A flush still running closes the file itself when it is done.
+      if (this.flushAhead.busy) this.flushAhead.closeWhenDone = true;
+      else fs.closeSync(this.flushAhead.fd);
+      this.flushAhead = null;
+    }
     if (this.db.inTransaction) this.db.exec('ROLLBACK');
     if (this.memberLoad) {
       for (const [name, value] of Object.entries(this.memberLoad.settings)) this.db.pragma(`${name} = ${value}`);
