@@ -30,8 +30,8 @@ export function badInput(message: string, hint?: string): MailerError {
 
 /** SQLite waits this long for another connection's write lock before it gives up. */
 export const BUSY_TIMEOUT_MS = 5000;
-/** A send run waits longer: it holds mails handed over whose results must not be taken back. */
-export const SEND_BUSY_TIMEOUT_MS = 2 * 60_000;
+/** A send run's batch waits longer: it holds mails handed over whose results must not be taken back. */
+export const SEND_BUSY_WAIT_MS = 2 * 60_000;
 
 /** Another mailer command has held the database's write lock past the busy timeout. */
 export function databaseBusy(database = 'the database'): MailerError {

@@ -17,7 +17,6 @@ export const stopRequest = new AbortController();
  */
 export async function withSendLock<T>(store: Store, what: string, now: number, fn: () => Promise<T>): Promise<T> {
   const release = acquireSendLock(store, what, now);
-  store.waitLongForWrites();
   const stopOnSignal = [['SIGINT', askToStop('SIGINT')], ['SIGTERM', askToStop('SIGTERM')]] as const;
   for (const [signal, handler] of stopOnSignal) process.on(signal, handler);
   try {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { BUSY_TIMEOUT_MS, ExitCode, MailerError, SEND_BUSY_TIMEOUT_MS, databaseBusy } from '../errors.js';
+import { BUSY_TIMEOUT_MS, ExitCode, MailerError, databaseBusy } from '../errors.js';
 import type {
   AddressRecord, Attempt, FieldCondition, Mailing, MailingSettings, MailingStatus, Member,
   MemberSelection, Send, SendFilter, SendStatus,
@@ -146,16 +146,6 @@ export class Store {
 
   close(): void {
     this.db.close();
-  }
-
-  /**
-   * For a send run: its writes wait for the database as long as another command's write can
-   * take (a re-import of a large list holds the write lock for the whole file). A batch that
-   * gave up after the usual 5 s would take back the results of mails already handed over, and
-   * the next run would send those again.
-   */
-  waitLongForWrites(): void {
-    this.db.pragma(`busy_timeout = ${SEND_BUSY_TIMEOUT_MS}`);
   }
 
   transaction<T>(fn: () => T): T {
