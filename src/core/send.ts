@@ -126,9 +126,12 @@ export async function sendMailing(
     const current = mailing ?? createMailing(store, plan!).mailing;
     // This run hands over at most --limit mails, and no more than the provider's quota allows.
     const { budget, reason } = runBudget(store, settings, req.limit !== undefined && !current.test ? { n: req.limit, flag: '--limit' } : undefined, req.now());
+    const cancelled = () => badInput(`mailing ${current.id} was cancelled`, 'send the template again to make a new mailing');
+    // Cancelled since it was looked at (cancel takes no lock): said before any server is tried.
+    if (store.mailing(current.id)?.status === 'cancelled') throw cancelled();
     return withTransports(openTransports, concurrency, async (transports, description) => {
       const queued = summarize(store, current.id).queued;
-      if (!store.startMailing(current.id)) throw badInput(`mailing ${current.id} was cancelled`, 'send the template again to make a new mailing');
+      if (!store.startMailing(current.id)) throw cancelled();
       await hooks.onStart?.({ mailing: current, queued, transport: description });
       const outcome = await deliverSends(store, transports, mailingQueue(store, current.id), {
         ...queueSettings(store, settings, req.now),

@@ -247,22 +247,22 @@ export class Store {
     ahead.busy = true;
     fs.fdatasync(ahead.fd, () => {
       ahead.busy = false;
-      if (ahead.closeWhenDone) fs.closeSync(ahead.fd);
+      if (ahead.closeWhenDone) fs.close(ahead.fd, () => {});
     });
   }
 
   /** After commit or failure: rolls back what is still open, and puts settings and journal back. */
   endImport(): void {
-    if (this.flushAhead) {
-      // A flush still running closes the file itself when it is done.
-      if (this.flushAhead.busy) this.flushAhead.closeWhenDone = true;
-      else fs.closeSync(this.flushAhead.fd);
-      this.flushAhead = null;
-    }
     if (this.db.inTransaction) this.db.exec('ROLLBACK');
     if (this.memberLoad) {
       for (const [name, value] of Object.entries(this.memberLoad.settings)) this.db.pragma(`${name} = ${value}`);
       this.memberLoad = null;
+    }
+    if (this.flushAhead) {
+      // A flush still running closes the file itself when it is done.
+      if (this.flushAhead.busy) this.flushAhead.closeWhenDone = true;
+      else fs.close(this.flushAhead.fd, () => {});
+      this.flushAhead = null;
     }
     if (this.leftWal) {
       this.leftWal = false;
