@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, MailerError, databaseBusy } from './errors.js';
+import { ExitCode, MailerError, databaseBusy, isDatabaseBusy } from './errors.js';
 import { stopRequest } from './core/session.js';
 import { registerImport } from './commands/import.js';
 import { registerSend } from './commands/send.js';
@@ -74,7 +74,7 @@ function exitCodeFor(err: unknown): number {
   }
   // A read or write that waited out the busy timeout, wherever it was (a first import holds
   // the database alone while it runs): not a bug, and the user can simply try again.
-  if ((err as { code?: string })?.code === 'SQLITE_BUSY') return exitCodeFor(databaseBusy());
+  if (isDatabaseBusy(err)) return exitCodeFor(databaseBusy());
   const e = err as Error;
   process.stderr.write(`internal error: ${e?.message ?? String(err)}\n`);
   if (process.env.MAILER_DEBUG) process.stderr.write(`${e?.stack}\n`);

@@ -33,6 +33,11 @@ export const BUSY_TIMEOUT_MS = 5000;
 /** A send run's batch waits longer: it holds mails handed over whose results must not be taken back. */
 export const SEND_BUSY_WAIT_MS = 2 * 60_000;
 
+/** SQLite's answer when another connection has held the lock past the busy timeout. */
+export function isDatabaseBusy(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === 'SQLITE_BUSY';
+}
+
 /** Another mailer command has held the database's write lock past the busy timeout. */
 export function databaseBusy(database = 'the database'): MailerError {
   return new MailerError(`${database} is busy: another mailer command (an import, say) has been writing it for more than ${BUSY_TIMEOUT_MS / 1000} s`, {
@@ -40,4 +45,3 @@ export function databaseBusy(database = 'the database'): MailerError {
     exitCode: ExitCode.locked,
   });
 }
-

@@ -1,4 +1,4 @@
-import { ExitCode, MailerError, SEND_BUSY_WAIT_MS } from '../errors.js';
+import { ExitCode, MailerError, SEND_BUSY_WAIT_MS, isDatabaseBusy } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { BUILT_IN_RULES, Catalog, type Classification } from './catalog.js';
 import { addressOf, compose, newMessageId, verpAddress } from './compose.js';
@@ -110,7 +110,7 @@ export class BatchedWriter {
       });
     } catch (err) {
       // Refused at BEGIN: nothing of the batch ran, so it can simply be tried again.
-      if (!started && (err as { code?: string }).code === 'SQLITE_BUSY') {
+      if (!started && isDatabaseBusy(err)) {
         const now = Date.now();
         this.busySince ??= now;
         if (now - this.busySince < this.busyWaitMs) {

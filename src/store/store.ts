@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { BUSY_TIMEOUT_MS, ExitCode, MailerError, databaseBusy } from '../errors.js';
+import { BUSY_TIMEOUT_MS, ExitCode, MailerError, databaseBusy, isDatabaseBusy } from '../errors.js';
 import type {
   AddressRecord, Attempt, FieldCondition, Mailing, MailingSettings, MailingStatus, Member,
   MemberSelection, Send, SendFilter, SendStatus,
@@ -79,7 +79,7 @@ function enterWal(db: Database.Database): void {
       db.pragma('journal_mode = WAL');
       return;
     } catch (err) {
-      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= until) throw err;
+      if (!isDatabaseBusy(err) || Date.now() >= until) throw err;
       Atomics.wait(pause, 0, 0, 20);
     }
   }
@@ -126,7 +126,7 @@ export class Store {
       db.pragma('temp_store = MEMORY');
       db.pragma('foreign_keys = ON');
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') throw databaseBusy(`database ${file}`);
+      if (isDatabaseBusy(err)) throw databaseBusy(`database ${file}`);
       throw new MailerError(`cannot open database ${file}: ${(err as Error).message}`, {
         hint: 'is it a mailer database? Point --db / MAILER_DB at another path to start a new one',
       });
@@ -214,7 +214,7 @@ export class Store {
         this.leftWal = this.db.pragma('journal_mode = DELETE', { simple: true }) === 'delete';
       } catch (err) {
         // SQLite answers this at once, without the busy timeout.
-        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+        if (!isDatabaseBusy(err)) throw err;
       }
       if (this.leftWal) {
         this.db.pragma('synchronous = FULL');
@@ -224,7 +224,7 @@ export class Store {
     try {
       this.db.exec('BEGIN IMMEDIATE');
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') throw databaseBusy(`database ${this.db.name}`);
+      if (isDatabaseBusy(err)) throw databaseBusy(`database ${this.db.name}`);
       throw err;
     }
   }
