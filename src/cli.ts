@@ -1,5 +1,7 @@
-import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, MailerError, databaseBusy, isDatabaseBusy } from './errors.js';
+import { Command, CommanderError, Help, Option } from 'commander';
+import { examples } from './commands/help.js';
+import { ExitCode, MailerError, databaseBusy, isDatabaseBusy, storageProblem } from './errors.js';
+import { printable } from './ui/printable.js';
 import { stopRequest } from './core/session.js';
 import { registerImport } from './commands/import.js';
 import { registerSend } from './commands/send.js';
@@ -29,7 +31,10 @@ export function buildProgram(): Command {
     .addOption(new Option('--json', 'machine-readable output on stdout'))
     .addOption(new Option('-q, --quiet', 'no progress and no notes'))
     .addOption(new Option('--db <path>', 'SQLite database (default: $MAILER_DB, else ./mailer.db)'))
-    .addOption(new Option('--config <path>', 'settings file (default: ./mailer.json if present)'));
+    .addOption(new Option('--config <path>', 'settings file (default: ./mailer.json if present)'))
+    .addHelpText('after', examples(['mailer import members.csv', 'mailer send invitation.txt --test --test-to me@example.org']))
+    // Before the commands are added: they inherit it.
+    .configureHelp({ optionDescription: describeOption });
   for (const register of [
     registerImport, registerSend, registerSegment, registerLog, registerShow,
     registerWhy, registerRetry, registerRetarget, registerToken, registerErrors, registerSuppress,
@@ -43,6 +48,12 @@ export function buildProgram(): Command {
   };
   override(program);
   return program;
+}
+
+/** A repeatable flag starts as an empty list, which is no default worth showing as "(default: [])". */
+function describeOption(this: Help, option: Option): string {
+  if (Array.isArray(option.defaultValue) && option.defaultValue.length === 0) return option.description;
+  return Help.prototype.optionDescription.call(this, option);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -65,8 +76,9 @@ export async function main(argv: string[]): Promise<void> {
 /** The one funnel: a MailerError is explained, commander has spoken already, anything else is a bug. */
 function exitCodeFor(err: unknown): number {
   if (err instanceof MailerError) {
-    process.stderr.write(`error: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`  → ${err.hint}\n`);
+    // A message may quote stored data or a server's reply: never raw control characters.
+    process.stderr.write(`error: ${printable(err.message, true)}\n`);
+    if (err.hint) process.stderr.write(`  → ${printable(err.hint, true)}\n`);
     return err.exitCode;
   }
   if (err instanceof CommanderError) {
@@ -75,8 +87,11 @@ function exitCodeFor(err: unknown): number {
   // A read or write that waited out the busy timeout, wherever it was (a first import holds
   // the database alone while it runs): not a bug, and the user can simply try again.
   if (isDatabaseBusy(err)) return exitCodeFor(databaseBusy());
+  // A full disk or a read-only file, wherever it struck: the user's to fix, not a bug.
+  const storage = storageProblem(err);
+  if (storage) return exitCodeFor(storage);
   const e = err as Error;
-  process.stderr.write(`internal error: ${e?.message ?? String(err)}\n`);
+  process.stderr.write(`internal error: ${printable(e?.message ?? String(err), true)}\n`);
   if (process.env.MAILER_DEBUG) process.stderr.write(`${e?.stack}\n`);
   else process.stderr.write('  → this is a bug in mailer; run again with MAILER_DEBUG=1 for details and report it\n');
   return ExitCode.someFailed;

@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import { openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerBounces(program: Command): void {
   program
     .command('bounces')
     .description('bounce mails that came back after the server accepted a mail')
+    .addHelpText('after', examples(['mailer bounces import ~/Maildir/.Bounces', 'mailer bounces import returned.mbox --json']))
     .command('import')
     .description('read bounces (.eml, mbox, Maildir), match them to their sends; a permanent one suppresses the address')
+    .addHelpText('after', examples(['mailer bounces import bounce.eml', 'mailer bounces import ~/Maildir/.Bounces']))
     .argument('<file|folder>', 'a bounce mail, an mbox file, or a folder (Maildir or .eml files)')
     .action(async (target: string, _opts: unknown, command: Command) => {
       const ctx = await openContext(command);

@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import { ExitCode, MailerError } from '../errors.js';
 import { collect, openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerCheck(program: Command): void {
   program
     .command('check')
     .description('test the mail server step by step: name lookup, connect, TLS, greeting, login; optionally send test mails')
+    .addHelpText('after', examples(['mailer check --smtp smtp://verein@mail.example.org:587', 'mailer check --to me@example.org']))
     .option('--to <address>', 'also send a test mail here (repeatable)', collect, [])
     .option('--smtp <url>', 'the server to test (repeatable; default: the configured ones)', collect, [])
     .action(async (opts: { to: string[]; smtp: string[] }, command: Command) => {

@@ -1,12 +1,15 @@
 import type { Command } from 'commander';
 import { badInput } from '../errors.js';
 import { openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerErrors(program: Command): void {
-  const errors = program.command('errors').description('the error catalog: server replies → category, permanent or temporary, explanation');
+  const errors = program.command('errors').description('the error catalog: server replies → category, permanent or temporary, explanation')
+    .addHelpText('after', examples(['mailer errors list', "mailer errors add --match 5.7.1 --category policy --permanent --text 'the provider refuses our domain'"]));
   errors
     .command('list')
     .description('the rules, yours first, then the built-in ones')
+    .addHelpText('after', examples(['mailer errors list', 'mailer errors list --json']))
     .action(async (_opts: unknown, command: Command) => {
       const ctx = await openContext(command);
       try {
@@ -27,6 +30,7 @@ export function registerErrors(program: Command): void {
   errors
     .command('add')
     .description('add a rule; it wins over the built-in ones from the next send on')
+    .addHelpText('after', examples(['mailer errors add --match 451 --category greylisted --temporary', "mailer errors add --match '/quota exceeded/i' --category mailbox-full --temporary --text 'the mailbox is full'"]))
     .requiredOption('--match <code|regex>', 'a reply code (550), an enhanced code (5.1.1), an error code (ECONNRESET) or /a regex/')
     .requiredOption('--category <c>', 'one of the categories (see mailer errors list)')
     .option('--permanent', 'the mail cannot be delivered as it is')

@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import { ExitCode, badInput } from '../errors.js';
 import { openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerImport(program: Command): void {
   program
     .command('import')
     .description('import or update members from a CSV file (upsert by member id)')
+    .addHelpText('after', examples(['mailer import members.csv', "mailer import export.csv --key Mitgliedsnummer --email-column E-Mail --delimiter ';'"]))
     .argument('<file>', 'CSV file: delimiter , ; or tab, UTF-8 or Windows-1252, detected')
     .option('--key <column>', 'column with the member id (default: "id" if present, else the e-mail)')
     .option('--email-column <column>', 'column with the e-mail address (default: email, e-mail or mail)')

@@ -1,14 +1,16 @@
 import type { Command } from 'commander';
 import { addSendFilterOptions } from './filter-options.js';
 import { openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerLog(program: Command): void {
   addSendFilterOptions(
     program
       .command('log')
-      .description('the send log, newest first: who got what, when, and what happened'),
+      .description('the send log, newest first: who got what, when, and what happened')
+      .addHelpText('after', examples(['mailer log --member 1042', 'mailer log --mailing 7 --status failed --status deferred --csv > problems.csv'])),
   )
-    .option('--limit <n>', 'at most n sends (default 50, 0 for all)', '50')
+    .option('--limit <n>', 'at most n sends, 0 for all', '50')
     .option('--csv', 'CSV instead of a table')
     .action(async (opts: Record<string, any>, command: Command) => {
       const ctx = await openContext(command);

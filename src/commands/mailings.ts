@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import { collect, openContext } from './context.js';
 import { wholeNumber } from '../core/numbers.js';
+import { examples } from './help.js';
 
 export function registerMailings(program: Command): void {
   program
     .command('mailings')
     .description('the mailings, newest first: scheduled, running, paused, done, cancelled, with counts')
-    .option('--limit <n>', 'at most n mailings (default 20)', '20')
+    .addHelpText('after', examples(['mailer mailings', 'mailer mailings --limit 5 --json']))
+    .option('--limit <n>', 'at most n mailings', '20')
     .action(async (opts: { limit: string }, command: Command) => {
       const ctx = await openContext(command);
       try {
@@ -37,6 +39,7 @@ export function registerMailings(program: Command): void {
   program
     .command('cancel')
     .description('cancel what has not been sent yet: a whole mailing, or single members of it')
+    .addHelpText('after', examples(['mailer cancel 12', 'mailer cancel 12 --member 1042']))
     .argument('<mailing>', 'mailing id (see mailer mailings)')
     .option('--member <id|email>', 'only this member (repeatable): the customer who already came by', collect, [])
     .action(async (id: string, opts: { member: string[] }, command: Command) => {

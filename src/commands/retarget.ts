@@ -2,12 +2,14 @@ import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
 import { openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerRetarget(program: Command): void {
   addTransportOptions(
     program
       .command('retarget')
       .description("send a mail again to the member's new address; the old address and its links are revoked")
+    .addHelpText('after', examples(['mailer retarget 4711 --to anna.neu@example.org', "mailer retarget 4711 --to anna.neu@example.org --reason 'typo in the old address'"]))
       .argument('<send-id>', 'the send that did not arrive (from mailer log or mailer why)')
       .requiredOption('--to <address>', 'the new address')
       .option('--reason <text>', 'why the old address is revoked', 'retargeted'),

@@ -2,12 +2,14 @@ import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import { addSendFilterOptions, addTransportOptions, transportFlags } from './filter-options.js';
 import { collect, openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerRetry(program: Command): void {
   addTransportOptions(addSendFilterOptions(
     program
       .command('retry')
-      .description("send failed or deferred mails again, to each member's current address"),
+      .description("send failed or deferred mails again, to each member's current address")
+      .addHelpText('after', examples(['mailer retry --deferred --reason greylisted', 'mailer retry --failed --mailing 7 --dry-run'])),
   ))
     .option('--failed', 'retry failed sends')
     .option('--deferred', 'retry deferred sends (greylisting, full mailbox, rate limits)')

@@ -4,12 +4,14 @@ import { addTransportOptions, transportFlags } from './filter-options.js';
 import { openContext } from './context.js';
 import { printReport, reportJson } from './send.js';
 import { wholeNumber } from '../core/numbers.js';
+import { examples } from './help.js';
 
 export function registerRun(program: Command): void {
   addTransportOptions(
     program
       .command('run')
       .description('for cron: send due mailings, finish interrupted ones, retry deferred sends after their back-off')
+    .addHelpText('after', examples(['mailer run', 'mailer run --max 500 --report-to vorstand@verein.example']))
       .option('--max <n>', 'at most n mails in this run (providers cap mails per hour or day)')
       .option('--report-to <address>', 'after a run that sent something, a summary mail (default: reportTo)'),
   ).action(async (opts: Record<string, any>, command: Command) => {

@@ -1,12 +1,15 @@
 import type { Command } from 'commander';
 import { badInput } from '../errors.js';
 import { collect, openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerSegment(program: Command): void {
-  const segment = program.command('segment').description('saved member selections for send --segment');
+  const segment = program.command('segment').description('saved member selections for send --segment')
+    .addHelpText('after', examples(['mailer segment save nord --where region=Nord', 'mailer segment list']));
   segment
     .command('save')
     .description('save a selection under a name')
+    .addHelpText('after', examples(['mailer segment save nord --where region=Nord', 'mailer segment save jugend --where age<27 --where status=aktiv']))
     .argument('<name>', 'segment name')
     .option('--where <cond>', 'member condition <field><op><value> (repeatable, all must hold)', collect, [])
     .action(async (name: string, opts: { where: string[] }, command: Command) => {
@@ -27,6 +30,7 @@ export function registerSegment(program: Command): void {
   segment
     .command('list')
     .description('list saved segments')
+    .addHelpText('after', examples(['mailer segment list', 'mailer segment list --json']))
     .action(async (_opts: unknown, command: Command) => {
       const ctx = await openContext(command);
       try {

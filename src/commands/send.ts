@@ -4,11 +4,13 @@ import { parseWhen } from '../core/when.js';
 import { collect, openContext, type Context } from './context.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
 import { wholeNumber } from '../core/numbers.js';
+import { examples } from './help.js';
 
 export function registerSend(program: Command): void {
   addTransportOptions(program
     .command('send')
     .description('send a template to the selected members (queued first, so a run can stop and resume)')
+    .addHelpText('after', examples(['mailer send invitation.txt --test --test-to me@example.org', 'mailer send invitation.txt --where region=Nord --dry-run']))
     .argument('[template]', 'message file: header lines (Subject:, From:, Type:), a blank line, the text')
     .option('--where <cond>', 'member condition <field><op><value>, op = != ~ < > (repeatable, all must hold)', collect, [])
     .option('--segment <name>', 'a saved selection (mailer segment save)')

@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import { badInput } from '../errors.js';
 import { openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('HTTP endpoint for the open pixel and one-click unsubscribe (set publicUrl to its public address)')
+    .addHelpText('after', examples(['mailer serve', 'mailer serve --host 0.0.0.0 --port 8080']))
     .option('--port <p>', 'port to listen on', '8025')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .action(async (opts: { port: string; host: string }, command: Command) => {

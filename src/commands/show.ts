@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerShow(program: Command): void {
   program
     .command('show')
     .description('one mail: the message as it left, then its history')
+    .addHelpText('after', examples(['mailer show 4711', 'mailer show 4711 --raw > mail.eml']))
     .argument('<send-id>', 'the send id (from mailer log)')
     .option('--raw', 'print the exact RFC 822 message (save with > mail.eml)')
     .action(async (id: string, opts: { raw?: boolean }, command: Command) => {

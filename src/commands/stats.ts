@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import { openContext } from './context.js';
 import { collect } from './context.js';
+import { examples } from './help.js';
 
 export function registerStats(program: Command): void {
   program
     .command('stats')
     .description('per mailing: selected, sent, failed by reason, deferred, bounced, opened, open rate, unsubscribed')
+    .addHelpText('after', examples(['mailer stats', 'mailer stats --mailing 7 --json']))
     .option('--mailing <id>', 'this mailing (repeatable)', collect, [])
     .option('--type <type>', 'mail type (repeatable)', collect, [])
     .option('--since <when>', '2026-11-01, 2026-11-01T08:00, or back from now: 90m, 36h, 7d')

@@ -1,14 +1,17 @@
 import type { Command } from 'commander';
 import { badInput } from '../errors.js';
 import { openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerSuppress(program: Command): void {
-  const suppress = program.command('suppress').description('addresses no mail goes to (unsubscribed, bounced, asked not to)');
+  const suppress = program.command('suppress').description('addresses no mail goes to (unsubscribed, bounced, asked not to)')
+    .addHelpText('after', examples(["mailer suppress add anna@example.org --reason 'asked by phone'", 'mailer suppress list']));
   suppress
     .command('add')
     .argument('<address>', 'the e-mail address')
     .option('--reason <text>', 'why', 'added by hand')
     .description('suppress an address: every send and retry leaves it out')
+    .addHelpText('after', examples(["mailer suppress add anna@example.org --reason 'asked by phone'"]))
     .action(async (address: string, opts: { reason: string }, command: Command) => {
       const ctx = await openContext(command);
       try {
@@ -27,6 +30,7 @@ export function registerSuppress(program: Command): void {
     .command('remove')
     .argument('<address>', 'the e-mail address')
     .description('allow mail to an address again')
+    .addHelpText('after', examples(['mailer suppress remove anna@example.org']))
     .action(async (address: string, _opts: unknown, command: Command) => {
       const ctx = await openContext(command);
       try {
@@ -42,6 +46,7 @@ export function registerSuppress(program: Command): void {
   suppress
     .command('list')
     .description('the suppressed addresses, newest first')
+    .addHelpText('after', examples(['mailer suppress list', 'mailer suppress list --json']))
     .action(async (_opts: unknown, command: Command) => {
       const ctx = await openContext(command);
       try {

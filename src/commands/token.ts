@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import { openContext } from './context.js';
+import { examples } from './help.js';
 
 export function registerToken(program: Command): void {
   program
     .command('token')
     .description('registration-link tokens')
+    .addHelpText('after', examples(['mailer token verify 3q2-7Xw9LkV0aJtRZp4mQg']))
     .command('verify')
     .description('is this link token valid? exit 0 valid, 1 revoked or unknown')
+    .addHelpText('after', examples(['mailer token verify 3q2-7Xw9LkV0aJtRZp4mQg', 'mailer token verify 3q2-7Xw9LkV0aJtRZp4mQg --json']))
     .argument('<token>', 'the token from the link')
     .action(async (token: string, _opts: unknown, command: Command) => {
       const ctx = await openContext(command);

@@ -1,13 +1,15 @@
 import type { Command } from 'commander';
 import { openContext } from './context.js';
 import { wholeNumber } from '../core/numbers.js';
+import { examples } from './help.js';
 
 export function registerWhy(program: Command): void {
   program
     .command('why')
     .description("everything about one member's mails, and the next step to take")
+    .addHelpText('after', examples(['mailer why anna@example.org', 'mailer why 1042 --limit 5']))
     .argument('<member>', 'member id or e-mail address (also an old one)')
-    .option('--limit <n>', 'at most n sends (default 20)', '20')
+    .option('--limit <n>', 'at most n sends', '20')
     .action(async (who: string, opts: { limit: string }, command: Command) => {
       const ctx = await openContext(command);
       try {

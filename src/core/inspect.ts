@@ -2,6 +2,7 @@ import { badInput } from '../errors.js';
 import type { BounceRecord, Store } from '../store/store.js';
 import { explain } from './catalog.js';
 import type { Attempt, Send } from './types.js';
+import { readOwnMessage, type MessageView } from './message-view.js';
 
 /** One send as `show` presents it: the message as it left, and what happened to it. */
 export interface SendDetail {
@@ -30,21 +31,25 @@ export async function sendDetail(store: Store, id: number): Promise<SendDetail> 
     bounces: store.bounces(id),
     events: store.events(id),
   };
-  if (raw) {
-    const { simpleParser } = await import('mailparser');
-    const parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
-    // Header values decoded (=?UTF-8?Q?…?= words, address lists) so a person can read them.
-    detail.headers = parsed.headerLines.map((h) => {
-      const name = h.line.slice(0, h.line.indexOf(':'));
-      const value = parsed.headers.get(h.key) as unknown;
-      const text = value instanceof Date ? value.toUTCString()
-        : value && typeof value === 'object' && 'text' in value ? String((value as { text: string }).text)
-        : value && typeof value === 'object' && 'value' in value ? String((value as { value: string }).value)
-        : String(value ?? '');
-      return [name, text];
-    });
-    detail.text = parsed.text ?? null;
-    detail.htmlBytes = typeof parsed.html === 'string' ? Buffer.byteLength(parsed.html) : null;
-  }
+  if (raw) Object.assign(detail, readOwnMessage(raw) ?? await readAnyMessage(raw));
   return detail;
+}
+
+/** Any other message (written by an older or another build) goes through a full MIME parser. */
+export async function readAnyMessage(raw: Buffer): Promise<MessageView> {
+  const { simpleParser } = await import('mailparser');
+  const parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+  // Header values decoded (=?UTF-8?Q?…?= words, address lists) so a person can read them.
+  const headers = parsed.headerLines.map((h): [string, string] => {
+    const name = h.line.slice(0, h.line.indexOf(':'));
+    // mailparser files List-* headers under one "list" key: their own line keeps its value.
+    if (h.key.startsWith('list-')) return [name, h.line.slice(h.line.indexOf(':') + 1).replace(/(?:\r?\n|\r)[ \t]*/g, ' ').trim()];
+    const value = parsed.headers.get(h.key) as unknown;
+    const text = value instanceof Date ? value.toUTCString()
+      : value && typeof value === 'object' && 'text' in value ? String((value as { text: string }).text)
+      : value && typeof value === 'object' && 'value' in value ? String((value as { value: string }).value)
+      : String(value ?? '');
+    return [name, text];
+  });
+  return { headers, text: parsed.text ?? null, htmlBytes: typeof parsed.html === 'string' ? Buffer.byteLength(parsed.html) : null };
 }

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { BUSY_TIMEOUT_MS, ExitCode, MailerError, databaseBusy, isDatabaseBusy } from '../errors.js';
+import {
+  BUSY_TIMEOUT_MS, ExitCode, MailerError, databaseBusy, isDatabaseBusy, notMailerDatabase, noteDatabase, storageProblem,
+} from '../errors.js';
 import type {
   AddressRecord, Attempt, FieldCondition, Mailing, MailingSettings, MailingStatus, Member,
   MemberSelection, Send, SendFilter, SendStatus,
@@ -114,10 +116,15 @@ export class Store {
         hint: 'create the folder, or point --db / MAILER_DB at another path',
       });
     }
-    let db: Database.Database;
+    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) {
+      throw new MailerError(`database ${file} is a folder`, { hint: 'point --db / MAILER_DB at a file (a new one is created)' });
+    }
+    noteDatabase(file);
+    let db: Database.Database | undefined;
     try {
       db = new Database(file);
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      refuseForeign(db, file);
       enterWal(db);
       // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
       // last commits, and costs far less per send than FULL.
@@ -125,13 +132,15 @@ export class Store {
       // Statement journals and sorts in memory: on disk they cost an import ~16 writes a row.
       db.pragma('temp_store = MEMORY');
       db.pragma('foreign_keys = ON');
+      migrate(db, file);
     } catch (err) {
+      db?.close();
+      if (err instanceof MailerError) throw err;
       if (isDatabaseBusy(err)) throw databaseBusy(`database ${file}`);
-      throw new MailerError(`cannot open database ${file}: ${(err as Error).message}`, {
+      throw storageProblem(err, file) ?? new MailerError(`cannot open database ${file}: ${(err as Error).message}`, {
         hint: 'is it a mailer database? Point --db / MAILER_DB at another path to start a new one',
       });
     }
-    migrate(db, file);
     try {
       return new Store(db);
     } catch (err) {
@@ -811,6 +820,16 @@ export class Store {
       WHERE ${where} ORDER BY s.created_at DESC, s.id DESC`;
     for (const r of this.shape(sql).iterate(...params) as Iterable<Row>) yield toSend(r)!;
   }
+}
+
+/**
+ * A file mailer did not make is never migrated into: its schema version (user_version) is 0
+ * while it already has tables. An empty file, or a new one, is ours to set up.
+ */
+function refuseForeign(db: Database.Database, file: string): void {
+  if ((db.pragma('user_version', { simple: true }) as number) > 0) return;
+  const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4").all() as { name: string }[]).map((t) => t.name);
+  if (tables.length) throw notMailerDatabase(file, `it has tables of another program (${tables.slice(0, 3).join(', ')}${tables.length > 3 ? ', …' : ''}) and no mailer schema version`);
 }
 
 function migrate(db: Database.Database, file: string): void {

@@ -1,3 +1,9 @@
+import { printable } from './printable.js';
+
+const BOLD_ON = '\u001b[1m';
+const BOLD_OFF = '\u001b[22m';
+const JSON_UNSAFE = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
 /**
  * Where words go. Results on stdout (with --json, only JSON); notes, progress and errors on
  * stderr, so `mailer log --json > sends.json` and cron mails stay clean.
@@ -22,7 +28,7 @@ export class Output {
 
   /** A result line for the person reading (not printed with --json). */
   line(text = ''): void {
-    if (!this.json) this.stdout.write(`${text}\n`);
+    if (!this.json) this.stdout.write(`${this.printable(text)}\n`);
   }
 
   /** Raw bytes to stdout, as they are (show --raw, CSV). */
@@ -32,19 +38,29 @@ export class Output {
 
   /** A side note on stderr: what the tool is doing, not what it found. */
   note(text: string): void {
-    if (!this.quiet) this.stderr.write(`${text}\n`);
+    if (!this.quiet) this.stderr.write(`${this.printable(text)}\n`);
   }
 
   warn(text: string): void {
-    this.stderr.write(`warning: ${text}\n`);
+    this.stderr.write(`warning: ${this.printable(text)}\n`);
   }
 
+  /** JSON escapes C0 controls itself; DEL, C1 and bidi overrides are written as \u escapes too (the same value). */
   jsonResult(value: unknown): void {
-    this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    this.stdout.write(`${JSON.stringify(value, null, 2).replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`);
   }
 
   bold(text: string): string {
-    return this.color ? `\u001b[1m${text}\u001b[22m` : text;
+    return this.color ? `${BOLD_ON}${text}${BOLD_OFF}` : text;
+  }
+
+  /**
+   * Every line printed goes through printable(), which keeps line breaks (tables and bodies
+   * come as one text). The one escape sequence let through is bold()'s own, on a colour terminal.
+   */
+  private printable(text: string): string {
+    if (!this.color) return printable(text, true);
+    return text.split(BOLD_ON).map((on) => on.split(BOLD_OFF).map((part) => printable(part, true)).join(BOLD_OFF)).join(BOLD_ON);
   }
 }
 

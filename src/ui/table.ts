@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
+import { printable } from './printable.js';
 
-/** A plain table: borders only on a terminal, so piped output stays greppable. */
+/** A plain table: borders only on a terminal, so piped output stays greppable; one line per cell. */
 export function renderTable(head: string[], rows: (string | number | null | undefined)[][], opts: { tty: boolean }): string {
   const table = new Table({
     head,
@@ -12,6 +13,6 @@ export function renderTable(head: string[], rows: (string | number | null | unde
       },
     }),
   });
-  for (const row of rows) table.push(row.map((v) => (v === null || v === undefined ? '' : String(v))));
+  for (const row of rows) table.push(row.map((v) => (v === null || v === undefined ? '' : printable(String(v)))));
   return table.toString().split('\n').map((l) => l.replace(/\s+$/, '')).join('\n');
 }
