@@ -14,15 +14,14 @@ export function registerServe(program: Command): void {
       const ctx = await openContext(command);
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port "${opts.port}" is not a port number`);
-      const http = await import('node:http');
-      const { trackingHandler } = await import('../core/tracking.js');
-      const server = http.createServer(trackingHandler(ctx.store, ctx.now));
+      const { trackingServer } = await import('../core/tracking.js');
+      const server = trackingServer(ctx.store, ctx.now, (line) => ctx.out.warn(line));
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) => reject(badInput(`cannot listen on ${opts.host}:${port}: ${err.code ?? err.message}`, 'choose another --port')));
         server.listen(port, opts.host, () => resolve());
       });
       const address = server.address() as { port: number };
-      ctx.out.note(`listening on http://${opts.host}:${address.port} (routes /o/<token>.gif, /u/<token>, /health)`);
+      ctx.out.note(`listening on http://${opts.host}:${address.port} (routes /o/<value>.gif, /u/<value>, /health)`);
       if (!ctx.settings.publicUrl) ctx.out.warn('publicUrl is not set: mails carry no pixel and no unsubscribe link until it is');
       const stop = () => server.close(() => { ctx.close(); process.exit(0); });
       process.once('SIGINT', stop);

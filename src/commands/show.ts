@@ -38,7 +38,7 @@ export function registerShow(program: Command): void {
             headers: Object.fromEntries(d.headers),
             text: d.text,
             bounces: d.bounces.map((b) => ({ at: isoTime(b.at), action: b.action, status: b.statusCode, diagnostic: b.diagnostic, category: b.category, permanent: b.permanent, matchedBy: b.matchedBy, source: b.source })),
-            events: d.events.map((e) => ({ kind: e.kind, at: isoTime(e.at) })),
+            events: d.events.map((e) => ({ kind: e.kind, at: isoTime(e.at), times: e.times, lastAt: isoTime(e.lastAt) })),
             attempts: d.attempts.map((a) => ({
               at: isoTime(a.at), email: a.email, server: a.server, outcome: a.outcome, responseCode: a.responseCode,
               enhancedCode: a.enhancedCode, response: a.response, category: a.category, permanent: a.permanent, explanation: a.explanation,
@@ -74,7 +74,10 @@ export function registerShow(program: Command): void {
         for (const b of d.bounces) {
           out.line(`${formatTime(b.at)}  bounce      ${b.action}${b.statusCode ? ` ${b.statusCode}` : ''}: ${b.diagnostic ?? ''} (${b.permanent ? 'permanent' : 'temporary'}; matched by ${b.matchedBy}; ${b.source})`);
         }
-        for (const e of d.events) out.line(`${formatTime(e.at)}  ${e.kind === 'open' ? 'opened' : 'unsubscribed'}`);
+        for (const e of d.events) {
+          const again = e.times > 1 ? ` (${e.times} times, last ${formatTime(e.lastAt)})` : '';
+          out.line(`${formatTime(e.at)}  ${e.kind === 'open' ? 'opened' : 'unsubscribed'}${again}`);
+        }
       } finally {
         ctx.close();
       }

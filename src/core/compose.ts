@@ -61,8 +61,11 @@ export interface ComposeInput {
   messageId: string;
   sendId: number;
   test: boolean;
-  /** open pixel and one-click unsubscribe (RFC 8058) under this public URL, for this token */
-  tracking?: { baseUrl: string; token: string };
+  /**
+   * open pixel and one-click unsubscribe (RFC 8058) under this public URL, each with its own
+   * value (never the registration token: proxies fetch the pixel, servers log both)
+   */
+  tracking?: { baseUrl: string; unsubscribe: string; pixel: string };
 }
 
 /** The finished RFC 822 message, as it will be stored and handed to the server. */
@@ -83,10 +86,10 @@ export function mimeTree(input: ComposeInput): MimeNode {
   for (const [name, value] of message.extraHeaders) headers[name] = value;
   let html = message.html ?? undefined;
   if (input.tracking) {
-    const { baseUrl, token } = input.tracking;
-    headers['List-Unsubscribe'] = `<${baseUrl}/u/${token}>`;
+    const { baseUrl, unsubscribe, pixel } = input.tracking;
+    headers['List-Unsubscribe'] = `<${baseUrl}/u/${unsubscribe}>`;
     headers['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click';
-    if (html !== undefined) html = withPixel(html, `${baseUrl}/o/${token}.gif`);
+    if (html !== undefined) html = withPixel(html, `${baseUrl}/o/${pixel}.gif`);
   }
   const composer = new MailComposer({
     from: input.from,

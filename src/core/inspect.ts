@@ -1,5 +1,5 @@
 import { badInput } from '../errors.js';
-import type { BounceRecord, Store } from '../store/store.js';
+import type { BounceRecord, SendEvent, Store } from '../store/store.js';
 import { explain } from './catalog.js';
 import type { Attempt, Send } from './types.js';
 import { readOwnMessage, type MessageView } from './message-view.js';
@@ -13,7 +13,7 @@ export interface SendDetail {
   htmlBytes: number | null;
   attempts: (Attempt & { explanation: string })[];
   bounces: BounceRecord[];
-  events: { kind: string; at: number }[];
+  events: SendEvent[];
 }
 
 export function findSend(store: Store, id: number): Send {

@@ -9,7 +9,7 @@ import { memberView, render } from './template.js';
 import { parseRate, Throttle } from './throttle.js';
 import type { Settings } from './settings.js';
 import { stopRequest } from './session.js';
-import { newToken } from './token.js';
+import { LinkSigner, newToken } from './token.js';
 import type { Mailing, Member, Send } from './types.js';
 
 /** Back-off of a deferred send before it is tried again (SPEC "Unattended"). */
@@ -249,6 +249,12 @@ export async function deliverSends(store: Store, transports: Transport[], source
     return ctx;
   };
 
+  let signer: LinkSigner | undefined;
+  const trackingLinks = (baseUrl: string, sendId: number) => {
+    const { unsubscribe, open } = (signer ??= new LinkSigner(store.linkSecret())).mailLinks(sendId);
+    return { baseUrl, unsubscribe, pixel: open };
+  };
+
   const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false };
   // What --limit counts: sends claimed for the server. One skipped on the way (suppressed since
   // it was queued, a field empty) or put back (no server left) gives its place to the next.
@@ -318,7 +324,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
       messageId,
       sendId,
       test: mailing.test,
-      tracking: ctx.trackingUrl ? { baseUrl: ctx.trackingUrl, token } : undefined,
+      tracking: ctx.trackingUrl ? trackingLinks(ctx.trackingUrl, sendId) : undefined,
     });
     const envelopeFrom = ctx.verp ? verpAddress(ctx.envelopeFrom, sendId) : ctx.envelopeFrom;
     const tried = new Set<Transport>();

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /**
  * Random bytes from the CSPRNG, drawn in blocks: one system call per few thousand tokens
@@ -28,4 +28,53 @@ export function secureRandom(bytes: number): Buffer {
  */
 export function newToken(sendId: number): string {
   return sendId.toString(36) + secureRandom(17).toString('base64url');
+}
+
+/**
+ * What a link of a send is for. Each purpose has its own value, so one that leaks (an image
+ * proxy fetches the pixel, a web server logs it, a scanner follows the unsubscribe link) opens
+ * nothing else: above all not the registration link, the member's credential.
+ */
+export type LinkPurpose = 'unsubscribe' | 'open' | 'confirm';
+
+const LINK = /^([0-9a-z]{1,11})-([A-Za-z0-9_-]{22})$/;
+
+/**
+ * The unsubscribe, pixel and confirmation values of a send: the send id in base 36 and 128 bits
+ * of an HMAC-SHA256 of the id under the database's own secret. Nothing is stored per send, the
+ * value is checked by computing it again; and a mail costs one HMAC (a few µs), not a row: its
+ * unsubscribe and pixel values are the two halves of one, each telling nothing of the other.
+ */
+export class LinkSigner {
+  private readonly key: KeyObject;
+
+  constructor(secret: Buffer) {
+    this.key = createSecretKey(secret);
+  }
+
+  /** The two values a mail carries. */
+  mailLinks(sendId: number): { unsubscribe: string; open: string } {
+    const mac = this.mac('links', sendId);
+    const id = sendId.toString(36);
+    return { unsubscribe: `${id}-${mac.toString('base64url', 0, 16)}`, open: `${id}-${mac.toString('base64url', 16, 32)}` };
+  }
+
+  value(purpose: LinkPurpose, sendId: number): string {
+    if (purpose === 'confirm') return `${sendId.toString(36)}-${this.mac('confirm', sendId).toString('base64url', 0, 16)}`;
+    return this.mailLinks(sendId)[purpose];
+  }
+
+  /** The send a value was made for, if it was made for this purpose by this database. */
+  sendId(purpose: LinkPurpose, value: string): number | undefined {
+    const m = LINK.exec(value);
+    if (!m) return undefined;
+    const id = parseInt(m[1], 36);
+    // One spelling per send: "0a-…" is not "a-…".
+    if (!Number.isSafeInteger(id) || id.toString(36) !== m[1]) return undefined;
+    return timingSafeEqual(Buffer.from(this.value(purpose, id)), Buffer.from(value)) ? id : undefined;
+  }
+
+  private mac(label: string, sendId: number): Buffer {
+    return createHmac('sha256', this.key).update(`${label}:${sendId}`).digest();
+  }
 }

@@ -206,12 +206,23 @@ export const queries = {
     SELECT id FROM sends WHERE email = @email AND created_at <= @at AND status IN ('sent', 'bounced')
     ORDER BY created_at DESC, id DESC LIMIT 1`,
   bouncesBySend: `SELECT * FROM bounces WHERE send_id = ? ORDER BY at`,
-  /* A token opens its send only while it is not revoked (a re-targeted address's link is dead). */
-  sendByLiveToken: `
-    SELECT s.id, s.email, m.key AS member_key FROM sends s JOIN members m ON m.id = s.member_id
-    WHERE s.token = ? AND s.token_revoked_at IS NULL AND s.test = 0`,
-  insertEvent: `INSERT INTO events (send_id, kind, at) VALUES (@sendId, @kind, @at)`,
-  eventsBySend: `SELECT kind, at FROM events WHERE send_id = ? ORDER BY at`,
+  linkSecret: `SELECT key, legacy_send, legacy_sent_at FROM link_secret WHERE id = 1`,
+  /* The send of an unsubscribe or pixel link (its value checked by HMAC already). */
+  linkedSend: `
+    SELECT s.id, s.email, s.token_revoked_at, m.key AS member_key FROM sends s JOIN members m ON m.id = s.member_id
+    WHERE s.id = ? AND s.test = 0`,
+  /* A mail handed over before links had their own values carried the registration token in
+     them; it counts there for those sends only. A send queued then but sent since carries the
+     new links, and its token is a registration token only. */
+  sendByLegacyLink: `
+    SELECT s.id, s.email, s.token_revoked_at, m.key AS member_key
+    FROM sends s JOIN members m ON m.id = s.member_id JOIN link_secret k ON k.id = 1
+    WHERE s.token = ? AND s.test = 0 AND s.id <= k.legacy_send AND s.sent_at <= k.legacy_sent_at`,
+  /* One row per send and kind: a repeat counts, it adds no row. */
+  insertEvent: `
+    INSERT INTO events (send_id, kind, at, last_at, times) VALUES (@sendId, @kind, @at, @at, 1)
+    ON CONFLICT (send_id, kind) DO UPDATE SET times = times + 1, last_at = max(last_at, excluded.at)`,
+  eventsBySend: `SELECT kind, at, last_at, times FROM events WHERE send_id = ? ORDER BY at`,
 } as const;
 
 export type QueryName = keyof typeof queries;

@@ -214,4 +214,34 @@ export const migrations: string[] = [
   DROP INDEX sends_retry;
   CREATE INDEX sends_retry ON sends(retry_at) WHERE status = 'deferred';
   `,
+  /* 8: unsubscribe and pixel links of their own, apart from the registration token */ `
+  -- The database's secret for the HMAC of unsubscribe, pixel and confirmation values
+  -- (randomblob draws from SQLite's CSPRNG, seeded by the system). Mails sent before this
+  -- migration carried the registration token in those links: it still works there, for the
+  -- sends handed over by then (up to legacy_send, sent by legacy_sent_at), and nowhere else.
+  CREATE TABLE link_secret (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    key            BLOB NOT NULL,
+    legacy_send    INTEGER,
+    legacy_sent_at INTEGER
+  );
+  INSERT INTO link_secret (id, key, legacy_send, legacy_sent_at)
+    SELECT 1, randomblob(32), max(id), max(sent_at) FROM sends WHERE token IS NOT NULL AND sent_at IS NOT NULL;
+  `,
+  /* 9: one event row per send and kind, with a count: a client cannot grow the database */ `
+  -- The first time (at), the latest (last_at) and how many times: the same pixel fetched
+  -- 2,000 times is one row. The rows of one send and kind so far are folded into its first.
+  -- (Changed in place: a table rebuilt by RENAME would open the temporary schema, and the
+  -- import that may follow in the same connection could no longer set temp_store.)
+  ALTER TABLE events ADD COLUMN last_at INTEGER;
+  ALTER TABLE events ADD COLUMN times INTEGER NOT NULL DEFAULT 1;
+  UPDATE events SET
+    at      = (SELECT min(e.at) FROM events e WHERE e.send_id = events.send_id AND e.kind = events.kind),
+    last_at = (SELECT max(e.at) FROM events e WHERE e.send_id = events.send_id AND e.kind = events.kind),
+    times   = (SELECT count(*) FROM events e WHERE e.send_id = events.send_id AND e.kind = events.kind)
+  WHERE id IN (SELECT min(id) FROM events GROUP BY send_id, kind);
+  DELETE FROM events WHERE last_at IS NULL;
+  DROP INDEX events_send;
+  CREATE UNIQUE INDEX events_send ON events(send_id, kind);
+  `,
 ];

@@ -43,6 +43,22 @@ export interface MailingStatsRow {
   n: number;
 }
 
+export interface LinkedSend {
+  id: number;
+  email: string | null;
+  memberKey: string;
+  /** its address was re-targeted away: the registration token is dead, unsubscribing still works */
+  revoked: boolean;
+}
+
+/** Opens or unsubscribes of one send: the first, the latest, and how many. */
+export interface SendEvent {
+  kind: string;
+  at: number;
+  lastAt: number;
+  times: number;
+}
+
 export interface Suppression {
   email: string;
   reason: string;
@@ -722,22 +738,33 @@ export class Store {
     }));
   }
 
-  sendByLiveToken(token: string): { id: number; email: string | null; memberKey: string } | undefined {
-    const r = this.stmt.sendByLiveToken.get(token) as Row | undefined;
-    return r ? { id: r.id, email: r.email, memberKey: r.member_key } : undefined;
+  /** The database's secret for the values of unsubscribe, pixel and confirmation links. */
+  linkSecret(): Buffer {
+    return (this.stmt.linkSecret.get() as Row).key;
   }
 
+  /**
+   * The (real, not test) send a link belongs to: by its id, the link's value checked already,
+   * or, for a mail sent before links had values of their own, by the registration token it
+   * carried in them.
+   */
+  linkedSend(by: { id: number } | { legacyToken: string }): LinkedSend | undefined {
+    const r = ('id' in by ? this.stmt.linkedSend.get(by.id) : this.stmt.sendByLegacyLink.get(by.legacyToken)) as Row | undefined;
+    return r ? { id: r.id, email: r.email, memberKey: r.member_key, revoked: r.token_revoked_at !== null } : undefined;
+  }
+
+  /** Records an open or unsubscribe; a repeat only counts up the send's row of that kind. */
   addEvent(sendId: number, kind: 'open' | 'unsubscribe', at: number): void {
     this.stmt.insertEvent.run({ sendId, kind, at });
   }
 
-  events(sendId: number): { kind: string; at: number }[] {
-    return this.stmt.eventsBySend.all(sendId) as { kind: string; at: number }[];
+  events(sendId: number): SendEvent[] {
+    return (this.stmt.eventsBySend.all(sendId) as Row[]).map((r) => ({ kind: r.kind, at: r.at, lastAt: r.last_at, times: r.times }));
   }
 
   /**
    * Per mailing over the filter: counts by status and category, and the sends opened and
-   * unsubscribed. Events are counted from the events table (as many rows as there were opens),
+   * unsubscribed. Events are counted from the events table (one row per send and kind),
    * not looked up per send: 782 ms before on 1,000,000 sends for --since 7d.
    */
   stats(mailings: number[]): { counts: MailingStatsRow[]; events: { mailing: number; kind: string; n: number }[] } {

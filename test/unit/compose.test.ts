@@ -40,7 +40,7 @@ test('compose() gives the very bytes of nodemailer\'s streamed build, for every 
           messageId: `<${n}.abc@verein.example>`,
           sendId: n,
           test: n % 5 === 0,
-          tracking: tracked ? { baseUrl: 'https://verein.example/m', token: `tok${n}` } : undefined,
+          tracking: tracked ? { baseUrl: 'https://verein.example/m', unsubscribe: `u${n}`, pixel: `o${n}` } : undefined,
         };
         const { sync, stream } = await bothWays(input);
         assert.equal(sync, stream, JSON.stringify({ text, html, tracked }));

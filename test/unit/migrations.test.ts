@@ -43,3 +43,51 @@ test('a database newer than this mailer is refused, not misread', () => {
   db.close();
   assert.throws(() => Store.open(file), (err: unknown) => err instanceof MailerError && /newer than this mailer knows/.test(err.message));
 });
+
+test('the upgrade to counted events folds each send\'s opens into one row with the first, the last and how many', () => {
+  const version = migrations.findIndex((m) => m.includes('ADD COLUMN times'));
+  assert.ok(version > 0);
+  const file = databaseAt(version);
+  const db = new Database(file);
+  db.exec(`INSERT INTO sends (id, mailing_id, member_id, email, type, status, attempts, created_at, updated_at)
+      VALUES (2, 1, 1, 'a@example.org', 't', 'sent', 1, 0, 5);
+    INSERT INTO events (send_id, kind, at) VALUES (1, 'open', 30), (1, 'open', 10), (1, 'unsubscribe', 40), (1, 'open', 20), (2, 'open', 50);`);
+  db.close();
+  const store = Store.open(file);
+  try {
+    assert.deepEqual(store.events(1), [
+      { kind: 'open', at: 10, lastAt: 30, times: 3 },
+      { kind: 'unsubscribe', at: 40, lastAt: 40, times: 1 },
+    ]);
+    assert.deepEqual(store.events(2), [{ kind: 'open', at: 50, lastAt: 50, times: 1 }]);
+    store.addEvent(1, 'open', 60);
+    store.addEvent(2, 'unsubscribe', 70);
+    assert.deepEqual(store.events(1)[0], { kind: 'open', at: 10, lastAt: 60, times: 4 });
+    assert.equal((store.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n, 4);
+  } finally {
+    store.close();
+  }
+});
+
+test('every database gets its own link secret; the upgrade remembers which sends went out with the old links', () => {
+  const version = migrations.findIndex((m) => m.includes('CREATE TABLE link_secret'));
+  const file = databaseAt(version);
+  const db = new Database(file);
+  db.exec(`UPDATE sends SET status = 'sent', token = 'legacy-token-of-send-1', sent_at = 7 WHERE id = 1;
+    INSERT INTO sends (id, mailing_id, member_id, email, type, status, attempts, token, created_at, updated_at)
+      VALUES (2, 1, 1, 'a@example.org', 't', 'deferred', 1, 'legacy-token-of-send-2', 0, 5);`);
+  db.close();
+  const store = Store.open(file);
+  const fresh = Store.open(databaseAt(migrations.length));
+  try {
+    const secret = store.linkSecret();
+    assert.equal(secret.length, 32);
+    assert.notDeepEqual(secret, fresh.linkSecret());
+    assert.equal(store.linkedSend({ legacyToken: 'legacy-token-of-send-1' })?.id, 1);
+    assert.equal(store.linkedSend({ legacyToken: 'legacy-token-of-send-2' }), undefined, 'not handed over before the upgrade');
+    assert.equal(store.linkedSend({ legacyToken: 'T'.repeat(22) }), undefined);
+  } finally {
+    store.close();
+    fresh.close();
+  }
+});
