@@ -31,7 +31,7 @@ test('a message mailer composed reads as mailparser reads it, without mailparser
           messageId: `<${n}.abc@verein.example>`,
           sendId: n,
           test: n % 5 === 0,
-          tracking: n % 2 ? { baseUrl: 'https://verein.example/m', token: `tok${n}` } : undefined,
+          tracking: n % 2 ? { baseUrl: 'https://verein.example/m', unsubscribe: `u${n}`, pixel: `p${n}` } : undefined,
         };
         const raw = compose(input);
         const own = readOwnMessage(raw);
