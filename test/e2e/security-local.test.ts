@@ -114,3 +114,41 @@ test('a server that echoes a refused password: masked in every output, the datab
     await server.close();
   }
 });
+
+test('log --csv: a key, an address or a server reply that a spreadsheet would run as a formula is inert', async () => {
+  const REPLY = 'ok;=HYPERLINK("http://evil.example";"click")';
+  const server = await startSmtpServer({ acceptReply: REPLY });
+  try {
+    const dir = tempDir();
+    const members = [
+      ["=cmd|' /C calc'!A0", 'Eve', 'eve@example.org'],
+      ['+1', 'Plus', '=1+1@example.org'],
+      ['-5', 'Minus', '-2@example.org'],
+      ['@SUM(A1)', 'At', '@x@example.org'],
+      ['6', 'Plain', 'plain@example.org'],
+    ];
+    writeFile(dir, 'members.csv', membersCsv(['id', 'name', 'email'], members));
+    const imported = await mailer(dir, ['import', 'members.csv']);
+    assert.ok(imported.code === 0 || imported.code === 1, imported.stderr);
+    writeFile(dir, 'invitation.txt', INVITATION);
+    const sent = await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url]);
+    assert.ok(sent.code === 0 || sent.code === 1, sent.stderr);
+    const r = await mailer(dir, ['log', '--csv', '--limit', '0']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = parse(r.stdout, { columns: true }) as Record<string, string>[];
+    assert.ok(rows.length >= 3, r.stdout);
+    for (const row of rows) {
+      for (const [column, cell] of Object.entries(row)) assert.doesNotMatch(cell, /^[=+\-@\t\r]/, `${column} of send ${row.id}: ${cell}`);
+    }
+    const byMember = new Map(rows.map((row) => [row.member, row]));
+    assert.equal(byMember.get("'=cmd|' /C calc'!A0")?.email, 'eve@example.org', 'the key keeps its text behind the quote');
+    assert.ok(byMember.has("'+1") && byMember.has("'-5") && byMember.has("'@SUM(A1)"), [...byMember.keys()].join(' | '));
+    assert.equal(byMember.get("'+1")?.email, "'=1+1@example.org");
+    assert.equal(byMember.get('6')?.email, 'plain@example.org', 'an ordinary cell is left as it is');
+    assert.equal(byMember.get('6')?.reason, `250 ${REPLY}`);
+    // A spreadsheet set to split on ";" (a German locale) must not find a cell in the reply either.
+    assert.ok(r.stdout.includes(`"250 ${REPLY.replace(/"/g, '""')}"`), r.stdout);
+  } finally {
+    await server.close();
+  }
+});
