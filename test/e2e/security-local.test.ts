@@ -152,3 +152,43 @@ test('log --csv: a key, an address or a server reply that a spreadsheet would ru
     await server.close();
   }
 });
+
+const modeOf = (file: string) => (fs.statSync(file).mode & 0o777).toString(8);
+
+test('under umask 022 the database, its -wal and -shm, the outbox and its mails are for their owner only', async () => {
+  const dir = await folderWithMembers(3);
+  const send = await mailer(dir, ['send', 'invitation.txt']);
+  assert.equal(send.code, 0, send.stderr);
+  assert.equal(modeOf(path.join(dir, 'mailer.db')), '600');
+  assert.equal(modeOf(path.join(dir, 'outbox')), '700');
+  const mails = fs.readdirSync(path.join(dir, 'outbox'));
+  assert.equal(mails.length, 3);
+  for (const mail of mails) assert.equal(modeOf(path.join(dir, 'outbox', mail)), '600', mail);
+
+  // -wal and -shm live while a command has the database open: looked at in the middle of a send.
+  const server = await startSmtpServer({ delayMs: 300 });
+  try {
+    const slow = await folderWithMembers(4);
+    const run = startMailer(slow, ['send', 'invitation.txt', '--smtp', server.url]);
+    const until = Date.now() + 20_000;
+    while (server.messages.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const modes = ['mailer.db', 'mailer.db-wal', 'mailer.db-shm'].map((f) => `${f} ${modeOf(path.join(slow, f))}`);
+    assert.equal((await run.done).code, 0);
+    assert.deepEqual(modes, ['mailer.db 600', 'mailer.db-wal 600', 'mailer.db-shm 600']);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a database an older mailer left readable by others is tightened at the next open; a mail written over is made anew', async () => {
+  const dir = await folderWithMembers(1);
+  fs.chmodSync(path.join(dir, 'mailer.db'), 0o644);
+  fs.mkdirSync(path.join(dir, 'outbox'));
+  writeFile(dir, 'outbox/1.eml', 'left by another database');
+  fs.chmodSync(path.join(dir, 'outbox', '1.eml'), 0o644);
+  assert.equal((await mailer(dir, ['send', 'invitation.txt'])).code, 0);
+  assert.equal(modeOf(path.join(dir, 'mailer.db')), '600');
+  assert.equal(modeOf(path.join(dir, 'outbox', '1.eml')), '600');
+  assert.match(fs.readFileSync(path.join(dir, 'outbox', '1.eml'), 'utf8'), /Hallo Member 1/);
+  assert.equal(modeOf(path.join(dir, 'outbox')), '755', 'a folder the user made keeps its mode');
+});
