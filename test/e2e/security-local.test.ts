@@ -11,6 +11,8 @@ process.umask(0o022);
 
 /** Passwords holding each character that ends a URL's authority, starts a query or escapes. */
 const PASSWORDS = ['s3cr/et', 's3cr#et', 's3cr?et', '50%off', 's3cr@et'];
+/** All of them in one: this one goes through every command, each of the others through one. */
+const ALL = 'a/b#c?d%e@f';
 
 /** What a password must not be seen as: typed, or percent-encoded as it may sit in a URL. */
 function assertHidden(where: string, text: string | Buffer, pass: string): void {
@@ -37,10 +39,11 @@ function writtenFiles(dir: string, skip: string[]): string[] {
 
 test('an SMTP URL refused in mailer.json names itself without the password, in every command', async () => {
   const dir = await folderWithMembers(1);
-  for (const pass of PASSWORDS) {
+  const every = [['send', 'invitation.txt'], ['check'], ['log'], ['show', '1'], ['why', '1'], ['log', '--json'], ['--json', 'check']];
+  for (const pass of [...PASSWORDS, ALL]) {
     // port 99999 does not exist: the URL is refused whatever its password holds
     writeFile(dir, 'mailer.json', JSON.stringify({ smtp: `smtp://alice:${pass}@127.0.0.1:99999` }));
-    for (const args of [['send', 'invitation.txt'], ['check'], ['log'], ['show', '1'], ['why', '1'], ['log', '--json'], ['--json', 'check']]) {
+    for (const args of pass === ALL ? every : [['log']]) {
       const r = await mailer(dir, args);
       assert.equal(r.code, 2, `${args.join(' ')} with ${pass}: ${r.stderr}`);
       assert.match(r.stdout + r.stderr, /is not an SMTP URL/);
@@ -70,7 +73,6 @@ test('a password with / # ? % @ in the URL logs in as typed', async () => {
 });
 
 test('a server that echoes a refused password: masked in every output, the database and the outbox', async () => {
-  const ALL = 'a/b#c?d%e@f';
   const inUrl = (pass: string) => ({ pass, url: (port: number) => `smtp://alice:${pass}@127.0.0.1:${port}`, env: {} as Record<string, string> });
   const cases = [
     { ...inUrl(ALL), everyCommand: true },
@@ -86,15 +88,17 @@ test('a server that echoes a refused password: masked in every output, the datab
       assert.equal(send.code, 3, `${pass}: ${send.stderr}`);
       assert.match(send.stderr, /Authentication failed for \*\*\*/, 'the reply is shown, masked');
       assertOutputHidden(`send ${pass}`, send, pass);
-      const check = await mailer(dir, ['check', '--to', 'me@example.org'], env);
-      assert.equal(check.code, 3);
-      assert.match(check.stdout, /Authentication failed for \*\*\*/, 'check shows the masked reply');
-      assertOutputHidden(`check ${pass}`, check, pass);
-      // The attempt was stored: its reply is in the database, masked.
-      const shown = await mailer(dir, ['--json', 'show', '1'], env);
-      assert.equal(shown.code, 0, shown.stderr);
-      assert.match(shown.stdout, /Authentication failed for \*\*\*/);
-      assertOutputHidden(`show ${pass}`, shown, pass);
+      if (everyCommand) {
+        const check = await mailer(dir, ['check', '--to', 'me@example.org'], env);
+        assert.equal(check.code, 3);
+        assert.match(check.stdout, /Authentication failed for \*\*\*/, 'check shows the masked reply');
+        assertOutputHidden(`check ${pass}`, check, pass);
+        // The attempt was stored: its reply is in the database, masked.
+        const shown = await mailer(dir, ['--json', 'show', '1'], env);
+        assert.equal(shown.code, 0, shown.stderr);
+        assert.match(shown.stdout, /Authentication failed for \*\*\*/);
+        assertOutputHidden(`show ${pass}`, shown, pass);
+      }
       const runs: [string[], number][] = everyCommand ? [
         [['--json', 'check', '--to', 'me@example.org'], 3], [['send', 'invitation.txt', '--json'], 3],
         [['log'], 0], [['log', '--json'], 0], [['log', '--csv'], 0], [['show', '1'], 0], [['why', '1'], 0], [['--json', 'why', '1'], 0],
@@ -165,10 +169,11 @@ test('under umask 022 the database, its -wal and -shm, the outbox and its mails 
   assert.equal(mails.length, 3);
   for (const mail of mails) assert.equal(modeOf(path.join(dir, 'outbox', mail)), '600', mail);
 
-  // -wal and -shm live while a command has the database open: looked at in the middle of a send.
+  // -wal and -shm live while a command has the database open: looked at in the middle of a
+  // send, three rounds of four connections long, after its first mail.
   const server = await startSmtpServer({ delayMs: 300 });
   try {
-    const slow = await folderWithMembers(4);
+    const slow = await folderWithMembers(12);
     const run = startMailer(slow, ['send', 'invitation.txt', '--smtp', server.url]);
     const until = Date.now() + 20_000;
     while (server.messages.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
