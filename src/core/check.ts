@@ -2,7 +2,7 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import { parseSmtpUrl } from './smtp-url.js';
+import { parseSmtpUrl, type SmtpTarget } from './smtp-url.js';
 import { addressOf } from './compose.js';
 
 /**
@@ -26,8 +26,17 @@ export interface ServerCheck {
 
 const TIMEOUT = 10_000;
 
-export async function checkServer(url: string, opts: { password?: string; to: string[]; from: string; envelopeFrom?: string }): Promise<ServerCheck> {
+interface CheckOptions { password?: string; to: string[]; from: string; envelopeFrom?: string }
+
+export async function checkServer(url: string, opts: CheckOptions): Promise<ServerCheck> {
   const target = parseSmtpUrl(url, opts.password);
+  const result = await runSteps(target, opts);
+  // Each detail quotes the server or nodemailer, and a server may echo the password it was sent.
+  for (const step of result.steps) step.detail = target.mask(step.detail);
+  return result;
+}
+
+async function runSteps(target: SmtpTarget, opts: CheckOptions): Promise<ServerCheck> {
   const result: ServerCheck = { server: target.display, ok: false, steps: [] };
   const add = (step: CheckStep) => { result.steps.push(step); return step.ok; };
 

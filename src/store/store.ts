@@ -104,6 +104,38 @@ function enterWal(db: Database.Database): void {
 }
 
 /**
+ * The database holds addresses, replies and tokens: it is made 0600 before SQLite opens it,
+ * whatever the umask, and SQLite gives its -wal, -shm and -journal the database file's mode.
+ * One an older mailer left readable by others is tightened, with those files beside it. Where
+ * that is not ours to do (another user's file), the open goes on and SQLite says what it says.
+ */
+function keepPrivate(file: string): void {
+  if (file === ':memory:' || file === '' || file.startsWith('file:')) return;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  } catch {
+    return;
+  }
+  try {
+    const mode = fs.fstatSync(fd).mode & 0o777;
+    if (mode & 0o077) fs.fchmodSync(fd, mode & 0o700);
+  } catch {
+    // not the owner: nothing to tighten
+  } finally {
+    fs.closeSync(fd);
+  }
+  for (const companion of [`${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    try {
+      const mode = fs.statSync(companion).mode & 0o777;
+      if (mode & 0o077) fs.chmodSync(companion, mode & 0o700);
+    } catch {
+      // absent, or not ours
+    }
+  }
+}
+
+/**
  * The one place mailer talks SQL. Fixed statements are prepared at open (queries.ts); filter
  * shapes are built here and cached, so each shape is prepared once per process.
  */
@@ -136,6 +168,7 @@ export class Store {
       throw new MailerError(`database ${file} is a folder`, { hint: 'point --db / MAILER_DB at a file (a new one is created)' });
     }
     noteDatabase(file);
+    keepPrivate(file);
     let db: Database.Database | undefined;
     try {
       db = new Database(file);

@@ -14,11 +14,18 @@ export class OutboxTransport implements Transport {
   }
 
   async deliver(_envelope: Envelope, raw: Buffer, label: string): Promise<string> {
-    this.ready ??= fs.mkdir(this.dir, { recursive: true });
+    // Each message holds an address and personal links: readable by their owner only. A folder
+    // that exists already is the user's and keeps its mode; the files in it are still 0600.
+    this.ready ??= fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const file = path.join(this.dir, `${label}.eml`);
     try {
       await this.ready;
-      await fs.writeFile(file, raw);
+      await fs.writeFile(file, raw, { mode: 0o600, flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+        // A file left by another database keeps its own mode when written over: made anew.
+        await fs.rm(file);
+        await fs.writeFile(file, raw, { mode: 0o600, flag: 'wx' });
+      });
     } catch (err) {
       throw new DeliveryError({ code: (err as NodeJS.ErrnoException).code, message: `cannot write ${file}: ${(err as Error).message}` });
     }

@@ -62,10 +62,13 @@ export class SmtpTransport implements Transport {
   private readonly transporter: nodemailer.Transporter;
   /** nodemailer's SMTP pool under the transporter: `send(mail, callback)`, its transport contract */
   private readonly pool: { send(mail: unknown, callback: (err: Error | null, info?: { response?: string }) => void): boolean };
+  /** every reply leaves this class through it, so no password reaches the log or the screen */
+  private readonly mask: (text: string) => string;
 
   constructor(options: SmtpOptions) {
-    const { display, ...connection } = parseSmtpUrl(options.url, options.password);
+    const { display, mask, ...connection } = parseSmtpUrl(options.url, options.password);
     this.description = display;
+    this.mask = mask;
     this.transporter = nodemailer.createTransport({
       ...connection,
       pool: true,
@@ -101,11 +104,12 @@ export class SmtpTransport implements Transport {
       };
       const queued = this.pool.send(mail, (err, info) => {
         if (!err) {
-          resolve(String(info?.response ?? '250 accepted'));
+          resolve(this.mask(String(info?.response ?? '250 accepted')));
           return;
         }
         const e = err as NodeJS.ErrnoException & { responseCode?: number; response?: string; command?: string };
-        reject(new DeliveryError({ code: e.code, command: e.command, responseCode: e.responseCode, response: e.response, message: e.message }));
+        const response = e.response === undefined ? undefined : this.mask(e.response);
+        reject(new DeliveryError({ code: e.code, command: e.command, responseCode: e.responseCode, response, message: this.mask(e.message) }));
       });
       if (!queued) reject(new DeliveryError({ code: 'ECONNECTION', message: 'the SMTP connection pool is closed' }));
     });

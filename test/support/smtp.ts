@@ -11,6 +11,10 @@ export interface TestServerOptions {
   reject?: Record<string, string>;
   /** require AUTH with this user and password */
   auth?: { user: string; pass: string };
+  /** a hostile server: a refused login is answered with the password it was sent */
+  echoPasswordOnAuthFailure?: boolean;
+  /** the text after "250 " when a message is accepted */
+  acceptReply?: string;
   /** answer 421 and close the connection when this address is given in RCPT TO */
   closeOn?: string[];
   /** refuse every sender (MAIL FROM) with this reply, e.g. '553 5.7.1 Sender address rejected' */
@@ -50,6 +54,7 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
     allowInsecureAuth: true,
     onAuth(auth, _session, cb) {
       if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) cb(null, { user: auth.username });
+      else if (opts.echoPasswordOnAuthFailure) cb(Object.assign(new Error(`5.7.8 Authentication failed for ${auth.password}`), { responseCode: 535 }));
       else cb(Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 }));
     },
     onMailFrom(_address, _session, cb) {
@@ -75,7 +80,7 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
             to: session.envelope.rcptTo.map((r) => r.address),
             raw: Buffer.concat(chunks),
           });
-          cb(null);
+          cb(null, opts.acceptReply);
           if (opts.dieAfter !== undefined && messages.length >= opts.dieAfter) kill();
         };
         if (opts.delayMs) setTimeout(accept, opts.delayMs);
