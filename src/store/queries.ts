@@ -3,6 +3,18 @@
  * mistake here fails at launch, not half-way through a mailing. Queries whose shape depends
  * on filters are built in store.ts from the same columns and cached per shape.
  */
+/**
+ * Why a member cannot be mailed at their current address, or NULL when they can: the one rule
+ * of the queue, the dry run and the claim (which reads the address again, since an import may
+ * have corrected or removed it, or the address been suppressed, after the mailing was queued).
+ * Over `members m LEFT JOIN suppressions x ON x.email = m.email`.
+ */
+export const SKIP_CATEGORY = `CASE WHEN m.email_problem IS NOT NULL THEN m.email_problem WHEN x.reason IS NOT NULL THEN 'suppressed' END`;
+export const SKIP_REASON = `
+  CASE WHEN m.email_problem = 'no-address' THEN 'the member has no e-mail address'
+       WHEN m.email_problem IS NOT NULL THEN 'the address ' || coalesce(m.email, '') || ' is not a valid e-mail address'
+       WHEN x.reason IS NOT NULL THEN 'the address is suppressed: ' || x.reason END`;
+
 /** The file's address for this member is one that was revoked for them. */
 const REVOKED = `EXISTS (SELECT 1 FROM addresses a WHERE a.member_id = members.id AND a.email = excluded.email AND a.revoked_at IS NOT NULL)`;
 
@@ -81,13 +93,16 @@ export const queries = {
   /* Claimed before it goes to the server: a crash after this leaves claimed_at set, never a
      silent loss, and the next claim marks the send as possibly sent twice. The status is left
      alone (no index changes), and the token is kept from an earlier claim so a re-sent mail
-     carries the same link. */
+     carries the same link. @email, when given, is the member's address as it is now: a token
+     drawn for another address is not carried over to it (a token is bound to its address). */
   claimSend: `
     UPDATE sends SET claimed_at = @now, attempts = attempts + 1, updated_at = @now,
-      token = coalesce(token, @token),
+      email = coalesce(@email, email),
+      token = CASE WHEN @email IS NULL OR email IS @email THEN coalesce(token, @token) ELSE @token END,
+      token_revoked_at = CASE WHEN @email IS NULL OR email IS @email THEN token_revoked_at END,
       maybe_duplicate = CASE WHEN claimed_at IS NOT NULL THEN 1 ELSE maybe_duplicate END
     WHERE id = @id AND status IN ('queued', 'deferred', 'failed')
-    RETURNING token`,
+    RETURNING *`,
   markSent: `
     UPDATE sends SET status = 'sent', category = NULL, reason = @reason, message_id = @messageId, claimed_at = NULL,
       sent_at = @now, updated_at = @now, retry_at = NULL
@@ -109,10 +124,12 @@ export const queries = {
   sendById: `
     SELECT s.*, m.key AS member_key, m.name AS member_name
     FROM sends s JOIN members m ON m.id = s.member_id WHERE s.id = ?`,
+  /* What the claim reads first: the member as they are now, and whether they can be mailed. */
   deliveryRow: `
-    SELECT s.*, m.key AS member_key, m.name AS member_name, m.email AS member_email, m.fields AS member_fields,
-      m.email_problem AS member_problem, x.reason AS suppressed
-    FROM sends s JOIN members m ON m.id = s.member_id LEFT JOIN suppressions x ON x.email = s.email
+    SELECT s.*, m.key AS member_key, m.name AS member_name, m.email AS member_email,
+      m.fields AS member_fields, m.email_problem AS member_problem,
+      ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
+    FROM sends s JOIN members m ON m.id = s.member_id LEFT JOIN suppressions x ON x.email = m.email
     WHERE s.id = ?`,
   attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
   messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,
