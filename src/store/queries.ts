@@ -93,16 +93,13 @@ export const queries = {
   /* Claimed before it goes to the server: a crash after this leaves claimed_at set, never a
      silent loss, and the next claim marks the send as possibly sent twice. The status is left
      alone (no index changes), and the token is kept from an earlier claim so a re-sent mail
-     carries the same link. @email, when given, is the member's address as it is now: a token
-     drawn for another address is not carried over to it (a token is bound to its address). */
+     carries the same link. */
   claimSend: `
     UPDATE sends SET claimed_at = @now, attempts = attempts + 1, updated_at = @now,
-      email = coalesce(@email, email),
-      token = CASE WHEN @email IS NULL OR email IS @email THEN coalesce(token, @token) ELSE @token END,
-      token_revoked_at = CASE WHEN @email IS NULL OR email IS @email THEN token_revoked_at END,
+      token = coalesce(token, @token),
       maybe_duplicate = CASE WHEN claimed_at IS NOT NULL THEN 1 ELSE maybe_duplicate END
     WHERE id = @id AND status IN ('queued', 'deferred', 'failed')
-    RETURNING *`,
+    RETURNING token`,
   markSent: `
     UPDATE sends SET status = 'sent', category = NULL, reason = @reason, message_id = @messageId, claimed_at = NULL,
       sent_at = @now, updated_at = @now, retry_at = NULL
@@ -161,8 +158,9 @@ export const queries = {
   sendByToken: `
     SELECT s.id, s.email, s.test, s.token_revoked_at, m.key AS member_key, m.name AS member_name
     FROM sends s JOIN members m ON m.id = s.member_id WHERE s.token = ?`,
-  /* Retry: the send goes to the member's current address; a token that went nowhere is dropped
-     when the address changes, so the new mail carries one bound to the new address. */
+  /* Retry, and a claim that finds the member's address changed since the send was queued: the
+     send goes to the member's current address; a token that went nowhere is dropped when the
+     address changes, so the new mail carries one bound to the new address. */
   prepareRetry: `
     UPDATE sends SET email = @email, token = CASE WHEN email IS @email THEN token END, updated_at = @now
     WHERE id = @id`,

@@ -502,7 +502,7 @@ export class Store {
 
   /** Marks a send as in flight; returns its token, or undefined if it is no longer sendable. */
   claimSend(id: number, token: string, now: number): string | undefined {
-    const row = this.stmt.claimSend.get({ id, token, now, email: null }) as Row | undefined;
+    const row = this.stmt.claimSend.get({ id, token, now }) as Row | undefined;
     return row?.token;
   }
 
@@ -514,16 +514,23 @@ export class Store {
    */
   claimForDelivery(id: number, token: string, now: number): ClaimResult | undefined {
     const r = this.stmt.deliveryRow.get(id) as Row | undefined;
-    if (!r) return undefined;
+    if (!r || !CLAIMABLE.includes(r.status)) return undefined;
     const member: Member = { id: r.member_id, key: r.member_key, email: r.member_email, name: r.member_name, fields: JSON.parse(r.member_fields), emailProblem: r.member_problem };
     if (!r.test && r.skip_category !== null) {
-      if (!CLAIMABLE.includes(r.status)) return undefined;
       this.markSkipped(id, r.skip_category, r.skip_reason, now);
       return { send: toSend(r)!, member, token: null, skip: { category: r.skip_category, reason: r.skip_reason } };
     }
-    const claimed = this.stmt.claimSend.get({ id, token, now, email: r.test ? null : r.member_email }) as Row | undefined;
+    // Written only when the address changed since the send was queued: setting the indexed
+    // column on every claim would double the claim's cost.
+    if (!r.test && r.member_email !== r.email) this.prepareRetry(id, r.member_email, now);
+    const claimed = this.stmt.claimSend.get({ id, token, now }) as Row | undefined;
     if (!claimed) return undefined;
-    return { send: toSend({ ...claimed, member_key: r.member_key, member_name: r.member_name })!, member, token: claimed.token, skip: null };
+    // The row as claimSend left it, without reading it again.
+    const send = toSend({
+      ...r, email: r.test ? r.email : r.member_email, attempts: r.attempts + 1, token: claimed.token, updated_at: now,
+      maybe_duplicate: r.claimed_at !== null ? 1 : r.maybe_duplicate,
+    })!;
+    return { send, member, token: claimed.token, skip: null };
   }
 
   send(id: number): Send | undefined {
