@@ -40,7 +40,7 @@ export function registerRun(program: Command): void {
         const { serverStopped } = await import('../core/queue.js');
         throw serverStopped(r.stopped, 'Unsent mails stay queued.', 'mailer run');
       }
-      if (r.failed || r.deferred) process.exitCode = ExitCode.someFailed;
+      if (r.failed || r.deferred || r.tooLarge) process.exitCode = ExitCode.someFailed;
     } finally {
       ctx.close();
     }

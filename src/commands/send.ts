@@ -115,7 +115,8 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
   // The exit code speaks of this run: a resume that delivers the rest exits 0 even though
   // earlier failures are still in the mailing's counts.
   const interrupted = summary.queued > 0 && !result.outcome.limitReached;
-  if (result.outcome.failed > 0 || result.outcome.deferred > 0 || interrupted) process.exitCode = ExitCode.someFailed;
+  // A mail too large to send will not go out by waiting: the operator has to act, as for a failure.
+  if (result.outcome.failed > 0 || result.outcome.deferred > 0 || result.outcome.tooLarge > 0 || interrupted) process.exitCode = ExitCode.someFailed;
 }
 
 async function printSummary(ctx: Context, summary: import('../core/mailing.js').MailingSummary): Promise<void> {

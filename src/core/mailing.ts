@@ -1,8 +1,10 @@
 import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { addressOf } from './compose.js';
-import { parseTemplate, checkPlaceholders, memberView, render, type Template } from './template.js';
+import { addressOf, compose, newMessageId } from './compose.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './settings.js';
+import { parseTemplate, checkPlaceholders, memberView, render, type RenderedMessage, type Template } from './template.js';
 import type { Mailing, MailingSettings, MemberSelection } from './types.js';
+import { LinkSigner } from './token.js';
 
 /**
  * A mailing is recorded before anything is sent: the template as it is now, and one send row
@@ -17,7 +19,24 @@ export interface PlanInput {
   limit?: number;
   /** schedule for this time: recorded as scheduled in the same transaction */
   at?: number;
+  /** the dry run skips a mail whose encoded message is larger (the run reads it from its settings) */
+  maxMessageBytes?: number;
   now: number;
+}
+
+/**
+ * A mail larger than maxMessageBytes, counting the whole message as encoded, is not sent. The
+ * rendered text and HTML in UTF-8 are a lower bound of that size (no transfer encoding makes a
+ * byte smaller), so a mail that is surely over is refused before composing it, which for a mail
+ * of many megabytes costs seconds and hundreds of MB; given the composed message, it is exact.
+ */
+export function sizeSkip(maxBytes: number, message: RenderedMessage, composed?: Buffer): { category: 'too-large'; reason: string } | null {
+  const bytes = composed ? composed.length : Buffer.byteLength(message.text) + (message.html === null ? 0 : Buffer.byteLength(message.html));
+  if (bytes <= maxBytes) return null;
+  return {
+    category: 'too-large',
+    reason: `the message is ${composed ? '' : 'at least '}${bytes} bytes encoded, over maxMessageBytes ${maxBytes}; shorten the template, or raise "maxMessageBytes" in mailer.json if the server takes it`,
+  };
 }
 
 export function checkTemplate(store: Store, template: Template, settings: MailingSettings): void {
@@ -69,6 +88,12 @@ export interface DryRunResult {
   leftQueued: number;
 }
 
+/** As long as a send id of a large database and a token (newToken): 22 URL-safe characters. */
+const DRY_RUN_SEND_ID = 1_000_000;
+const DRY_RUN_TOKEN = 'TOKEN'.padEnd(22, '0');
+/** Link values of that send id: signed with a throwaway key, they have the real ones' length. */
+const DRY_RUN_LINKS = new LinkSigner(Buffer.alloc(32)).mailLinks(DRY_RUN_SEND_ID);
+
 /** Everything a send would check, without writing a thing. */
 export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResult {
   checkTemplate(store, input.template, input.settings);
@@ -76,22 +101,33 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
   // As the send does it: a test takes the first `limit` members; a real send queues everyone,
   // and --limit counts the mails handed over, so a member skipped on the way takes no place.
   const test = input.testTo !== undefined;
+  const maxBytes = input.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  // The message as the run composes it, with stand-ins of the same length for the send id and
+  // the token, so that the size the dry run measures is the size of the mail (to a few bytes).
+  const { settings } = input;
+  const fromHeader = input.template.from ?? settings.from!;
+  const fromAddress = addressOf(fromHeader, 'the sender');
+  const trackingUrl = settings.track && settings.publicUrl && !test ? settings.publicUrl.replace(/\/+$/, '') : null;
+  const composeAsSent = (message: RenderedMessage, to: { name: string | null; address: string }) => compose({
+    message, from: message.from ?? fromHeader, replyTo: message.replyTo ?? settings.replyTo ?? null,
+    to, messageId: newMessageId(DRY_RUN_SEND_ID, fromAddress), sendId: DRY_RUN_SEND_ID, test,
+    tracking: trackingUrl ? { baseUrl: trackingUrl, unsubscribe: DRY_RUN_LINKS.unsubscribe, pixel: DRY_RUN_LINKS.open } : undefined,
+  });
   for (const member of store.selectedMembers(input.selection, test ? input.limit : undefined)) {
     result.selected++;
     const email = input.testTo ?? member.email;
     let skip: { category: string; reason: string } | null = null;
-    if (input.testTo === undefined && member.emailProblem) {
-      skip = { category: member.emailProblem, reason: member.emailProblem === 'no-address' ? 'the member has no e-mail address' : `the address ${member.email} is not a valid e-mail address` };
-    } else if (input.testTo === undefined && member.suppressed) {
-      skip = { category: 'suppressed', reason: `the address is suppressed: ${member.suppressed}` };
+    if (input.testTo === undefined && member.skip) {
+      skip = member.skip;
     } else if (!test && input.limit !== undefined && result.wouldSendCount >= input.limit) {
       // Past --limit the run renders nobody: a member with an empty field is skipped only when
       // a later run reaches it. Left queued, as the run would leave it.
       result.leftQueued++;
       continue;
     } else {
-      const rendered = render(input.template, memberView(member, email, 'TOKEN'), { allowEmpty: !!input.settings.allowEmpty });
+      const rendered = render(input.template, memberView(member, email, DRY_RUN_TOKEN), { allowEmpty: !!input.settings.allowEmpty });
       if (!rendered.ok) skip = { category: rendered.category, reason: rendered.reason };
+      else skip = sizeSkip(maxBytes, rendered.message) ?? sizeSkip(maxBytes, rendered.message, composeAsSent(rendered.message, { name: test ? null : member.name, address: email! }));
     }
     if (skip) {
       result.skipped.push({ member: member.key, email: member.email, ...skip });

@@ -12,3 +12,16 @@ export function wholeNumber(value: unknown, name: string, min = 1, max = Infinit
   }
   return n;
 }
+
+/**
+ * A decimal number as members' files write it: `30`, `-2`, `12.50`, or with the decimal comma
+ * German spreadsheets write, `12,50`. Null for anything else (empty, `frei`, `1.234,50`): such
+ * a value is compared as text, and such a field is no number.
+ */
+export function decimalNumber(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  if (typeof value !== 'string') return null;
+  const text = value.trim();
+  if (!/^[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)$/.test(text)) return null;
+  return Number(text.replace(',', '.'));
+}

@@ -2,12 +2,12 @@ import { ExitCode, MailerError, SEND_BUSY_WAIT_MS, isDatabaseBusy } from '../err
 import type { Store } from '../store/store.js';
 import { BUILT_IN_RULES, Catalog, type Classification } from './catalog.js';
 import { addressOf, compose, newMessageId, verpAddress } from './compose.js';
-import { mailingTemplate } from './mailing.js';
+import { mailingTemplate, sizeSkip } from './mailing.js';
 import type { Transport } from './ports.js';
 import { DeliveryError } from './ports.js';
 import { memberView, render } from './template.js';
 import { parseRate, Throttle } from './throttle.js';
-import type { Settings } from './settings.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, type Settings } from './settings.js';
 import { stopRequest } from './session.js';
 import { LinkSigner, newToken } from './token.js';
 import type { Mailing, Member, Send } from './types.js';
@@ -26,6 +26,8 @@ export interface QueueOptions {
   maxConnectionErrors: number;
   /** waits before each retry of a deferred send; past the last one it fails */
   backoff?: number[];
+  /** a mail whose encoded message is larger is skipped as too-large (default 10,000,000) */
+  maxMessageBytes?: number;
   catalog: Catalog;
   clock: () => number;
   onProgress?: (progress: QueueProgress) => void;
@@ -45,17 +47,17 @@ export interface QueueOutcome extends QueueProgress {
   limitReached: boolean;
   /** the process was asked to stop; the sends not yet taken stay queued */
   interrupted: boolean;
+  /** of the skipped, those over maxMessageBytes: a run with any exits 1 */
+  tooLarge: number;
 }
 
 const PAGE = 512;
 
-/** What a claimed send brings to the worker: the send, its member, and any suppression. */
+/** What a claimed send brings to the worker: the send, addressed as the member is now, and its member. */
 export interface Claimed {
   send: Send;
   member: Member;
   token: string;
-  /** the reason, if the address is suppressed */
-  suppressed: string | null;
 }
 
 /**
@@ -239,6 +241,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
   const throttle = new Throttle(opts.intervalMs, opts.clock);
   const pool = new TransportPool(transports, opts.maxConnectionErrors);
   const backoff = opts.backoff ?? RETRY_BACKOFF_MS;
+  const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const contexts = new Map<number, MailingContext>();
   const contextOf = (mailingId: number) => {
     let ctx = contexts.get(mailingId);
@@ -255,7 +258,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
     return { baseUrl, unsubscribe, pixel: open };
   };
 
-  const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false };
+  const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false, tooLarge: 0 };
   // What --limit counts: sends claimed for the server. One skipped on the way (suppressed since
   // it was queued, a field empty) or put back (no server left) gives its place to the next.
   let taken = 0;
@@ -284,11 +287,19 @@ export async function deliverSends(store: Store, transports: Transport[], source
     };
   };
 
-  /** Claims the next sendable send and reads what it needs; runs inside a batched write. */
+  /**
+   * Claims the next sendable send and reads what it needs; runs inside a batched write. A send
+   * whose member cannot be mailed now (address gone, invalid or suppressed since it was queued)
+   * is skipped on the way, taking no place under --limit.
+   */
   const claimNext = (): Claimed | null => {
     for (let id = next(); id !== undefined; id = next()) {
       const row = store.claimForDelivery(id, newToken(id), opts.clock());
-      if (row) {
+      if (row?.skip) {
+        outcome.skipped++;
+        outcome.done++;
+        opts.onProgress?.(outcome);
+      } else if (row) {
         taken++;
         return row;
       }
@@ -304,17 +315,20 @@ export async function deliverSends(store: Store, transports: Transport[], source
     const sendId = send.id;
     const ctx = contextOf(send.mailingId);
     const { mailing } = ctx;
-    if (claimed.suppressed !== null && !mailing.test) {
-      outcome.skipped++;
-      taken--;
-      return () => store.markSkipped(sendId, 'suppressed', `the address is suppressed: ${claimed.suppressed}`, opts.clock());
-    }
     const rendered = render(ctx.template, memberView(member, send.email, token), { allowEmpty: !!mailing.settings.allowEmpty });
     if (!rendered.ok) {
       outcome.skipped++;
       taken--;
       return () => store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
     }
+    const tooLarge = (skip: { category: string; reason: string }): Record => {
+      outcome.skipped++;
+      outcome.tooLarge++;
+      taken--;
+      return () => store.markSkipped(sendId, skip.category, skip.reason, opts.clock());
+    };
+    const surelyTooLarge = sizeSkip(maxBytes, rendered.message);
+    if (surelyTooLarge) return tooLarge(surelyTooLarge);
     const messageId = newMessageId(sendId, ctx.fromAddress);
     const raw = compose({
       message: rendered.message,
@@ -326,6 +340,8 @@ export async function deliverSends(store: Store, transports: Transport[], source
       test: mailing.test,
       tracking: ctx.trackingUrl ? trackingLinks(ctx.trackingUrl, sendId) : undefined,
     });
+    const oversize = sizeSkip(maxBytes, rendered.message, raw);
+    if (oversize) return tooLarge(oversize);
     const envelopeFrom = ctx.verp ? verpAddress(ctx.envelopeFrom, sendId) : ctx.envelopeFrom;
     const tried = new Set<Transport>();
     let transport = pool.pick(tried);
@@ -429,6 +445,7 @@ export function queueSettings(store: Store, settings: Settings, clock: () => num
     intervalMs: settings.rate ? parseRate(settings.rate) : 0,
     maxConnectionErrors: 5,
     backoff: settings.retryBackoff,
+    maxMessageBytes: settings.maxMessageBytes,
     catalog: catalogOf(store),
     clock,
   };

@@ -27,6 +27,8 @@ export interface RunResult {
   stopped: QueueOutcome['stopped'];
   failed: number;
   deferred: number;
+  /** mails skipped for being over maxMessageBytes */
+  tooLarge: number;
   report?: ReportResult;
 }
 
@@ -35,7 +37,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
   return withSendLock(store, 'run', req.now(), async () => {
     const now = req.now();
     const { budget, reason } = runBudget(store, req.settings, req.max === undefined ? undefined : { n: req.max, flag: '--max' }, now);
-    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0 };
+    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0 };
     const retryIds = () => store.dueRetries(req.now(), remaining() ?? 1_000_000);
     const remaining = () => (budget === null ? undefined : budget - result.handedOver);
     if (budget === 0) {
@@ -68,6 +70,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
         const summary = summarize(store, id);
         result.mailings.push(summary);
         say(`mailing ${id}: ${summary.status}, sent ${outcome.sent}, failed ${outcome.failed}, deferred ${outcome.deferred}, still queued ${summary.queued}`);
+        if (outcome.tooLarge > 0) sayTooLarge(store, id, outcome.tooLarge, say);
       }
       if (goOn()) {
         const ids = retryIds();
@@ -90,5 +93,12 @@ function count(result: RunResult, outcome: QueueOutcome): void {
   result.handedOver += outcome.sent + outcome.failed + outcome.deferred;
   result.failed += outcome.failed;
   result.deferred += outcome.deferred;
+  result.tooLarge += outcome.tooLarge;
   result.stopped ??= outcome.stopped;
+}
+
+/** The members a run skipped as too large, by name: the operator has to shorten the mail. */
+function sayTooLarge(store: Store, mailingId: number, n: number, say: (line: string) => void): void {
+  const listed = store.logSends({ mailings: [mailingId], statuses: ['skipped'], categories: ['too-large'], limit: 20 });
+  say(`mailing ${mailingId}: ${n} skipped as too large: ${listed.map((s) => `member ${s.memberKey} (send ${s.id})`).join(', ')}${n > listed.length ? ', …' : ''}; ${listed[0]?.reason ?? ''}`);
 }

@@ -107,7 +107,7 @@ export async function sendMailing(
       testTo = testTo.toLowerCase();
     }
     plan = {
-      template, selection, testTo, limit: req.test ? req.limit ?? 5 : req.limit, now: req.now(),
+      template, selection, testTo, limit: req.test ? req.limit ?? 5 : req.limit, now: req.now(), maxMessageBytes: settings.maxMessageBytes,
       settings: {
         from: settings.from, replyTo: settings.replyTo, bounceAddress: settings.bounceAddress, allowEmpty: req.allowEmpty,
         track: settings.track && !req.noTrack, publicUrl: settings.publicUrl, verp: settings.verp,

@@ -35,6 +35,8 @@ export interface Settings {
   track: boolean;
   /** envelope sender bounces+<send id>@domain, so each bounce names its send */
   verp: boolean;
+  /** a mail whose encoded message is larger is not sent (skip reason too-large) */
+  maxMessageBytes: number;
   configFile: string | null;
 }
 
@@ -51,7 +53,10 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes'];
+
+/** Providers refuse mails over 10-25 MB; a mail that large is a mistake in a mailing. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 10_000_000;
 
 export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Settings {
   const configFile = flags.config ? path.resolve(cwd, flags.config) : fs.existsSync(path.join(cwd, 'mailer.json')) ? path.join(cwd, 'mailer.json') : null;
@@ -100,6 +105,7 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     maxPerDay: optionalWholeNumber(env.MAILER_MAX_PER_DAY ?? file.maxPerDay, 'maxPerDay'),
     track: file.track !== false,
     verp: file.verp === true,
+    maxMessageBytes: optionalWholeNumber(env.MAILER_MAX_MESSAGE_BYTES ?? file.maxMessageBytes, 'maxMessageBytes') ?? DEFAULT_MAX_MESSAGE_BYTES,
     configFile,
   };
 }

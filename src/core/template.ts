@@ -26,6 +26,25 @@ export interface Template {
   variables: Set<string>;
   /** every name the template asks for, sections included */
   names: Set<string>;
+  /**
+   * Each part with its Mustache tokens, parsed once when the template is read: rendering then
+   * walks the tokens, so a template of megabytes is neither parsed nor copied per member.
+   */
+  parts: {
+    subject: Part;
+    from: Part | null;
+    replyTo: Part | null;
+    extraHeaders: Part[];
+    text: Part;
+    html: Part | null;
+    footer: Part | null;
+  };
+}
+
+/** A piece of the template as written, and its tokens. */
+export interface Part {
+  source: string;
+  tokens: string[][];
 }
 
 export interface RenderedMessage {
@@ -58,10 +77,10 @@ export function loadTemplate(file: string, footer: string | null): Template {
   }
   const htmlFile = path.join(path.dirname(file), `${path.basename(file, path.extname(file))}.html`);
   const html = htmlFile !== file && fs.existsSync(htmlFile) ? fs.readFileSync(htmlFile, 'utf8') : null;
-  return parseTemplate(source, { path: file, html, footer });
+  return parseTemplate(source, { path: file, html, htmlPath: htmlFile, footer });
 }
 
-export function parseTemplate(source: string, opts: { path: string; html: string | null; footer: string | null }): Template {
+export function parseTemplate(source: string, opts: { path: string; html: string | null; htmlPath?: string; footer: string | null }): Template {
   const text = source.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
   const split = text.indexOf('\n\n');
   if (split < 0) {
@@ -92,7 +111,19 @@ export function parseTemplate(source: string, opts: { path: string; html: string
       'mailer sets the recipient, Message-ID and MIME headers itself; remove that line');
   }
   const extraHeaders = headers.filter(([k]) => !CONTROL_HEADERS.has(k.toLowerCase()));
-  const template: Template = {
+  const names = { variables: new Set<string>(), names: new Set<string>() };
+  const part = (source: string, where: string): Part => ({ source, tokens: parseMustache(source, names, where) });
+  const optional = (source: string | null, where: string) => (source === null ? null : part(source, where));
+  const parts: Template['parts'] = {
+    subject: part(subject, opts.path),
+    from: optional(get('from'), opts.path),
+    replyTo: optional(get('reply-to'), opts.path),
+    extraHeaders: extraHeaders.map(([, v]) => part(v, opts.path)),
+    text: part(body, opts.path),
+    html: optional(opts.html, opts.htmlPath ?? `${opts.path} (its HTML part)`),
+    footer: optional(opts.footer, `the footer of ${opts.path}`),
+  };
+  return {
     path: opts.path,
     type: get('type') || path.basename(opts.path, path.extname(opts.path)),
     subject,
@@ -103,20 +134,23 @@ export function parseTemplate(source: string, opts: { path: string; html: string
     html: opts.html,
     footer: opts.footer,
     source,
-    variables: new Set(),
-    names: new Set(),
+    ...names,
+    parts,
   };
-  const parts = [subject, template.from, template.replyTo, ...extraHeaders.map(([, v]) => v), body, opts.html, opts.footer];
-  for (const part of parts) {
-    if (part) collectNames(part, template, opts.path);
-  }
-  return template;
 }
 
-function collectNames(source: string, template: Template, file: string): void {
-  let tokens: unknown[];
+/**
+ * One writer for parsing and rendering, without Mustache's template cache: the cache keys each
+ * template by its whole text, so every render of a large template would copy and hash it, and
+ * the cache would keep every template of the process alive.
+ */
+const writer = new Mustache.Writer();
+(writer as unknown as { templateCache: unknown }).templateCache = undefined;
+
+function parseMustache(source: string, found: { variables: Set<string>; names: Set<string> }, file: string): string[][] {
+  let tokens: string[][];
   try {
-    tokens = Mustache.parse(source);
+    tokens = writer.parse(source) as unknown as string[][];
   } catch (err) {
     throw badInput(`${file}: ${(err as Error).message}`, 'every {{#section}} needs its {{/section}}; placeholders are written {{name}}');
   }
@@ -125,14 +159,19 @@ function collectNames(source: string, template: Template, file: string): void {
       const [kind, value] = token;
       if (kind === 'name' || kind === '&' || kind === '{') {
         const name = value.split('.')[0];
-        if (name !== '') { template.variables.add(name); template.names.add(name); }
+        if (name !== '') { found.variables.add(name); found.names.add(name); }
       } else if (kind === '#' || kind === '^') {
-        template.names.add(value.split('.')[0]);
+        found.names.add(value.split('.')[0]);
         if (token[4]) walk(token[4]);
+      } else if (kind === '>') {
+        // Mustache renders a partial it is not given as nothing: refused, not sent without it.
+        throw badInput(`${file}: the placeholder {{> ${value}}} includes another template (a partial), which mailer does not do`,
+          'write that text into the template itself; placeholders are written {{name}}');
       }
     }
   };
   walk(tokens);
+  return tokens;
 }
 
 /** Fails before anything is sent if a placeholder names no field any member has. */
@@ -152,6 +191,10 @@ export function memberView(member: Member, email: string | null, token: string):
 
 const unescaped = { escape: (value: unknown) => String(value) };
 
+function renderPart(part: Part, context: Mustache.Context, config?: typeof unescaped): string {
+  return writer.renderTokens(part.tokens, context, undefined, part.source, config);
+}
+
 export function render(template: Template, view: Record<string, string>, opts: { allowEmpty: boolean }): RenderResult {
   if (!opts.allowEmpty) {
     for (const name of template.variables) {
@@ -161,29 +204,32 @@ export function render(template: Template, view: Record<string, string>, opts: {
       }
     }
   }
-  const header = (name: string, source: string): string | RenderResult => {
-    const value = Mustache.render(source, view, {}, unescaped);
+  const { parts } = template;
+  const context = new Mustache.Context(view);
+  const header = (name: string, part: Part): string | RenderResult => {
+    const value = renderPart(part, context, unescaped);
     if (/[\r\n]/.test(value)) {
       return { ok: false, category: 'header-injection', reason: `the rendered ${name}: header would contain a line break (from a member field); refused so that no header can be added` };
     }
     return value.trim();
   };
-  const subject = header('Subject', template.subject);
+  const subject = header('Subject', parts.subject);
   if (typeof subject !== 'string') return subject;
-  const from = template.from === null ? null : header('From', template.from);
+  const from = parts.from === null ? null : header('From', parts.from);
   if (from !== null && typeof from !== 'string') return from;
-  const replyTo = template.replyTo === null ? null : header('Reply-To', template.replyTo);
+  const replyTo = parts.replyTo === null ? null : header('Reply-To', parts.replyTo);
   if (replyTo !== null && typeof replyTo !== 'string') return replyTo;
   const extraHeaders: [string, string][] = [];
-  for (const [name, source] of template.extraHeaders) {
-    const value = header(name, source);
+  for (let i = 0; i < parts.extraHeaders.length; i++) {
+    const name = template.extraHeaders[i][0];
+    const value = header(name, parts.extraHeaders[i]);
     if (typeof value !== 'string') return value;
     extraHeaders.push([name, value]);
   }
-  let text = Mustache.render(template.text, view, {}, unescaped);
-  if (template.footer) {
-    text = `${text.replace(/\n*$/, '')}\n\n-- \n${Mustache.render(template.footer, view, {}, unescaped)}`;
+  let text = renderPart(parts.text, context, unescaped);
+  if (parts.footer) {
+    text = `${text.replace(/\n*$/, '')}\n\n-- \n${renderPart(parts.footer, context, unescaped)}`;
   }
-  const html = template.html === null ? null : Mustache.render(template.html, view);
+  const html = parts.html === null ? null : renderPart(parts.html, context);
   return { ok: true, message: { subject, from, replyTo, extraHeaders, text, html } };
 }

@@ -3,6 +3,18 @@
  * mistake here fails at launch, not half-way through a mailing. Queries whose shape depends
  * on filters are built in store.ts from the same columns and cached per shape.
  */
+/**
+ * Why a member cannot be mailed at their current address, or NULL when they can: the one rule
+ * of the queue, the dry run and the claim (which reads the address again, since an import may
+ * have corrected or removed it, or the address been suppressed, after the mailing was queued).
+ * Over `members m LEFT JOIN suppressions x ON x.email = m.email`.
+ */
+export const SKIP_CATEGORY = `CASE WHEN m.email_problem IS NOT NULL THEN m.email_problem WHEN x.reason IS NOT NULL THEN 'suppressed' END`;
+export const SKIP_REASON = `
+  CASE WHEN m.email_problem = 'no-address' THEN 'the member has no e-mail address'
+       WHEN m.email_problem IS NOT NULL THEN 'the address ' || coalesce(m.email, '') || ' is not a valid e-mail address'
+       WHEN x.reason IS NOT NULL THEN 'the address is suppressed: ' || x.reason END`;
+
 /** The file's address for this member is one that was revoked for them. */
 const REVOKED = `EXISTS (SELECT 1 FROM addresses a WHERE a.member_id = members.id AND a.email = excluded.email AND a.revoked_at IS NOT NULL)`;
 
@@ -109,10 +121,12 @@ export const queries = {
   sendById: `
     SELECT s.*, m.key AS member_key, m.name AS member_name
     FROM sends s JOIN members m ON m.id = s.member_id WHERE s.id = ?`,
+  /* What the claim reads first: the member as they are now, and whether they can be mailed. */
   deliveryRow: `
-    SELECT s.*, m.key AS member_key, m.name AS member_name, m.email AS member_email, m.fields AS member_fields,
-      m.email_problem AS member_problem, x.reason AS suppressed
-    FROM sends s JOIN members m ON m.id = s.member_id LEFT JOIN suppressions x ON x.email = s.email
+    SELECT s.*, m.key AS member_key, m.name AS member_name, m.email AS member_email,
+      m.fields AS member_fields, m.email_problem AS member_problem,
+      ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
+    FROM sends s JOIN members m ON m.id = s.member_id LEFT JOIN suppressions x ON x.email = m.email
     WHERE s.id = ?`,
   attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
   messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,
@@ -144,8 +158,9 @@ export const queries = {
   sendByToken: `
     SELECT s.id, s.email, s.test, s.token_revoked_at, m.key AS member_key, m.name AS member_name
     FROM sends s JOIN members m ON m.id = s.member_id WHERE s.token = ?`,
-  /* Retry: the send goes to the member's current address; a token that went nowhere is dropped
-     when the address changes, so the new mail carries one bound to the new address. */
+  /* Retry, and a claim that finds the member's address changed since the send was queued: the
+     send goes to the member's current address; a token that went nowhere is dropped when the
+     address changes, so the new mail carries one bound to the new address. */
   prepareRetry: `
     UPDATE sends SET email = @email, token = CASE WHEN email IS @email THEN token END, updated_at = @now
     WHERE id = @id`,

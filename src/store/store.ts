@@ -10,7 +10,8 @@ import type {
 } from '../core/types.js';
 import type { CatalogRule } from '../core/catalog.js';
 import { migrations } from './schema.js';
-import { queries, type QueryName } from './queries.js';
+import { queries, SKIP_CATEGORY, SKIP_REASON, type QueryName } from './queries.js';
+import { decimalNumber } from '../core/numbers.js';
 
 type Row = Record<string, any>;
 
@@ -67,6 +68,38 @@ export interface Suppression {
 
 /** Columns a member condition can name directly; every other name is a field of the import. */
 const MEMBER_COLUMNS: Record<string, string> = { id: 'm.key', email: 'm.email', name: 'm.name' };
+
+/** The statuses a claim takes a send from (as claimSend's WHERE). */
+const CLAIMABLE = ['queued', 'deferred', 'failed'];
+
+/** A claimed send with its member, or one the claim skipped because the address cannot be mailed. */
+export type ClaimResult =
+  | { send: Send; member: Member; token: string; skip: null }
+  | { send: Send; member: Member; token: null; skip: { category: string; reason: string } };
+
+/**
+ * One `--where` condition as SQL over `members m`. `=`, `!=` and `~` compare text, a missing
+ * field counting as empty. `<` and `>` compare numbers when the value is one (a decimal comma
+ * as in 12,50 too), else text; a member whose field is empty, missing, or (for a number) not a
+ * number is not selected by them: "beitrag<20" must not pick those who have no beitrag.
+ */
+export function conditionClause(c: FieldCondition): { sql: string; params: unknown[] } {
+  const column = MEMBER_COLUMNS[c.field];
+  // The field's JSON path is bound, never spliced into the SQL, and bound once per use of it.
+  const expr = column ?? 'json_extract(m.fields, ?)';
+  const jsonPath = column ? [] : [`$."${c.field.replace(/["\\]/g, '\\$&')}"`];
+  switch (c.op) {
+    case '=': return { sql: `coalesce(${expr}, '') = ?`, params: [...jsonPath, c.value] };
+    case '!=': return { sql: `coalesce(${expr}, '') != ?`, params: [...jsonPath, c.value] };
+    case '~': return { sql: `instr(lower(coalesce(${expr}, '')), lower(?)) > 0`, params: [...jsonPath, c.value] };
+    case '<':
+    case '>': {
+      const n = decimalNumber(c.value);
+      if (n !== null) return { sql: `mailer_number(${expr}) ${c.op} ?`, params: [...jsonPath, n] };
+      return { sql: `nullif(${expr}, '') ${c.op} ?`, params: [...jsonPath, c.value] };
+    }
+  }
+}
 
 const UPSERT_BATCH = 100;
 /**
@@ -152,6 +185,9 @@ export class Store {
 
   private constructor(db: Database.Database) {
     this.db = db;
+    // A member field as a number for `--where beitrag<20`, by the same reading as the value
+    // (12,50 too); NULL when it is none, so that the comparison selects nobody.
+    db.function('mailer_number', { deterministic: true }, (value: unknown) => decimalNumber(value));
     this.stmt = Object.fromEntries(
       Object.entries(queries).map(([name, sql]) => [name, db.prepare(sql)]),
     ) as Record<QueryName, Database.Statement>;
@@ -429,25 +465,9 @@ export class Store {
     const clauses: string[] = [];
     const params: unknown[] = [];
     for (const c of selection.conditions) {
-      let expr = MEMBER_COLUMNS[c.field];
-      if (!expr) {
-        expr = `json_extract(m.fields, ?)`;
-        params.push(`$."${c.field}"`);
-      }
-      const numeric = (c.op === '<' || c.op === '>') && c.value.trim() !== '' && !Number.isNaN(Number(c.value));
-      switch (c.op) {
-        case '=': clauses.push(`coalesce(${expr}, '') = ?`); params.push(c.value); break;
-        case '!=': clauses.push(`coalesce(${expr}, '') != ?`); params.push(c.value); break;
-        case '~': clauses.push(`instr(lower(coalesce(${expr}, '')), lower(?)) > 0`); params.push(c.value); break;
-        default:
-          if (numeric) {
-            clauses.push(`(coalesce(${expr}, '') != '' AND CAST(${expr} AS REAL) ${c.op} ?)`);
-            params.push(Number(c.value));
-          } else {
-            clauses.push(`coalesce(${expr}, '') ${c.op} ?`);
-            params.push(c.value);
-          }
-      }
+      const clause = conditionClause(c);
+      clauses.push(clause.sql);
+      params.push(...clause.params);
     }
     if (selection.notOpenedOf !== undefined) {
       // The follow-up of seed 003: delivered, not bounced, and no open recorded.
@@ -471,18 +491,13 @@ export class Store {
   enqueue(mailing: Mailing, selection: MemberSelection, opts: { limit?: number; testTo?: string; now: number }): number {
     const { where, params } = this.selectionWhere(selection);
     const test = opts.testTo !== undefined;
-    const suppressedReason = `(SELECT reason FROM suppressions x WHERE x.email = m.email)`;
     const sql = `
       INSERT INTO sends (mailing_id, member_id, email, type, test, status, category, reason, created_at, updated_at)
       SELECT ?, m.id, ${test ? '?' : 'm.email'}, ?, ?,
-        ${test ? `'queued', NULL, NULL` : `
-        CASE WHEN m.email_problem IS NOT NULL OR ${suppressedReason} IS NOT NULL THEN 'skipped' ELSE 'queued' END,
-        coalesce(m.email_problem, CASE WHEN ${suppressedReason} IS NOT NULL THEN 'suppressed' END),
-        CASE WHEN m.email_problem = 'no-address' THEN 'the member has no e-mail address'
-             WHEN m.email_problem IS NOT NULL THEN 'the address ' || coalesce(m.email, '') || ' is not a valid e-mail address'
-             ELSE 'the address is suppressed: ' || ${suppressedReason} END`},
+        ${test ? `'queued', NULL, NULL` : `CASE WHEN ${SKIP_CATEGORY} IS NULL THEN 'queued' ELSE 'skipped' END, ${SKIP_CATEGORY}, ${SKIP_REASON}`},
         ?, ?
-      FROM members m WHERE ${where} ORDER BY m.id ${opts.limit !== undefined ? 'LIMIT ?' : ''}`;
+      FROM members m LEFT JOIN suppressions x ON x.email = m.email
+      WHERE ${where} ORDER BY m.id ${opts.limit !== undefined ? 'LIMIT ?' : ''}`;
     const head = test
       ? [mailing.id, opts.testTo, mailing.type, 1, opts.now, opts.now]
       : [mailing.id, mailing.type, 0, opts.now, opts.now];
@@ -492,14 +507,18 @@ export class Store {
     return info.changes;
   }
 
-  /** The selected members, for a dry run, in the order a send would take them. */
-  *selectedMembers(selection: MemberSelection, limit?: number): Generator<Member & { suppressed: string | null }> {
+  /**
+   * The selected members, for a dry run, in the order a send would take them, each with the
+   * reason a send would skip them at their address (null when it would not).
+   */
+  *selectedMembers(selection: MemberSelection, limit?: number): Generator<Member & { skip: { category: string; reason: string } | null }> {
     const { where, params } = this.selectionWhere(selection);
     const sql = `
-      SELECT m.*, (SELECT reason FROM suppressions x WHERE x.email = m.email) AS suppressed
-      FROM members m WHERE ${where} ORDER BY m.id ${limit !== undefined ? `LIMIT ${Math.floor(limit)}` : ''}`;
+      SELECT m.*, ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
+      FROM members m LEFT JOIN suppressions x ON x.email = m.email
+      WHERE ${where} ORDER BY m.id ${limit !== undefined ? `LIMIT ${Math.floor(limit)}` : ''}`;
     for (const row of this.shape(sql).iterate(...params) as Iterable<Row>) {
-      yield { ...toMember(row)!, suppressed: row.suppressed };
+      yield { ...toMember(row)!, skip: row.skip_category === null ? null : { category: row.skip_category, reason: row.skip_reason } };
     }
   }
 
@@ -545,15 +564,31 @@ export class Store {
     return row?.token;
   }
 
-  /** Claims a send and reads, in the same breath, all a worker needs to deliver it. */
-  claimForDelivery(id: number, token: string, now: number): { send: Send; member: Member; token: string; suppressed: string | null } | undefined {
+  /**
+   * Claims a send and reads, in the same breath, all a worker needs to deliver it: the member's
+   * address as it is now, not as it was when the mailing was queued. When that address cannot
+   * be mailed (gone, invalid, suppressed), the send is skipped with the reason instead; a test
+   * send goes to the test address whatever the member's. Undefined when it is no longer sendable.
+   */
+  claimForDelivery(id: number, token: string, now: number): ClaimResult | undefined {
+    const r = this.stmt.deliveryRow.get(id) as Row | undefined;
+    if (!r || !CLAIMABLE.includes(r.status)) return undefined;
+    const member: Member = { id: r.member_id, key: r.member_key, email: r.member_email, name: r.member_name, fields: JSON.parse(r.member_fields), emailProblem: r.member_problem };
+    if (!r.test && r.skip_category !== null) {
+      this.markSkipped(id, r.skip_category, r.skip_reason, now);
+      return { send: toSend(r)!, member, token: null, skip: { category: r.skip_category, reason: r.skip_reason } };
+    }
+    // Written only when the address changed since the send was queued: setting the indexed
+    // column on every claim would double the claim's cost.
+    if (!r.test && r.member_email !== r.email) this.prepareRetry(id, r.member_email, now);
     const claimed = this.stmt.claimSend.get({ id, token, now }) as Row | undefined;
     if (!claimed) return undefined;
-    const r = this.stmt.deliveryRow.get(id) as Row;
-    return {
-      send: toSend(r)!, token: claimed.token, suppressed: r.suppressed,
-      member: { id: r.member_id, key: r.member_key, email: r.member_email, name: r.member_name, fields: JSON.parse(r.member_fields), emailProblem: r.member_problem },
-    };
+    // The row as claimSend left it, without reading it again.
+    const send = toSend({
+      ...r, email: r.test ? r.email : r.member_email, attempts: r.attempts + 1, token: claimed.token, updated_at: now,
+      maybe_duplicate: r.claimed_at !== null ? 1 : r.maybe_duplicate,
+    })!;
+    return { send, member, token: claimed.token, skip: null };
   }
 
   send(id: number): Send | undefined {

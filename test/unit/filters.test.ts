@@ -1,5 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { decimalNumber } from '../../src/core/numbers.js';
+import { Store } from '../../src/store/store.js';
 import { parseCondition, parseSendFilter } from '../../src/core/filters.js';
 import { MailerError } from '../../src/errors.js';
 
@@ -28,4 +33,62 @@ test('send filters: statuses checked, members resolved, dates parsed, limit whol
   assert.throws(() => parseSendFilter({ limit: '2.5' }, now, resolve), /--limit/);
   assert.throws(() => parseSendFilter({ until: 'soon' }, now, resolve), /--until "soon"/);
   assert.throws(() => parseSendFilter({ mailing: ['0'] }, now, resolve), /--mailing takes a number/);
+});
+
+/** A database with a few members, as an import leaves them: every field a string, some empty. */
+function storeWithMembers(): Store {
+  const store = Store.open(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-filters-')), 'mailer.db'));
+  const add = store.db.prepare(`INSERT INTO members (key, email, name, fields, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0)`);
+  add.run('1', 'anna@example.org', 'Anna', JSON.stringify({ beitrag: '12,50', mitglied_seit: '2015', region: 'Nord' }));
+  add.run('2', 'ben@example.org', 'Ben', JSON.stringify({ beitrag: '30', mitglied_seit: '2021', region: 'Süd' }));
+  add.run('3', 'cem@example.org', 'Cem', JSON.stringify({ beitrag: '', mitglied_seit: '2009', region: 'Nord' }));
+  add.run('4', 'dora@example.org', 'Dora', JSON.stringify({ beitrag: 'frei', region: 'West' }));
+  add.run('10', 'emil@example.org', 'Emil', JSON.stringify({ beitrag: '8', mitglied_seit: '2018', 'mit "zitat"': 'ja' }));
+  return store;
+}
+
+test('member conditions select by every op on fixed columns and fields, alone and combined', () => {
+  const store = storeWithMembers();
+  const keys = (...where: string[]) => [...store.selectedMembers({ conditions: where.map(parseCondition), members: [] })].map((m) => m.key);
+  const rows: [string[], string[]][] = [
+    [['beitrag>10'], ['1', '2']],
+    [['beitrag<20'], ['1', '10']],
+    [['beitrag>12,49'], ['1', '2']],
+    [['beitrag<12.5'], ['10']],
+    [['beitrag>-1', 'beitrag<100'], ['1', '2', '10']],
+    [['mitglied_seit<2016'], ['1', '3']],
+    [['mitglied_seit>2016', 'region=Nord'], []],
+    [['mitglied_seit>2016', 'region!=Nord'], ['2', '10']],
+    [['beitrag>e'], ['4']],
+    [['region<O'], ['1', '3']],
+    [['region>O'], ['2', '4']],
+    [['id>2'], ['3', '4', '10']],
+    [['id<10'], ['1', '2', '3', '4']],
+    [['id>3', 'beitrag<10'], ['10']],
+    [['name<C'], ['1', '2']],
+    [['name>Cem'], ['4', '10']],
+    [['email<c'], ['1', '2']],
+    [['email>cem@example.org', 'id<10'], ['4']],
+    [['beitrag='], ['3']],
+    [['mitglied_seit='], ['4']],
+    [['beitrag=30'], ['2']],
+    [['beitrag!=30', 'region~nor'], ['1', '3']],
+    [['id=10'], ['10']],
+    [['name!=Anna', 'email~EMIL'], ['10']],
+    [['mit "zitat"=ja'], ['10']],
+    [['mit "zitat">a'], ['10']],
+  ];
+  try {
+    for (const [where, expected] of rows) assert.deepEqual(keys(...where), expected, where.join(' AND '));
+  } finally {
+    store.close();
+  }
+});
+
+test('decimal numbers as member files write them', () => {
+  const rows: [unknown, number | null][] = [
+    ['30', 30], ['12,50', 12.5], ['12.50', 12.5], [' -2 ', -2], ['+3', 3], [',5', 0.5], ['0', 0], [7, 7],
+    ['', null], ['frei', null], ['1.234,50', null], ['1,2,3', null], ['12,', null], ['1e3', null], ['2019-01-01', null], [null, null],
+  ];
+  for (const [value, expected] of rows) assert.equal(decimalNumber(value), expected, String(value));
 });

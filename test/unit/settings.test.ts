@@ -81,3 +81,14 @@ test('the password comes from $MAILER_SMTP_PASSWORD only, never from the setting
   assert.throws(() => resolveSettings({}, {}, dir), /unknown key "password"/);
   assert.equal(resolveSettings({}, { MAILER_SMTP_PASSWORD: 'from-env' }, folderWithConfig({})).smtpPassword, 'from-env');
 });
+
+test('maxMessageBytes: 10,000,000 unless the settings file or $MAILER_MAX_MESSAGE_BYTES says otherwise; a bad value is refused', () => {
+  const plain = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-settings-'));
+  assert.equal(resolveSettings({}, {}, plain).maxMessageBytes, 10_000_000);
+  const dir = folderWithConfig({ maxMessageBytes: 5_000_000 });
+  assert.equal(resolveSettings({}, {}, dir).maxMessageBytes, 5_000_000);
+  assert.equal(resolveSettings({}, { MAILER_MAX_MESSAGE_BYTES: '2000000' }, dir).maxMessageBytes, 2_000_000);
+  for (const bad of ['10MB', 0, -1, 2.5]) {
+    assert.throws(() => resolveSettings({}, {}, folderWithConfig({ maxMessageBytes: bad })), /"maxMessageBytes" must be a whole number/, String(bad));
+  }
+});

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import Mustache from 'mustache';
 import { checkPlaceholders, parseTemplate, render } from '../../src/core/template.js';
 import { MailerError } from '../../src/errors.js';
 
@@ -44,4 +45,39 @@ test('text unescaped, HTML escaped, footer appended, header line breaks refused,
   const empty = render(t, { ...view, name: ' ' }, { allowEmpty: false });
   assert.deepEqual([empty.ok, !empty.ok && empty.category], [false, 'empty-field']);
   assert.equal(render(t, { ...view, name: '' }, { allowEmpty: true }).ok, true);
+});
+
+test('a Mustache partial is refused, naming it and the file it is in', () => {
+  const rows: [string, string | null, RegExp][] = [
+    ['Subject: x\n\n{{> kopf}}\nText', null, /^invitation\.txt: the placeholder \{\{> kopf\}\} includes another template \(a partial\)/],
+    ['Subject: {{>betreff}}\n\nText', null, /^invitation\.txt: the placeholder \{\{> betreff\}\}/],
+    ['Subject: x\n\n{{#vip}}{{> dank}}{{/vip}}', null, /^invitation\.txt: the placeholder \{\{> dank\}\}/],
+    ['Subject: x\n\nText', '<p>{{^name}}{{> fuss}}{{/name}}</p>', /^invitation\.html: the placeholder \{\{> fuss\}\}/],
+  ];
+  for (const [source, html, message] of rows) {
+    assert.throws(() => parseTemplate(source, { path: 'invitation.txt', html, htmlPath: 'invitation.html', footer: null }),
+      (err: unknown) => err instanceof MailerError && err.exitCode === 2 && message.test(err.message), source);
+  }
+  assert.throws(() => parse('Subject: x\n\nText', null, 'Gruß {{> signatur}}'), /the footer of invitation\.txt: the placeholder \{\{> signatur\}\}/);
+});
+
+test('a template is parsed once: rendering neither parses it again nor keys a cache by its text', () => {
+  const body = 'Hallo {{name}}, {{#vip}}danke{{/vip}}\n'.repeat(20_000);
+  const t = parse(`Subject: Hallo {{name}}\n\n${body}`, `<p>{{name}}</p>${body}`);
+  const proto = Mustache.Writer.prototype as { parse: (...args: unknown[]) => unknown };
+  const parse0 = proto.parse;
+  let parsed = 0;
+  proto.parse = function (this: unknown, ...args: unknown[]) { parsed++; return parse0.apply(this, args); };
+  try {
+    for (const name of ['Anna', 'Ben', 'Cem']) {
+      const r = render(t, { name, vip: '1', id: '1', email: 'a@example.org', token: 'T' }, { allowEmpty: false });
+      assert.ok(r.ok && r.message.html!.startsWith(`<p>${name}</p>Hallo ${name}, danke\n`));
+      assert.equal(r.ok && r.message.text, `Hallo ${name}, danke\n`.repeat(20_000));
+    }
+  } finally {
+    proto.parse = parse0;
+  }
+  assert.equal(parsed, 0, 'no part parsed again per member');
+  const cache = Mustache.templateCache as unknown as { _cache: Record<string, unknown> };
+  assert.ok(!Object.keys(cache._cache).some((key) => key.includes('{{#vip}}danke')), 'the template kept by no cache keyed by its text');
 });
