@@ -186,6 +186,8 @@ export const BUILT_IN_RULES: CatalogRule[] = [
   { match: 'EPERM', category: 'server-unreachable', permanent: false },
   { match: 'ENOTDIR', category: 'server-unreachable', permanent: false },
   { match: 'ENOAUTH', category: 'auth', permanent: false },
+  // an address with non-ASCII letters before the @, and a server without SMTPUTF8
+  { match: 'ESMTPUTF8', category: 'needs-smtputf8', permanent: true },
 ];
 
 /** What went wrong, as the transport reports it (nodemailer's error fields). */
@@ -196,6 +198,8 @@ export interface DeliveryFailure {
   responseCode?: number;
   response?: string;
   message: string;
+  /** the connection broke after the message's final dot, before the reply: it may have arrived */
+  afterMessage?: boolean;
 }
 
 export interface Classification {
@@ -273,7 +277,9 @@ export class Catalog {
     };
     const found = this.compiled.find(matches('own')) ?? this.compiled.find(matches('subject')) ?? this.compiled.find(matches('reply'));
     const byClass = enhancedCode ? enhancedCode.startsWith('5') : responseCode !== null ? responseCode >= 500 : false;
-    const category: Category = found?.rule.category ?? 'other';
+    // A broken connection after the final dot: the server may have the mail (RFC 5321, 4.1.1.4).
+    const lost = failure.afterMessage && found !== undefined && CONNECTION_CATEGORIES.has(found.rule.category);
+    const category: Category = lost ? 'maybe-sent' : found?.rule.category ?? 'other';
     // A refused sender (MAIL FROM) is the same for every mail: not this member's fault.
     const senderRefused = failure.command === 'MAIL FROM';
     return {

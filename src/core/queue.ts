@@ -186,11 +186,11 @@ function mailingContext(mailing: Mailing): MailingContext {
  * out for the rest of the run, and the run stops only when none is left.
  */
 export class TransportPool {
-  private readonly entries: { transport: Transport; errors: number; down: Classification | null }[];
+  private readonly entries: { transport: Transport; errors: number; last: Classification | null; down: Classification | null }[];
   private cursor = 0;
 
   constructor(transports: Transport[], private readonly maxErrors: number) {
-    this.entries = transports.map((transport) => ({ transport, errors: 0, down: null }));
+    this.entries = transports.map((transport) => ({ transport, errors: 0, last: null, down: null }));
   }
 
   /** The next usable server not yet tried for this send. */
@@ -206,13 +206,16 @@ export class TransportPool {
   }
 
   succeeded(transport: Transport): void {
-    this.entry(transport).errors = 0;
+    const entry = this.entry(transport);
+    entry.errors = 0;
+    entry.last = null;
   }
 
   /** Returns true if the server is now left out. */
   failed(transport: Transport, c: Classification): boolean {
     const entry = this.entry(transport);
     entry.errors++;
+    entry.last = c;
     if (c.fatal || entry.errors >= this.maxErrors) entry.down ??= c;
     return entry.down !== null;
   }
@@ -355,7 +358,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
         }
         // The server, not this mail, is the problem: back to the queue, giving its place under
         // --limit to the next; another server may take it, if a place is still free.
-        store.recordInterrupted(base);
+        store.recordInterrupted({ ...base, maybeSent: c.category === 'maybe-sent' ? raw : undefined });
         taken--;
         pool.failed(transport, c);
         if (!pool.usable) {
