@@ -220,6 +220,17 @@ export class TransportPool {
     return entry.down !== null;
   }
 
+  /**
+   * At the end of a run that gave sends back: a server whose last word was a connection failure
+   * is left out too, though it had fewer than `maxErrors` of them. A small mailing's few sends
+   * (each tried once, on every server) end there as well as a large one's five in a row.
+   * Returns true if none is usable then.
+   */
+  leaveOutFailing(): boolean {
+    for (const e of this.entries) if (e.last) e.down ??= e.last;
+    return !this.usable;
+  }
+
   get usable(): boolean {
     return this.entries.some((e) => !e.down);
   }
@@ -253,6 +264,8 @@ export async function deliverSends(store: Store, transports: Transport[], source
   };
 
   const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false };
+  // Sends given back because no usable server was left to take them.
+  let givenBack = 0;
   // What --limit counts: sends claimed for the server. One skipped on the way (suppressed since
   // it was queued, a field empty) or put back (no server left) gives its place to the next.
   let taken = 0;
@@ -366,7 +379,10 @@ export async function deliverSends(store: Store, transports: Transport[], source
           return () => {};
         }
         transport = pool.pick(tried);
-        if (!transport) break;
+        if (!transport) {
+          givenBack++;
+          break;
+        }
         if (opts.limit !== undefined && taken >= opts.limit) return () => {};
         if (!store.claimSend(sendId, token, opts.clock())) return () => {};
         taken++;
@@ -402,6 +418,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
   if (failure) throw (failure as { err: unknown }).err;
+  if (givenBack > 0 && !outcome.stopped && !outcome.interrupted && pool.leaveOutFailing()) stop();
   // A worker that stopped at the limit may have seen others' skips give places back after it,
   // which they took until the queue ran out: then the limit did not end the run.
   outcome.limitReached &&= taken >= opts.limit!;
