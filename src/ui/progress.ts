@@ -18,8 +18,10 @@ export const IDLE_MS = 5_000;
 export function progressText(c: ProgressCounts, total: number, elapsedMs: number, idleMs: number, server?: string): string {
   const counts = `${c.done}/${total}  sent ${c.sent}  failed ${c.failed}  deferred ${c.deferred}  skipped ${c.skipped}`;
   if (server && idleMs >= IDLE_MS) return `${counts}  waiting for ${server} (${formatDuration(Math.round(idleMs / 1000))})`;
+  // Before the first send is done there is no rate to tell an ETA from.
+  if (c.done === 0) return counts;
   const rate = c.done / Math.max(elapsedMs / 1000, 0.001);
-  const eta = rate > 0 ? Math.round(Math.max(total - c.done, 0) / rate) : 0;
+  const eta = Math.round(Math.max(total - c.done, 0) / rate);
   return `${counts}  ${rate.toFixed(0)}/s  ETA ${formatDuration(eta)}`;
 }
 

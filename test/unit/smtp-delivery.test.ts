@@ -135,4 +135,5 @@ test('the progress line names the server it waits for while nothing goes out, an
   assert.equal(progressText(counts, 10, 60_000, IDLE_MS + 7000, 'smtp://mail.example.org:587'), '2/10  sent 2  failed 0  deferred 0  skipped 0  waiting for smtp://mail.example.org:587 (12s)');
   const none = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0 };
   assert.match(progressText(none, 3, 30_000, 30_000, 'smtp://127.0.0.1:2525'), /waiting for smtp:\/\/127\.0\.0\.1:2525 \(30s\)$/);
+  assert.equal(progressText(none, 3, 1000, 1000, 'smtp://127.0.0.1:2525'), '0/3  sent 0  failed 0  deferred 0  skipped 0', 'no ETA made up before the first send');
 });
