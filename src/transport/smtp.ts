@@ -134,7 +134,10 @@ export class SmtpTransport implements Transport {
         ? `${this.address} did not confirm the message in time, after the whole of it was sent`
         : `the connection to ${this.address} broke after the whole message was sent, before the server confirmed it (${e.message})`;
     }
-    return e.code === 'ETIMEDOUT' ? `${e.step} at ${this.address} timed out` : `the connection to ${this.address} broke during ${e.step} (${e.message})`;
+    if (e.code === 'ETIMEDOUT') return `${e.step} at ${this.address} timed out`;
+    if (e.code === 'ECONNECTION') return `the connection to ${this.address} broke during ${e.step} (${e.message})`;
+    // TLS and protocol errors say what went wrong in their own words
+    return e.message;
   }
 
   async close(): Promise<void> {
@@ -171,6 +174,7 @@ interface Connection {
   _createSendStream(callback: (err: Error | null, str?: string) => void): NodeJS.ReadableStream;
   _setEnvelope(envelope: { from: string; to: string[] }, callback: (err: Error | null) => void): void;
   _onError(err: Error | string, type: string, data: unknown, command: string): void;
+  _onConnect(): void;
   _formatError(message: string, code: string, response: string | false, command: string): Error;
 }
 
@@ -210,10 +214,17 @@ export function reportWhereItBroke(proto: Connection): void {
     });
     return stream;
   };
+  const onConnect = proto._onConnect;
+  proto._onConnect = function (this: Connection) {
+    this._mailerStep = 'the greeting';
+    return onConnect.call(this);
+  };
   const onError = proto._onError;
   proto._onError = function (this: Connection, err, type, data, command) {
+    // Not connected yet, or between two mails: nodemailer's words are all there is to say.
+    if (this._mailerStep === undefined) return onError.call(this, err, type, data, command);
     const error = typeof err === 'string' ? new Error(err) : err;
-    (error as Interrupted).step = this._mailerStep ?? 'the greeting';
+    (error as Interrupted).step = this._mailerStep;
     return onError.call(this, error, type, data, command);
   };
   // No SMTPUTF8, and an address whose local part is not ASCII: refused before it is written, in
