@@ -63,7 +63,7 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
   }, {
     onStart: async ({ mailing, queued, transport }) => {
       if (transport.startsWith('outbox')) out.note(`no SMTP server configured: mails are written to the ${transport} (set --smtp or "smtp" in mailer.json to send for real)`);
-      progress = await SendProgress.start(out, queued, `mailing ${mailing.id}${mailing.test ? ' (test)' : ''}: sending ${queued} via ${transport}`);
+      progress = await SendProgress.start(out, queued, `mailing ${mailing.id}${mailing.test ? ' (test)' : ''}: sending ${queued} via ${transport}`, undefined, transport);
     },
     onProgress: (p) => progress?.update(p),
   });

@@ -48,7 +48,15 @@ export function registerShow(program: Command): void {
         }
         out.line(out.bold(`send ${s.id}`) + ` · mailing ${s.mailingId} · type ${s.type} · ${s.status}${s.test ? ' (test send)' : ''}${s.category ? ` · ${s.category}` : ''}`);
         out.line(`member ${s.memberKey}${s.memberName ? ` (${s.memberName})` : ''} · to ${s.email ?? '(no address)'} · attempts ${s.attempts}`);
-        if (s.maybeDuplicate) out.line('⚠ this mail was in flight when a run was killed and was sent again: it may have gone out twice');
+        if (s.maybeDuplicate) {
+          // Marked when a try's outcome is unknown: a run killed with it in hand, or a connection
+          // that broke after the whole message was sent. Said before and after it is sent again.
+          const why = 'a try may have reached the server (a run was killed with it in hand, or the connection broke after the whole message was sent)';
+          const again = s.status === 'queued' || s.status === 'deferred' ? '; sent again, it may arrive twice' : '';
+          out.line(s.status === 'sent' || s.status === 'bounced'
+            ? `⚠ this mail may have gone out twice: ${why}, and it was sent again`
+            : `⚠ outcome unknown: ${why}, so it may have arrived${again}`);
+        }
         if (s.retargetOf) out.line(`re-target of send ${s.retargetOf} (mailer show ${s.retargetOf})`);
         if (s.retargetedTo) out.line(`re-targeted: sent again as send ${s.retargetedTo} (mailer show ${s.retargetedTo}); this mail's link is revoked`);
         out.line();

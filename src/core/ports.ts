@@ -24,9 +24,11 @@ export class DeliveryError extends Error implements DeliveryFailure {
   readonly command?: string;
   readonly responseCode?: number;
   readonly response?: string;
+  readonly afterMessage?: boolean;
 
   constructor(failure: DeliveryFailure) {
     super(failure.message);
+    this.afterMessage = failure.afterMessage;
     this.code = failure.code;
     this.command = failure.command;
     this.responseCode = failure.responseCode;

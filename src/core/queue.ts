@@ -188,11 +188,11 @@ function mailingContext(mailing: Mailing): MailingContext {
  * out for the rest of the run, and the run stops only when none is left.
  */
 export class TransportPool {
-  private readonly entries: { transport: Transport; errors: number; down: Classification | null }[];
+  private readonly entries: { transport: Transport; errors: number; last: Classification | null; down: Classification | null }[];
   private cursor = 0;
 
   constructor(transports: Transport[], private readonly maxErrors: number) {
-    this.entries = transports.map((transport) => ({ transport, errors: 0, down: null }));
+    this.entries = transports.map((transport) => ({ transport, errors: 0, last: null, down: null }));
   }
 
   /** The next usable server not yet tried for this send. */
@@ -208,15 +208,29 @@ export class TransportPool {
   }
 
   succeeded(transport: Transport): void {
-    this.entry(transport).errors = 0;
+    const entry = this.entry(transport);
+    entry.errors = 0;
+    entry.last = null;
   }
 
   /** Returns true if the server is now left out. */
   failed(transport: Transport, c: Classification): boolean {
     const entry = this.entry(transport);
     entry.errors++;
+    entry.last = c;
     if (c.fatal || entry.errors >= this.maxErrors) entry.down ??= c;
     return entry.down !== null;
+  }
+
+  /**
+   * At the end of a run that gave sends back: a server whose last word was a connection failure
+   * is left out too, though it had fewer than `maxErrors` of them. A small mailing's few sends
+   * (each tried once, on every server) end there as well as a large one's five in a row.
+   * Returns true if none is usable then.
+   */
+  leaveOutFailing(): boolean {
+    for (const e of this.entries) if (e.last) e.down ??= e.last;
+    return !this.usable;
   }
 
   get usable(): boolean {
@@ -259,6 +273,8 @@ export async function deliverSends(store: Store, transports: Transport[], source
   };
 
   const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false, tooLarge: 0 };
+  // Sends given back because no usable server was left to take them.
+  let givenBack = 0;
   // What --limit counts: sends claimed for the server. One skipped on the way (suppressed since
   // it was queued, a field empty) or put back (no server left) gives its place to the next.
   let taken = 0;
@@ -377,7 +393,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
         }
         // The server, not this mail, is the problem: back to the queue, giving its place under
         // --limit to the next; another server may take it, if a place is still free.
-        store.recordInterrupted(base);
+        store.recordInterrupted({ ...base, maybeSent: c.category === 'maybe-sent' ? raw : undefined });
         taken--;
         pool.failed(transport, c);
         if (!pool.usable) {
@@ -385,7 +401,10 @@ export async function deliverSends(store: Store, transports: Transport[], source
           return () => {};
         }
         transport = pool.pick(tried);
-        if (!transport) break;
+        if (!transport) {
+          givenBack++;
+          break;
+        }
         if (opts.limit !== undefined && taken >= opts.limit) return () => {};
         if (!store.claimSend(sendId, token, opts.clock())) return () => {};
         taken++;
@@ -421,6 +440,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
   if (failure) throw (failure as { err: unknown }).err;
+  if (givenBack > 0 && !outcome.stopped && !outcome.interrupted && pool.leaveOutFailing()) stop();
   // A worker that stopped at the limit may have seen others' skips give places back after it,
   // which they took until the queue ran out: then the limit did not end the run.
   outcome.limitReached &&= taken >= opts.limit!;

@@ -70,7 +70,7 @@ export interface Send {
   updatedAt: number;
   retargetOf: number | null;
   retargetedTo: number | null;
-  /** it was in flight when a run was killed, and was sent again: it may have arrived twice */
+  /** a try's outcome is unknown (in hand at a kill, or the connection broke after the final dot): it may have arrived, and again if sent again */
   maybeDuplicate: boolean;
 }
 

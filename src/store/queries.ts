@@ -114,6 +114,11 @@ export const queries = {
   requeueSend: `
     UPDATE sends SET attempts = max(attempts - 1, 0), updated_at = @now, claimed_at = NULL
     WHERE id = @id`,
+  /* The same, when the connection broke after the whole message was sent: the server may have
+     it, so it is marked as a send that was in flight, and sending it again may send it twice. */
+  requeueMaybeSent: `
+    UPDATE sends SET attempts = max(attempts - 1, 0), updated_at = @now, claimed_at = NULL, maybe_duplicate = 1
+    WHERE id = @id`,
   insertAttempt: `
     INSERT INTO attempts (send_id, at, email, server, outcome, response_code, enhanced_code, response, category, permanent)
     VALUES (@sendId, @at, @email, @server, @outcome, @responseCode, @enhancedCode, @response, @category, @permanent)`,

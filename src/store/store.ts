@@ -620,13 +620,22 @@ export class Store {
     });
   }
 
-  /** The server could not be used: the send goes back to the queue, the attempt is kept. */
+  /**
+   * The server could not be used: the send goes back to the queue, the attempt is kept. With
+   * `maybeSent`, the message as it went out: the connection broke after all of it was sent, so
+   * it may have arrived; it is kept for `show`, and the send is marked as possibly sent twice.
+   */
   recordInterrupted(r: {
     id: number; email: string; server: string | null; responseCode: number | null;
-    enhancedCode: string | null; response: string; category: string; now: number;
+    enhancedCode: string | null; response: string; category: string; now: number; maybeSent?: Buffer;
   }): void {
     this.transaction(() => {
-      this.stmt.requeueSend.run({ id: r.id, now: r.now });
+      if (r.maybeSent) {
+        this.stmt.requeueMaybeSent.run({ id: r.id, now: r.now });
+        this.stmt.insertMessage.run(r.id, r.maybeSent);
+      } else {
+        this.stmt.requeueSend.run({ id: r.id, now: r.now });
+      }
       this.insertAttempt({ ...r, permanent: false }, 'interrupted');
     });
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { INVITATION, folderWithMembers, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
-import { closedPort, startSmtpServer } from '../support/smtp.js';
+import { closedPort, startBreakingServer, startSmtpServer } from '../support/smtp.js';
 
 const withMembers = folderWithMembers;
 
@@ -221,4 +221,53 @@ test('an outbox that cannot be written stops the run (exit 3) and keeps the mail
   const r = await mailer(dir, ['send', 'invitation.txt', '--outbox', path.join(blocked, 'sub'), '--json']);
   assert.equal(r.code, 3, r.stderr);
   assert.equal(JSON.parse(r.stdout).queued, 3);
+});
+
+test('a mail whose connection broke after the final dot is "outcome unknown", and its resend carries the "may have gone out twice" mark', async () => {
+  // The first session: the whole message arrives, then a reset instead of the reply.
+  const server = await startBreakingServer('cut-after-dot', 1);
+  const good = await startSmtpServer();
+  try {
+    const dir = await withMembers(3);
+    const r = await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--concurrency', '1', '--json']);
+    assert.equal(server.dots, 3, r.stderr);
+    const summary = JSON.parse(r.stdout);
+    assert.deepEqual([summary.sent, summary.failed, summary.queued], [2, 0, 1], r.stderr);
+    const send = JSON.parse((await mailer(dir, ['log', '--email', 'm1@example.org', '--json'])).stdout)[0];
+    const shown = await mailer(dir, ['show', String(send.id)]);
+    assert.match(shown.stdout, /outcome unknown: .*connection broke after the whole message was sent/);
+    assert.doesNotMatch(shown.stdout, /Nothing is lost|not sent yet/);
+    assert.match(shown.stdout, /interrupted .*broke after the whole message was sent, before the server confirmed it/);
+    assert.match(shown.stdout, /maybe-sent, temporary: The connection broke after the whole mail was handed over/);
+    assert.match(shown.stdout, /— the message as it left —/, 'the message that may have arrived is kept');
+    const json = JSON.parse((await mailer(dir, ['show', String(send.id), '--json'])).stdout);
+    assert.deepEqual([json.maybeDuplicate, json.attempts.at(-1).category], [true, 'maybe-sent']);
+
+    const resumed = await mailer(dir, ['send', '--resume', String(summary.mailing), '--smtp', good.url]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.deepEqual(good.messages.map((m) => m.to[0]), ['m1@example.org']);
+    const after = await mailer(dir, ['show', String(send.id)]);
+    assert.match(after.stdout, /may have gone out twice/);
+    assert.equal(JSON.parse((await mailer(dir, ['show', String(send.id), '--json'])).stdout).maybeDuplicate, true);
+    assert.equal(count(dir, 'SELECT count(*) AS n FROM sends WHERE maybe_duplicate = 1'), 1, 'only the mail whose reply was lost');
+  } finally {
+    await server.close();
+    await good.close();
+  }
+});
+
+test('an address with an IDN domain goes into the envelope as punycode, as into the To: header', async () => {
+  const server = await startBreakingServer(null);
+  try {
+    const dir = tempDir();
+    writeFile(dir, 'members.csv', membersCsv(['id', 'name', 'email'], [['1', 'Buchladen', 'info@bücher.de']]));
+    const imported = await mailer(dir, ['import', 'members.csv']);
+    assert.equal(imported.code, 0, imported.stderr);
+    writeFile(dir, 'invitation.txt', INVITATION);
+    const r = await mailer(dir, ['send', 'invitation.txt', '--smtp', server.url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(server.commands.filter((c) => c.startsWith('RCPT')), ['RCPT TO:<info@xn--bcher-kva.de>']);
+  } finally {
+    await server.close();
+  }
 });

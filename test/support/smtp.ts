@@ -123,3 +123,84 @@ export async function closedPort(): Promise<number> {
     });
   });
 }
+
+/** Where a raw server breaks a session: the connection cut (RST) or silent. */
+export type Breaks = 'cut-after-dot' | 'silent-after-dot' | 'cut-at-data' | 'silent-at-auth';
+
+export interface RawServer {
+  port: number;
+  url: string;
+  /** MAIL FROM and RCPT TO lines as they arrived, byte for byte (smtp-server decodes punycode) */
+  commands: string[];
+  /** messages whose final dot arrived */
+  dots: number;
+  /** messages accepted with 250 */
+  accepted: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A raw SMTP server on 127.0.0.1 that breaks the first `times` sessions at one point — after
+ * the message's final dot, at DATA, at the login — and accepts mail normally after that.
+ */
+export async function startBreakingServer(breaks: Breaks | null, times = Infinity): Promise<RawServer> {
+  const net = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  const state: RawServer = { port: 0, url: '', commands: [], dots: 0, accepted: 0, close: async () => {} };
+  let broken = 0;
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buffer = '';
+    let inData = false;
+    const breaking = () => breaks !== null && broken < times;
+    socket.write('220 breaking ESMTP\r\n');
+    socket.on('data', (data: Buffer) => {
+      buffer += data.toString('utf8');
+      let at: number;
+      while ((at = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        if (inData) {
+          if (line !== '.') continue;
+          inData = false;
+          state.dots++;
+          if (breaking() && breaks!.endsWith('after-dot')) {
+            broken++;
+            // RST: the mail is all there, the reply never comes; or silence until the client gives up.
+            if (breaks === 'cut-after-dot') socket.resetAndDestroy();
+            continue;
+          }
+          state.accepted++;
+          socket.write(`250 2.0.0 queued as ${state.accepted}\r\n`);
+          continue;
+        }
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'MAIL' || verb === 'RCPT') state.commands.push(line);
+        if (verb === 'EHLO') socket.write('250-breaking\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n');
+        else if (verb === 'AUTH') {
+          if (breaking() && breaks === 'silent-at-auth') broken++;
+          else socket.write('235 2.7.0 ok\r\n');
+        } else if (verb === 'DATA') {
+          if (breaking() && breaks === 'cut-at-data') {
+            broken++;
+            socket.resetAndDestroy();
+            return;
+          }
+          inData = true;
+          socket.write('354 go ahead\r\n');
+        } else if (verb === 'QUIT') socket.end('221 bye\r\n');
+        else socket.write('250 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  state.port = (server.address() as import('node:net').AddressInfo).port;
+  state.url = `smtp://127.0.0.1:${state.port}`;
+  state.close = () => new Promise((resolve) => {
+    server.close(() => resolve());
+    for (const s of sockets) s.destroy();
+  });
+  return state;
+}
