@@ -16,7 +16,12 @@ export class OutboxTransport implements Transport {
   async deliver(_envelope: Envelope, raw: Buffer, label: string): Promise<string> {
     // Each message holds an address and personal links: readable by their owner only. A folder
     // that exists already is the user's and keeps its mode; the files in it are still 0600.
-    this.ready ??= fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.ready ??= fs.mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      // A file in the folder's place: no write can succeed, so it stops the run like a folder
+      // that cannot be made, instead of deferring every mail.
+      if (err.code === 'EEXIST') throw Object.assign(new Error(`${this.dir} is a file, not a folder`), { code: 'ENOTDIR' });
+      throw err;
+    });
     const file = path.join(this.dir, `${label}.eml`);
     try {
       await this.ready;

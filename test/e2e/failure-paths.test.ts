@@ -221,6 +221,11 @@ test('an outbox that cannot be written stops the run (exit 3) and keeps the mail
   const r = await mailer(dir, ['send', 'invitation.txt', '--outbox', path.join(blocked, 'sub'), '--json']);
   assert.equal(r.code, 3, r.stderr);
   assert.equal(JSON.parse(r.stdout).queued, 3);
+  // The outbox named is itself that file.
+  const again = await mailer(dir, ['send', '--resume', String(JSON.parse(r.stdout).mailing), '--outbox', blocked, '--json']);
+  assert.equal(again.code, 3, again.stderr);
+  assert.match(again.stderr, /outbox-file is a file, not a folder/);
+  assert.equal(JSON.parse(again.stdout).queued, 3);
 });
 
 test('a mail whose connection broke after the final dot is "outcome unknown", and its resend carries the "may have gone out twice" mark', async () => {
