@@ -8,20 +8,22 @@ export function registerImport(program: Command): void {
     .command('import')
     .description('import or update members from a CSV file (upsert by member id)')
     .addHelpText('after', examples(['mailer import members.csv', "mailer import export.csv --key Mitgliedsnummer --email-column E-Mail --delimiter ';'"]))
-    .argument('<file>', 'CSV file: delimiter , ; or tab, UTF-8 or Windows-1252, detected')
+    .argument('<file>', 'CSV file: delimiter , ; or tab, UTF-8, Windows-1252 or UTF-16 (with BOM), detected')
     .option('--key <column>', 'column with the member id (default: "id" if present, else the e-mail)')
     .option('--email-column <column>', 'column with the e-mail address (default: email, e-mail or mail)')
     .option('--name-column <column>', 'column with the name (default: name)')
-    .option('--delimiter <char>', 'field delimiter: "," ";" or "tab" (default: detected)')
-    .option('--encoding <name>', 'utf-8 or windows-1252 (default: detected)')
+    .option('--delimiter <char>', 'field delimiter: any one character, e.g. "|", or "tab" (default: detected among , ; tab)')
+    .option('--encoding <name>', 'utf-8, windows-1252, utf-16le or utf-16be (default: detected)')
     .action(async (file: string, opts: Record<string, string | undefined>, command: Command) => {
       const ctx = await openContext(command);
       const { importMembers } = await import('../core/members.js');
-      const { parseDelimiter, parseEncoding } = await import('../core/csv-dialect.js');
+      const { delimiterProblem, parseDelimiter, parseEncoding } = await import('../core/csv-dialect.js');
       const delimiter = opts.delimiter === undefined ? undefined : parseDelimiter(opts.delimiter);
-      if (delimiter === null) throw badInput(`--delimiter "${opts.delimiter}" is not one of , ; tab`);
+      if (delimiter === null) {
+        throw badInput(`--delimiter ${JSON.stringify(opts.delimiter)} ${delimiterProblem(opts.delimiter!)}`, 'give one character, e.g. --delimiter "|", or --delimiter tab');
+      }
       const encoding = opts.encoding === undefined ? undefined : parseEncoding(opts.encoding);
-      if (encoding === null) throw badInput(`--encoding "${opts.encoding}" is not known`, 'use utf-8 or windows-1252');
+      if (encoding === null) throw badInput(`--encoding "${opts.encoding}" is not known`, 'use utf-8, windows-1252, utf-16le or utf-16be');
       try {
         const r = await importMembers(ctx.store, file, {
           key: opts.key, emailColumn: opts.emailColumn, nameColumn: opts.nameColumn, delimiter, encoding, now: ctx.now(),
@@ -31,6 +33,7 @@ export function registerImport(program: Command): void {
           out.jsonResult({
             read: r.read, inserted: r.inserted, updated: r.updated, unchanged: r.unchanged,
             withoutEmail: r.withoutEmail, invalidEmail: r.invalidEmail, rejected: r.rejected,
+            warned: r.warned, warnings: r.warnings,
           });
         } else {
           out.note(`${file}: ${r.encoding}, delimiter ${r.delimiter === '\t' ? 'tab' : `"${r.delimiter}"`}`);
@@ -39,6 +42,11 @@ export function registerImport(program: Command): void {
             out.line(`flagged (imported, but sends skip them): ${r.withoutEmail} without address, ${r.invalidEmail} with an invalid address`);
             for (const f of r.flagged.slice(0, 20)) out.line(`  ${file}:${f.line}  member ${f.member}: ${f.reason}`);
             if (r.withoutEmail + r.invalidEmail > 20) out.line(`  … and ${r.withoutEmail + r.invalidEmail - 20} more`);
+          }
+          if (r.warned) {
+            out.line(`imported with a warning: ${r.warned}`);
+            for (const w of r.warnings.slice(0, 20)) out.line(`  ${file}:${w.line}  ${w.reason}`);
+            if (r.warned > 20) out.line(`  … and ${r.warned - 20} more`);
           }
           for (const rej of r.rejected) out.line(`rejected ${file}:${rej.line}: ${rej.reason}`);
           if (r.rejected.length) out.line('fix these lines and import the file again: the other rows are in, a second import only adds what changed');

@@ -24,13 +24,33 @@ const INCOMPLETE = -1;
 
 export const CSV_PROBLEMS = {
   unclosed: 'a quote is opened but never closed',
+  tooLong: `a quote is not closed within ${MAX_RECORD_CHARS / (1 << 20)} MB (a quote never closed, or a field longer than that limit)`,
   opening: 'a quote in the middle of a field (a field with quotes must start and end with one)',
   closing: 'text right after a closing quote (a quote inside a field must be doubled: "")',
 } as const;
 
+/** A record longer than MAX_RECORD_CHARS without a line break: the read stops. */
+export class CsvLimitError extends Error {
+  constructor(readonly line: number, message: string) {
+    super(message);
+  }
+}
+
 export class CsvScanner {
   /** text of a record not complete yet, from its first character */
   private rest = '';
+  /**
+   * Chunks that go on with `rest`, kept apart while they cannot end it: a record longer than
+   * a chunk (a field of 900 KB) is joined and scanned once at its end, not once a chunk.
+   */
+  private pieces: string[] = [];
+  /** how much of `rest` and `pieces` is known to hold no quote and no line break, or 0 */
+  private plain = 0;
+  /** `rest` and `pieces` end inside a quoted field, with no quote after its opening one */
+  private inQuotes = false;
+  /** set by quotedRecord: the text ended inside a quoted field */
+  private openQuote = false;
+  private piecesLength = 0;
   /** the line `rest` starts on */
   private line = 1;
   private bomChecked = false;
@@ -50,15 +70,49 @@ export class CsvScanner {
     return this.line;
   }
 
+  /**
+   * The line `more` would end on if it came next: the line of a character in the text not
+   * written yet, counted the way records are (line breaks inside quotes included).
+   */
+  lineAfter(more: string): number {
+    const text = this.pending() + more;
+    const lineBreak = this.lineBreak ?? (text.indexOf('\r') >= 0 && text.indexOf('\n') < 0 ? '\r' : '\n');
+    return this.line + countOf(text, lineBreak, 0, text.length);
+  }
+
   write(chunk: string): void {
-    this.scan(this.rest.length ? this.rest + chunk : chunk, false);
+    // A record that goes on past this chunk too is only kept; the chunk that may end it is
+    // scanned after the part known to hold no line break or quote.
+    if (this.plain > 0 ? chunk.indexOf(this.lineBreak!) < 0 && chunk.indexOf('"') < 0 : this.inQuotes && chunk.indexOf('"') < 0) {
+      if (this.rest.length + this.piecesLength + chunk.length <= MAX_RECORD_CHARS) {
+        this.pieces.push(chunk);
+        this.piecesLength += chunk.length;
+        if (this.plain > 0) this.plain += chunk.length;
+        return;
+      }
+    }
+    const rest = this.pending();
+    this.scan(rest.length ? rest + chunk : chunk, false, this.plain);
   }
 
   end(): void {
-    this.scan(this.rest, true);
+    this.scan(this.pending(), true, this.plain);
   }
 
-  private scan(text: string, final: boolean): void {
+  /** `rest` with the pieces kept behind it. */
+  private pending(): string {
+    if (this.pieces.length) {
+      this.rest += this.pieces.join('');
+      this.pieces = [];
+      this.piecesLength = 0;
+    }
+    return this.rest;
+  }
+
+  /** `skip`: the start of `text` holds no quote and no line break. */
+  private scan(text: string, final: boolean, skip: number): void {
+    this.plain = 0;
+    this.inQuotes = false;
     let pos = 0;
     if (!this.bomChecked && text.length) {
       this.bomChecked = true;
@@ -73,14 +127,17 @@ export class CsvScanner {
     const stripCr = lineBreak === '\n';
     let quoteAt = -1;
     while (pos < text.length) {
-      let lineEnd = text.indexOf(lineBreak, pos);
-      if (lineEnd < 0) {
-        if (!final) break;
-        lineEnd = text.length;
-      }
+      let lineEnd = text.indexOf(lineBreak, pos < skip ? skip : pos);
       if (quoteAt < pos) {
-        quoteAt = text.indexOf('"', pos);
+        quoteAt = text.indexOf('"', pos < skip ? skip : pos);
         if (quoteAt < 0) quoteAt = text.length;
+      }
+      if (lineEnd < 0) {
+        if (!final) {
+          if (quoteAt >= text.length) this.plain = text.length - pos;
+          break;
+        }
+        lineEnd = text.length;
       }
       if (quoteAt >= lineEnd) {
         // the common line: no quote, so the delimiters are the field boundaries
@@ -91,8 +148,12 @@ export class CsvScanner {
         pos = lineEnd + 1;
         continue;
       }
+      this.openQuote = false;
       const next = this.quotedRecord(text, pos, final);
-      if (next === INCOMPLETE) break;
+      if (next === INCOMPLETE) {
+        this.inQuotes = this.openQuote;
+        break;
+      }
       pos = next;
     }
     this.keep(text, pos);
@@ -101,7 +162,7 @@ export class CsvScanner {
   private keep(text: string, pos: number): void {
     this.rest = pos >= text.length ? '' : text.slice(pos);
     if (this.rest.length > MAX_RECORD_CHARS && this.rest.indexOf(this.lineBreak ?? '\n') < 0) {
-      throw new Error(`line ${this.line} is longer than ${MAX_RECORD_CHARS / (1 << 20)} MB without a line break; this does not look like a member list`);
+      throw new CsvLimitError(this.line, `line ${this.line} is longer than ${MAX_RECORD_CHARS / (1 << 20)} MB without a line break; this does not look like a member list`);
     }
   }
 
@@ -124,7 +185,7 @@ export class CsvScanner {
   /** The whole text is one record without a line break. */
   private finalRecord(text: string, pos: number): void {
     this.lineBreak = '\n';
-    this.scan(text.slice(pos), true);
+    this.scan(text.slice(pos), true, 0);
     this.rest = '';
   }
 
@@ -145,6 +206,7 @@ export class CsvScanner {
         let from = i + 1;
         for (;;) {
           const q = text.indexOf('"', from);
+          if (q < 0) this.openQuote = true;
           if (q < 0 || (q + 1 >= text.length && !final)) return this.unfinished(text, start, final);
           value += text.slice(from, q);
           if (text.charCodeAt(q + 1) === QUOTE) {
@@ -218,7 +280,7 @@ export class CsvScanner {
    */
   private unfinished(text: string, start: number, final: boolean): number {
     if (!final && text.length - start <= MAX_RECORD_CHARS) return INCOMPLETE;
-    this.onError(this.line, CSV_PROBLEMS.unclosed);
+    this.onError(this.line, final ? CSV_PROBLEMS.unclosed : CSV_PROBLEMS.tooLong);
     const firstLineEnd = text.indexOf(this.lineBreak!, start);
     this.line++;
     return firstLineEnd < 0 ? text.length : firstLineEnd + 1;

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import iconv from 'iconv-lite';
 import { badInput, MailerError, type ExitCode } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { detectDelimiter, detectEncoding, type Delimiter, type Encoding } from './csv-dialect.js';
+import { detectDelimiter, detectEncoding, notCsv, utf16Bom, type Delimiter, type Encoding } from './csv-dialect.js';
 import { mergeCounts, ROW_WIDTH, type ParseJob, type WorkerMessage } from './csv-rows.js';
 
 export interface ImportOptions {
@@ -29,9 +29,18 @@ export interface ImportResult {
   rejected: { line: number; reason: string }[];
   /** the first members imported but flagged (no or invalid address), for the operator to fix */
   flagged: { line: number; member: string; reason: string }[];
+  /** rows imported with a warning (control characters removed, an address needing SMTPUTF8) */
+  warned: number;
+  /** the first of them */
+  warnings: { line: number; reason: string }[];
 }
 
 const SAMPLE_BYTES = 64 * 1024;
+/**
+ * The writer sends 100 rows a statement; rows of a 900 KB field would make that 90 MB, kept
+ * twice (here and in SQLite). Past this many characters held back, they are written.
+ */
+const UNWRITTEN_CHARS = 8 << 20;
 
 /**
  * Streams a member file into the database: upsert by key, fields merged, address history kept.
@@ -41,17 +50,23 @@ const SAMPLE_BYTES = 64 * 1024;
 export async function importMembers(store: Store, file: string, options: ImportOptions): Promise<ImportResult> {
   const { sample, size } = readSample(file);
   if (size === 0) throw badInput(`${file} is empty`, 'export the member list again, with a header line');
-  const encoding = options.encoding ?? detectEncoding(sample, size <= SAMPLE_BYTES);
-  const sampleText = encoding === 'utf-8' ? new TextDecoder('utf-8').decode(sample) : iconv.decode(Buffer.from(sample), 'win1252');
+  const binary = notCsv(sample);
+  if (binary) throw badInput(`${file}: ${binary}; nothing was imported`, 'open it in the program it comes from and save or export it as CSV');
+  // A UTF-16 byte-order mark is taken at its word, whatever --encoding says.
+  const encoding = utf16Bom(sample) ?? options.encoding ?? detectEncoding(sample, size <= SAMPLE_BYTES);
+  const sampleText = encoding === 'utf-8' ? new TextDecoder('utf-8').decode(sample)
+    : iconv.decode(Buffer.from(sample), encoding === 'windows-1252' ? 'win1252' : encoding === 'utf-16le' ? 'utf16le' : 'utf16be');
   const delimiter = options.delimiter ?? detectDelimiter(sampleText.replace(/^\uFEFF/, ''));
 
   const result: ImportResult = {
     file, encoding, delimiter, read: 0, inserted: 0, updated: 0, unchanged: 0, withoutEmail: 0, invalidEmail: 0, rejected: [], flagged: [],
+    warned: 0, warnings: [],
   };
   const importId = randomInt(1, 2 ** 47);
   let writer: ReturnType<Store['memberWriter']> | null = null;
   let load: { membersBefore: number } | null = null;
   let accepted = 0;
+  let unwritten = 0;
   // The file is parsed and checked in a worker thread while this one writes to the database:
   // the two halves take about the same time, and a 2-core machine runs them side by side.
   const worker = new Worker(new URL('./import-worker.js', import.meta.url), {
@@ -75,6 +90,12 @@ export async function importMembers(store: Store, file: string, options: ImportO
           } else if (message.kind === 'rows') {
             const rows = message.rows;
             for (let i = 0; i < rows.length; i += ROW_WIDTH) writer!.add(rows[i]!, rows[i + 1], rows[i + 2], rows[i + 3]!, rows[i + 4]);
+            unwritten += message.chars;
+            if (unwritten > UNWRITTEN_CHARS) {
+              // finish() writes the rows held back, and the writer goes on from there.
+              writer!.finish();
+              unwritten = 0;
+            }
             accepted += rows.length / ROW_WIDTH;
             mergeCounts(result, message.counts);
           } else if (message.kind === 'done') {

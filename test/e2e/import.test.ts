@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import iconv from 'iconv-lite';
 import { EXAMPLES, mailer, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
 
 test('imports the Windows-1252 example list: umlauts intact, member without address flagged', async () => {
@@ -10,7 +11,7 @@ test('imports the Windows-1252 example list: umlauts intact, member without addr
   const r = await mailer(dir, ['import', path.join(EXAMPLES, 'members.csv'), '--json']);
   assert.equal(r.code, 0, r.stderr);
   const result = JSON.parse(r.stdout);
-  assert.deepEqual(result, { read: 12, inserted: 12, updated: 0, unchanged: 0, withoutEmail: 1, invalidEmail: 0, rejected: [] });
+  assert.deepEqual(result, { read: 12, inserted: 12, updated: 0, unchanged: 0, withoutEmail: 1, invalidEmail: 0, rejected: [], warned: 0, warnings: [] });
   const db = openDb(dir);
   const anna = db.prepare(`SELECT * FROM members WHERE key = '1001'`).get() as any;
   assert.equal(anna.name, 'Anna Müller');
@@ -126,7 +127,7 @@ test('a member id twice in one file: the later row wins, and the earlier address
   const file = writeFile(dir, 'm.csv', 'id;name;email;region\n1;Anna;anna@example.org;Nord\n2;Ben;ben@example.org;Süd\n1;Anna B.;anna.b@example.org;West\n');
   const r = await mailer(dir, ['import', file, '--json']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout), { read: 3, inserted: 2, updated: 1, unchanged: 0, withoutEmail: 0, invalidEmail: 0, rejected: [] });
+  assert.deepEqual(JSON.parse(r.stdout), { read: 3, inserted: 2, updated: 1, unchanged: 0, withoutEmail: 0, invalidEmail: 0, rejected: [], warned: 0, warnings: [] });
   const db = openDb(dir);
   assert.deepEqual(db.prepare(`SELECT key, name, email, json_extract(fields, '$.region') AS region FROM members ORDER BY id`).all(), [
     { key: '1', name: 'Anna B.', email: 'anna.b@example.org', region: 'West' },
@@ -194,6 +195,9 @@ test('a file that cannot be read changes nothing (exit 2) and says what to do', 
   assert.equal(m.code, 2, m.stderr);
   assert.match(m.stderr, /not valid UTF-8/);
   assert.match(m.stderr, /--encoding windows-1252/);
+  // the line itself, not the one the reader had got to
+  assert.match(m.stderr, /mixed\.csv mixes encodings: line 2 is UTF-8 \("Name 0 Müller"\), line 3002 is not valid UTF-8 \("Jürgen" if read as Windows-1252\)/);
+  assert.doesNotMatch(m.stderr, /near/);
   const db = openDb(dir);
   assert.equal((db.prepare('SELECT count(*) AS n FROM members').get() as any).n, 0);
   assert.ok(db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'members_email'`).get(),
@@ -233,6 +237,199 @@ test('--key, --email-column and --name-column name differing headers', async () 
   assert.deepEqual(after.prepare('SELECT key, name, email FROM members').all(), [{ key: '7', name: 'Anna', email: 'anna@example.org' }],
     'a refused import changed nothing');
   after.close();
+});
+
+test('--delimiter takes any one character, tab spelled out; more than one character is a usage error (exit 2) that says so', async () => {
+  const dir = tempDir();
+  const pipe = writeFile(dir, 'pipe.csv', 'id|name|email\n1|Anna|anna@example.org\n2|Ben|ben@example.org\n');
+  const r = await mailer(dir, ['import', pipe, '--delimiter', '|', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).inserted, 2);
+  const human = await mailer(dir, ['import', pipe, '--delimiter', '|']);
+  assert.match(human.stderr, /pipe\.csv: utf-8, delimiter "\|"/);
+
+  const tabbed = writeFile(dir, 'tab.csv', 'id\tname\temail\n3\tCem\tcem@example.org\n');
+  for (const spelled of ['tab', '\\t', '\t']) {
+    const t = await mailer(dir, ['import', tabbed, '--delimiter', spelled, '--json']);
+    assert.equal(t.code, 0, `${JSON.stringify(spelled)}: ${t.stderr}`);
+  }
+
+  for (const [value, why] of [['||', /--delimiter "\|\|" is 2 characters: the delimiter is one character/], ['', /is empty/], ['"', /quote/]] as const) {
+    const bad = await mailer(dir, ['import', pipe, '--delimiter', value]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, why);
+  }
+  const db = openDb(dir);
+  assert.equal((db.prepare('SELECT count(*) AS n FROM members').get() as any).n, 3, 'a refused --delimiter changed nothing');
+  db.close();
+});
+
+test('internationalised addresses: an IDN domain is valid; a non-ASCII name before the @ is imported, with a note that it needs SMTPUTF8', async () => {
+  const dir = tempDir();
+  const file = writeFile(dir, 'm.csv', 'id;name;email\n1;Buchladen;info@bücher.de\n2;Jürgen;jürgen@example.de\n3;Kaputt;jürgen..x@example.de\n');
+  const r = await mailer(dir, ['import', file, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(r.stdout);
+  assert.equal(result.inserted, 3);
+  assert.equal(result.invalidEmail, 1, 'only the really invalid one is flagged');
+  assert.deepEqual(result.warnings, [{ line: 3, reason: 'member 2: jürgen@example.de is imported, but non-ASCII before the @ needs a server with SMTPUTF8' }]);
+  const db = openDb(dir);
+  assert.deepEqual(db.prepare('SELECT key, email, email_problem AS problem FROM members ORDER BY key').all(), [
+    { key: '1', email: 'info@bücher.de', problem: null },
+    { key: '2', email: 'jürgen@example.de', problem: null },
+    { key: '3', email: 'jürgen..x@example.de', problem: 'invalid-address' },
+  ]);
+  db.close();
+  const human = await mailer(dir, ['import', file]);
+  assert.match(human.stdout, /m\.csv:3 {2}member 2: jürgen@example\.de is imported, but non-ASCII before the @ needs a server with SMTPUTF8/);
+  assert.doesNotMatch(human.stdout, /"jürgen" is not a valid name/);
+  assert.match(human.stdout, /m\.csv:4 {2}member 3: invalid address jürgen\.\.x@example\.de: "jürgen\.\.x" is not a valid name before the @/);
+});
+
+test('control characters never reach a member or the terminal: removed, with a warning naming line and column', async () => {
+  const dir = tempDir();
+  const file = writeFile(dir, 'm.csv', [
+    'id;na\0me;email;note',
+    '1;Al\0ice;alice@example.org;ok',
+    '2;\x1b[31mRed\x1b[0m;red@example.org;"\x1b]0;title\x07bell\x07"',
+    '3;"Two\nLines";two@example.org;"keeps\nits line break"',
+    '4;Dora;do\0ra@example.org;\u009b2Jplain',
+    '5;Eva;eva@example.org;fine',
+  ].join('\n') + '\n');
+  const r = await mailer(dir, ['import', file, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(r.stdout);
+  assert.equal(result.inserted, 5);
+  assert.equal(result.invalidEmail, 0, 'dora\'s address is valid once the NUL is gone');
+  assert.deepEqual(result.warnings, [
+    { line: 1, reason: 'control characters in the header: column 2 "name" (NUL removed)' },
+    { line: 2, reason: 'control characters in "name" (NUL removed)' },
+    { line: 3, reason: 'control characters in "name" (escape sequence removed), "note" (escape sequence removed, control character U+0007 removed)' },
+    { line: 4, reason: 'control characters in "name" (line break made a space)' },
+    { line: 7, reason: 'control characters in "email" (NUL removed), "note" (escape sequence removed)' },
+  ]);
+  const db = openDb(dir);
+  assert.deepEqual(db.prepare(`SELECT key, name, email, json_extract(fields, '$.note') AS note FROM members ORDER BY key`).all(), [
+    { key: '1', name: 'Alice', email: 'alice@example.org', note: 'ok' },
+    { key: '2', name: 'Red', email: 'red@example.org', note: 'bell' },
+    { key: '3', name: 'Two Lines', email: 'two@example.org', note: 'keeps\nits line break' },
+    { key: '4', name: 'Dora', email: 'dora@example.org', note: 'plain' },
+    { key: '5', name: 'Eva', email: 'eva@example.org', note: 'fine' },
+  ]);
+  assert.deepEqual(db.prepare('SELECT name FROM member_fields ORDER BY name').all(), [{ name: 'id' }, { name: 'note' }]);
+  db.close();
+  const human = await mailer(dir, ['import', file]);
+  assert.match(human.stdout, /imported with a warning: 5\n {2}.*m\.csv:1 {2}control characters in the header/);
+  assert.doesNotMatch(human.stdout + human.stderr, /[\0\x07\x1b\x9b]/, 'nothing of it on the terminal');
+
+  // In a tab-delimited file the tabs are delimiters; a quoted one is data in a free-text field.
+  const tabbed = writeFile(dir, 't.csv', 'id\tname\temail\tnote\n6\t"Fritz\tFrei"\tfritz@example.org\t"a\tb"\n');
+  const t = await mailer(dir, ['import', tabbed, '--json']);
+  assert.equal(t.code, 0, t.stderr);
+  assert.deepEqual(JSON.parse(t.stdout).warnings, [{ line: 2, reason: 'control characters in "name" (tab made a space)' }]);
+  const after = openDb(dir);
+  assert.deepEqual(after.prepare(`SELECT name, json_extract(fields, '$.note') AS note FROM members WHERE key = '6'`).get(), { name: 'Fritz Frei', note: 'a\tb' });
+  after.close();
+});
+
+test('wide and fat files are imported in bounded memory: 2,000 columns × 2,000 rows, 150 rows of a 900 KB field', { timeout: 180_000 }, async () => {
+  const dir = tempDir();
+  const columns = 2000;
+  const header = ['id', 'email', ...Array.from({ length: columns - 2 }, (_, c) => `col${c}`)];
+  const wide = fs.openSync(path.join(dir, 'wide.csv'), 'w');
+  fs.writeSync(wide, header.join(';') + '\n');
+  for (let r = 0; r < 2000; r++) {
+    fs.writeSync(wide, [r, `m${r}@example.org`, ...Array.from({ length: columns - 2 }, (_, c) => `v${r}.${c}`)].join(';') + '\n');
+  }
+  fs.closeSync(wide);
+  const w = await mailer(dir, ['import', 'wide.csv', '--json']);
+  assert.equal(w.code, 0, w.stderr);
+  assert.equal(JSON.parse(w.stdout).inserted, 2000);
+
+  const fat = fs.openSync(path.join(dir, 'fat.csv'), 'w');
+  fs.writeSync(fat, 'id;email;note\n');
+  const big = 'x'.repeat(900_000);
+  // every other one quoted, with a line break inside: the quote-aware path too
+  for (let r = 0; r < 150; r++) fs.writeSync(fat, `f${r};f${r}@example.org;${r % 2 ? `"${big}\n${r}"` : big + r}\n`);
+  fs.closeSync(fat);
+  const f = await mailer(dir, ['import', 'fat.csv', '--json']);
+  assert.equal(f.code, 0, f.stderr);
+  assert.deepEqual(JSON.parse(f.stdout).rejected, []);
+  assert.equal(JSON.parse(f.stdout).inserted, 150);
+
+  const db = openDb(dir);
+  assert.equal((db.prepare(`SELECT json_extract(fields, '$.col1997') AS v FROM members WHERE key = '1999'`).get() as any).v, 'v1999.1997');
+  assert.deepEqual(db.prepare(`SELECT length(json_extract(fields, '$.note')) AS n FROM members WHERE key IN ('f0', 'f1') ORDER BY key`).all(), [{ n: 900_001 }, { n: 900_002 }]);
+  db.close();
+
+  // Past the limit, the refusal names the file, the line and the limit.
+  fs.writeFileSync(path.join(dir, 'huge.csv'), `id;email;note\n1;a@example.org;x\n2;b@example.org;${'y'.repeat(1_200_000)}\n`);
+  const h = await mailer(dir, ['import', 'huge.csv']);
+  assert.equal(h.code, 2, h.stderr);
+  assert.match(h.stderr, /huge\.csv:3: line 3 is longer than 1 MB without a line break/);
+});
+
+test('not CSV: an Excel file renamed is refused (exit 2, nothing changed); UTF-16 with its BOM is read', async () => {
+  const dir = tempDir();
+  // what an .xlsx starts with: a ZIP entry "[Content_Types].xml"
+  const xlsx = Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0x00, 0x06, 0x00, 0x08, 0x00]), Buffer.alloc(16, 0x11), Buffer.from([0x13, 0x00, 0x00, 0x00]),
+    Buffer.from('[Content_Types].xml'), Buffer.from(Array.from({ length: 600 }, (_, i) => (i * 37) % 256))]);
+  const x = await mailer(dir, ['import', writeFile(dir, 'members.csv', xlsx)]);
+  assert.equal(x.code, 2, x.stderr);
+  assert.match(x.stderr, /members\.csv: this is an Excel file \(\.xlsx\): save it as CSV \(UTF-8 or Windows\); nothing was imported/);
+  assert.doesNotMatch(x.stderr, /PK|the columns are/);
+  const legacy = await mailer(dir, ['import', writeFile(dir, 'old.csv', Buffer.concat([Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]), Buffer.alloc(512)]))]);
+  assert.equal(legacy.code, 2);
+  assert.match(legacy.stderr, /this is an Excel file \(\.xls\): save it as CSV/);
+
+  // Excel's "Unicode text": UTF-16 LE with a BOM, tab-delimited, CRLF
+  const text = 'id\tname\temail\r\n1\tJürgen Groß\tj@example.org\r\n2\t\u{1F600} Emoji\te@example.org\r\n';
+  const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+  const r = await mailer(dir, ['import', writeFile(dir, 'unicode.txt', le)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /unicode\.txt: utf-16le, delimiter tab/);
+  const be = await mailer(dir, ['import', writeFile(dir, 'be.csv', Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text.replace(/1\t/, '3\t').replace(/2\t/, '4\t'), 'utf16le').swap16()])), '--json']);
+  assert.equal(be.code, 0, be.stderr);
+  assert.equal(JSON.parse(be.stdout).inserted, 2);
+  const db = openDb(dir);
+  assert.deepEqual(db.prepare('SELECT key, name, email FROM members ORDER BY key').all(), [
+    { key: '1', name: 'Jürgen Groß', email: 'j@example.org' },
+    { key: '2', name: '\u{1F600} Emoji', email: 'e@example.org' },
+    { key: '3', name: 'Jürgen Groß', email: 'j@example.org' },
+    { key: '4', name: '\u{1F600} Emoji', email: 'e@example.org' },
+  ]);
+  db.close();
+});
+
+test('a UTF-8 line among Windows-1252 ones is refused (exit 2), naming both lines, in the first 64 KB or further down', async () => {
+  const dir = tempDir();
+  const win = (s: string) => iconv.encode(s, 'win1252');
+  const early = writeFile(dir, 'early.csv', Buffer.concat([win('id;name;email\n1;Müller;m@example.org\n'), Buffer.from('2;Jürgen;j@example.org\n'), win('3;Schröder;s@example.org\n')]));
+  const e = await mailer(dir, ['import', early]);
+  assert.equal(e.code, 2, e.stderr);
+  assert.match(e.stderr, /early\.csv mixes encodings: line 2 is Windows-1252 \("Müller"\), line 3 is UTF-8 \("Jürgen"\); nothing was imported/);
+  assert.doesNotMatch(e.stderr, /JÃ¼rgen|near/);
+
+  // Windows-1252 from the start, the UTF-8 line past the first 64 KB
+  const rows = Array.from({ length: 3000 }, (_, i) => `${i};Name ${i} Müller;m${i}@example.org\n`).join('');
+  const late = writeFile(dir, 'late.csv', Buffer.concat([win('id;name;email\n' + rows), Buffer.from('9999;Jürgen;j@example.org\n')]));
+  const l = await mailer(dir, ['import', late]);
+  assert.equal(l.code, 2, l.stderr);
+  assert.match(l.stderr, /late\.csv mixes encodings: line 2 is Windows-1252 \("Name 0 Müller"\), line 3002 is UTF-8 \("Jürgen"\)/);
+
+  // ASCII for the first 64 KB, then Windows-1252, then UTF-8
+  const ascii = Array.from({ length: 3000 }, (_, i) => `a${i};Name ${i};a${i}@example.org\n`).join('');
+  const third = writeFile(dir, 'third.csv', Buffer.concat([Buffer.from('id;name;email\n' + ascii), win('x1;Jörg;x1@example.org\n'), Buffer.from('x2;Jürgen;x2@example.org\n')]));
+  const t = await mailer(dir, ['import', third]);
+  assert.equal(t.code, 2, t.stderr);
+  assert.match(t.stderr, /third\.csv mixes encodings: line 3002 is Windows-1252 \("Jörg"\), line 3003 is UTF-8 \("Jürgen"\)/);
+
+  const db = openDb(dir);
+  assert.equal((db.prepare('SELECT count(*) AS n FROM members').get() as any).n, 0, 'nothing was imported');
+  db.close();
+  // given the encoding, the file is read as it says
+  const forced = await mailer(dir, ['import', early, '--encoding', 'windows-1252', '--json']);
+  assert.equal(forced.code, 0, forced.stderr);
 });
 
 /**

@@ -96,9 +96,10 @@ test('a CSV value with CRLF + Bcc: adds no recipient; in a header it is refused 
   try {
     const evil = '"Eve\r\nBcc: spy@evil.example"';
     const dir = tempDir();
-    writeFile(dir, 'members.csv', `id;name;email;note\r\n1;${evil};eve@example.org;x\r\n2;Bob;bob@example.org;"a\r\nBcc: spy@evil.example"\r\n`);
+    // A free-text field keeps its line breaks (the import makes them a space in the name).
+    writeFile(dir, 'members.csv', `id;name;email;title;note\r\n1;Eve;eve@example.org;${evil};x\r\n2;Bob;bob@example.org;Herr;"a\r\nBcc: spy@evil.example"\r\n`);
     assert.equal((await mailer(dir, ['import', 'members.csv'])).code, 0);
-    writeFile(dir, 'm.txt', 'Subject: Hallo {{name}}\nFrom: Verein <noreply@verein.example>\n\nText: {{note}}\n');
+    writeFile(dir, 'm.txt', 'Subject: Hallo {{title}} {{name}}\nFrom: Verein <noreply@verein.example>\n\nText: {{note}}\n');
     const r = await mailer(dir, ['send', 'm.txt', '--smtp', server.url, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const summary = JSON.parse(r.stdout);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'csv-parse/sync';
-import { CSV_PROBLEMS, CsvScanner, MAX_RECORD_CHARS } from '../../src/core/csv-scan.js';
+import { CSV_PROBLEMS, CsvLimitError, CsvScanner, MAX_RECORD_CHARS } from '../../src/core/csv-scan.js';
 
 interface Scanned { records: [number, string[]][]; errors: [number, string][] }
 
@@ -62,14 +62,37 @@ test('an unclosed quote in a long file gives up after MAX_RECORD_CHARS, not at t
   const lines = Array.from({ length: 200_000 }, (_, i) => `${i};Name ${i}`);
   lines[10] = '10;"never closed';
   const { records, errors } = scan(lines.join('\n') + '\n', ';', [64 * 1024]);
-  assert.deepEqual(errors, [[11, CSV_PROBLEMS.unclosed]]);
+  assert.deepEqual(errors, [[11, CSV_PROBLEMS.tooLong]]);
+  assert.match(CSV_PROBLEMS.tooLong, /not closed within 1 MB/);
   assert.equal(records.length, 200_000 - 1);
   assert.deepEqual(records.at(-1), [200_000, ['199999', 'Name 199999']]);
   assert.ok(lines.join('\n').length > 2 * MAX_RECORD_CHARS, 'the file is longer than the limit');
 });
 
 test('a line of more than MAX_RECORD_CHARS without a line break stops the read', () => {
-  assert.throws(() => scan('id;x\n1;' + 'a'.repeat(MAX_RECORD_CHARS + 10), ';', [64 * 1024]), /line 2 is longer than 1 MB/);
+  assert.throws(() => scan('id;x\n1;' + 'a'.repeat(MAX_RECORD_CHARS + 10), ';', [64 * 1024]),
+    (err: unknown) => err instanceof CsvLimitError && err.line === 2 && /line 2 is longer than 1 MB/.test(err.message));
+});
+
+test('records longer than a chunk, unquoted or quoted, read the same in any chunk size', () => {
+  const long = 'x'.repeat(300_000);
+  const text = `id;note\n1;${long}\n2;"${long}\n${long}"\n3;"a""${long}";\n4;short\n5;"${long}\n`;
+  const whole = scan(text);
+  assert.deepEqual(whole.records.map(([line, f]) => [line, f.map((v) => v.length)]), [[1, [2, 4]], [2, [1, 300_000]], [3, [1, 600_001]], [5, [1, 300_002, 0]], [6, [1, 5]]]);
+  assert.deepEqual(whole.errors, [[7, CSV_PROBLEMS.unclosed]]);
+  for (const sizes of [[64 * 1024], [1000], [7, 65_536], [299_999, 3]]) assert.deepEqual(scan(text, ';', sizes), whole, `chunks ${sizes}`);
+});
+
+test('lineAfter: the line of a character not written yet, line breaks in quotes and CRLF counted as the records count them', () => {
+  for (const br of ['\n', '\r\n', '\r']) {
+    const records: number[] = [];
+    const scanner = new CsvScanner(';', (_, line) => records.push(line), () => {});
+    scanner.write(`id;note${br}1;"two${br}lines"${br}2;x${br}3;"open`);
+    assert.deepEqual(records, [1, 2, 4], JSON.stringify(br));
+    assert.equal(scanner.lineAfter(''), 5);
+    assert.equal(scanner.lineAfter(`${br}still open${br}and `), 7, JSON.stringify(br));
+  }
+  assert.equal(new CsvScanner(';', () => {}, () => {}).lineAfter('a\nb\nc'), 3, 'before any text');
 });
 
 test('the same records as csv-parse on generated files with every kind of field', () => {
