@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { simpleParser } from 'mailparser';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { mailer, membersCsv, openDb, startMailer, tempDir, writeFile, type CliResult } from '../support/cli.js';
 import { closedPort, startSmtpServer, type TestServer } from '../support/smtp.js';
 
@@ -118,6 +119,10 @@ describe('import: every flag', { concurrency: true }, () => {
       { read: 4, inserted: 1, updated: 1, unchanged: 1, withoutEmail: 1, invalidEmail: 0, rejected: [5] }, JSON.stringify(second));
     assert.equal(typeof second.rejected[0].reason, 'string');
     assert.deepEqual(members('j.db').map((m) => [m.key, m.email]), [['1', 'anna@example.org'], ['2', 'ben.neu@example.org'], ['3', null]]);
+    const d = new Database(path.join(dir, 'j.db'), { readonly: true });
+    const history = d.prepare(`SELECT a.email, a.replaced_at IS NOT NULL AS replaced FROM addresses a JOIN members m ON m.id = a.member_id WHERE m.key = '2' ORDER BY a.id`).all();
+    d.close();
+    assert.deepEqual(history.map((h: any) => [h.email, h.replaced]), [['ben@example.org', 1]], 'the old address stays in the history');
   });
 });
 
@@ -369,6 +374,7 @@ describe('log: every filter, the order, the limit, the JSON and CSV fields', { c
     [[], [D, C, B, A3, A2, A1]],
     [['--member', '2'], [C, A2]],
     [['--member', 'ben@example.org'], [C, A2]],
+    [['--member', 'BEN@Example.org'], [C, A2]],
     [['--email', 'cem@example.org'], [B, A3]],
     [['--type', 'reminder'], [D, C]],
     [['--type', 'invitation', '--type', 'newsletter'], [B, A3, A2, A1]],
@@ -409,16 +415,16 @@ describe('log: every filter, the order, the limit, the JSON and CSV fields', { c
     assert.match(failed.reason, /5\.1\.1/);
   });
 
-  test('log --csv has the same columns and values', async () => {
-    const r = await mailer(dir, ['log', '--csv', '--member', '2'], { ...UTC, MAILER_NOW: NOW });
+  test('log --csv has the same columns and values as --json', async () => {
+    const [r, asJson] = await Promise.all([
+      mailer(dir, ['log', '--csv', '--member', '2', '--member', '3'], { ...UTC, MAILER_NOW: NOW }),
+      json(dir, ['log', '--member', '2', '--member', '3'], { MAILER_NOW: NOW }),
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    const lines = r.stdout.trim().split(/\r?\n/);
-    assert.equal(lines[0], 'id,mailing,member,email,type,status,reason,category,attempts,createdAt,sentAt,messageId,test');
-    const asJson = await json(dir, ['log', '--member', '2'], { MAILER_NOW: NOW });
-    assert.equal(lines.length, 1 + asJson.length);
-    const first = lines[1].split(',');
-    assert.deepEqual(first.slice(0, 6), [String(asJson[0].id), '3', '2', 'ben@example.org', 'reminder', 'sent']);
-    assert.equal(first[9], asJson[0].createdAt);
+    const [header, ...rows] = parseCsv(r.stdout) as string[][];
+    assert.deepEqual(header, ['id', 'mailing', 'member', 'email', 'type', 'status', 'reason', 'category', 'attempts', 'createdAt', 'sentAt', 'messageId', 'test']);
+    assert.deepEqual(rows, asJson.map((s: any) => header.map((k) => (s[k] === null ? '' : String(s[k])))));
+    assert.ok(rows.some((row) => row[6].includes('Greylisted, try again')), 'a reason with a comma stays one column');
   });
 
   test('log table names the columns', async () => {
@@ -494,6 +500,7 @@ describe('retry: --failed, --deferred, the log filters, --reason, --include-perm
     [['--failed', '--deferred', '--reason', 'unknown-mailbox', '--include-permanent'], ['1:unknown-mailbox'], {}],
     [['--deferred', '--member', 'dora@example.org'], ['4:mailbox-full'], {}],
     [['--deferred', '--member', '3'], ['3:greylisted', '3:greylisted'], {}],
+    [['--deferred', '--member', '3', '--limit', '1'], ['3:greylisted'], {}],
     [['--failed', '--deferred', '--email', 'ben@example.org'], ['2:rejected-as-spam'], {}],
     [['--deferred', '--type', 'notice'], ['3:greylisted'], {}],
     [['--deferred', '--mailing', '1'], ['3:greylisted', '4:mailbox-full'], {}],
