@@ -112,12 +112,13 @@ describe('import: every flag', { concurrency: true }, () => {
     const first = await json(dir, ['import', 'j1.csv', '--db', 'j.db']);
     assert.deepEqual(Object.keys(first).filter((k) => k !== 'invalidEmail'), ['read', 'inserted', 'updated', 'unchanged', 'withoutEmail', 'rejected']);
     assert.deepEqual(first, { read: 2, inserted: 2, updated: 0, unchanged: 0, withoutEmail: 0, invalidEmail: 0, rejected: [] });
-    // line 4: Cem has no address; line 5 has a column too many; Ben changed, Anna did not.
-    writeFile(dir, 'j2.csv', 'id;name;email\n1;Anna;anna@example.org\n2;Ben;ben.neu@example.org\n3;Cem;\n4;Dora;dora@example.org;zu viel\n');
+    // line 4: Cem has no address; line 5 has a column too many, line 6 no key, line 7 a quote
+    // never closed; Ben changed, Anna did not.
+    writeFile(dir, 'j2.csv', 'id;name;email\n1;Anna;anna@example.org\n2;Ben;ben.neu@example.org\n3;Cem;\n4;Dora;dora@example.org;zu viel\n;Fritz;f@example.org\n7;"Gina;g@example.org\n');
     const second = await json(dir, ['import', 'j2.csv', '--db', 'j.db'], {}, 1);
     assert.deepEqual({ ...second, rejected: second.rejected.map((x: any) => x.line) },
-      { read: 4, inserted: 1, updated: 1, unchanged: 1, withoutEmail: 1, invalidEmail: 0, rejected: [5] }, JSON.stringify(second));
-    assert.equal(typeof second.rejected[0].reason, 'string');
+      { read: 6, inserted: 1, updated: 1, unchanged: 1, withoutEmail: 1, invalidEmail: 0, rejected: [5, 6, 7] }, JSON.stringify(second));
+    assert.deepEqual(second.rejected.map((x: any) => /header has 3|no member id|quote/.test(x.reason)), [true, true, true], JSON.stringify(second.rejected));
     assert.deepEqual(members('j.db').map((m) => [m.key, m.email]), [['1', 'anna@example.org'], ['2', 'ben.neu@example.org'], ['3', null]]);
     const d = new Database(path.join(dir, 'j.db'), { readonly: true });
     const history = d.prepare(`SELECT a.email, a.replaced_at IS NOT NULL AS replaced FROM addresses a JOIN members m ON m.id = a.member_id WHERE m.key = '2' ORDER BY a.id`).all();
