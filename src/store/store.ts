@@ -137,31 +137,29 @@ function enterWal(db: Database.Database): void {
 }
 
 /**
- * The database holds addresses, replies and tokens: it is made 0600 before SQLite opens it,
- * whatever the umask, and SQLite gives its -wal, -shm and -journal the database file's mode.
- * One an older mailer left readable by others is tightened, with those files beside it. Where
- * that is not ours to do (another user's file), the open goes on and SQLite says what it says.
+ * The database holds addresses, replies and tokens: a new one is made 0600 before SQLite opens
+ * it, whatever the umask, and SQLite gives its -wal, -shm and -journal the database file's mode.
  */
-function keepPrivate(file: string): void {
+function createPrivate(file: string): void {
   if (file === ':memory:' || file === '' || file.startsWith('file:')) return;
-  let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600));
   } catch {
-    return;
+    // there already (or not ours to make): SQLite opens it and says what it says
   }
-  try {
-    const mode = fs.fstatSync(fd).mode & 0o777;
-    if (mode & 0o077) fs.fchmodSync(fd, mode & 0o700);
-  } catch {
-    // not the owner: nothing to tighten
-  } finally {
-    fs.closeSync(fd);
-  }
-  for (const companion of [`${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+}
+
+/**
+ * A database an older mailer left readable by others is tightened, with the files beside it,
+ * once it has been recognised as mailer's: a file refused as foreign keeps its mode. Where that
+ * is not ours to do (another user's file), it stays as it is.
+ */
+function tightenPrivate(file: string): void {
+  if (file === ':memory:' || file === '' || file.startsWith('file:')) return;
+  for (const each of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
     try {
-      const mode = fs.statSync(companion).mode & 0o777;
-      if (mode & 0o077) fs.chmodSync(companion, mode & 0o700);
+      const mode = fs.statSync(each).mode & 0o777;
+      if (mode & 0o077) fs.chmodSync(each, mode & 0o700);
     } catch {
       // absent, or not ours
     }
@@ -204,7 +202,7 @@ export class Store {
       throw new MailerError(`database ${file} is a folder`, { hint: 'point --db / MAILER_DB at a file (a new one is created)' });
     }
     noteDatabase(file);
-    keepPrivate(file);
+    createPrivate(file);
     let db: Database.Database | undefined;
     try {
       db = new Database(file);
@@ -218,6 +216,7 @@ export class Store {
       db.pragma('temp_store = MEMORY');
       db.pragma('foreign_keys = ON');
       migrate(db, file);
+      tightenPrivate(file);
     } catch (err) {
       db?.close();
       if (err instanceof MailerError) throw err;

@@ -114,12 +114,14 @@ test('a SQLite file of another program, random bytes, or a folder is refused as 
   const other = new Database(foreign);
   other.exec("CREATE TABLE members (name TEXT); INSERT INTO members VALUES ('theirs')");
   other.close();
+  fs.chmodSync(foreign, 0o644);
   const before = fs.readFileSync(foreign);
   const r = await mailer(dir, ['log', '--db', foreign]);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /foreign\.db is not a mailer database: it has tables of another program \(members\)/);
   assert.doesNotMatch(r.stderr, /internal error/);
   assert.deepEqual(fs.readFileSync(foreign), before);
+  assert.equal(fs.statSync(foreign).mode & 0o777, 0o644, 'not ours: its mode is left as it was');
 
   const noise = writeFile(dir, 'noise.db', Buffer.from(Array.from({ length: 8192 }, (_, i) => (i * 7919 + 13) % 251)));
   const n = await mailer(dir, ['import', 'x.csv', '--db', noise]);
