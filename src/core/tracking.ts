@@ -32,6 +32,15 @@ export interface ServeLimits {
   checkEveryMs: number;
 }
 
+/**
+ * A request target as a log line may show it: a link value is as good as the link (it
+ * unsubscribes the member; a mail from before links had values of their own carried the
+ * registration token there), so only its first 6 characters are kept.
+ */
+export function loggedTarget(target: string | undefined): string {
+  return JSON.stringify((target ?? '').slice(0, 200).replace(/\/([uo])\/([^/?#.]{6})[^/?#.]*/g, '/$1/$2…'));
+}
+
 export const SERVE_LIMITS: ServeLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, checkEveryMs: 1_000 };
 
 /** The HTTP server of `mailer serve`, not yet listening. `log` gets one line per refused request. */
@@ -53,6 +62,11 @@ export function trackingServer(store: Store, now: () => number, log: (line: stri
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     log(`bad request from ${socket.remoteAddress ?? '?'}: ${status} ${err.code ?? err.message}`);
     socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+  // Node hands CONNECT to this event, not the handler, and drops the socket when nobody listens.
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    log(`bad request from ${socket.remoteAddress ?? '?'}: 405 CONNECT ${loggedTarget(req.url)}`);
+    socket.end(`HTTP/1.1 405 ${http.STATUS_CODES[405]}\r\nAllow: ${METHODS}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
   return server;
 }
@@ -120,7 +134,8 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
     if (!oneClick && !confirmed) return refuse(400, 'the body is neither List-Unsubscribe=One-Click nor the page\'s form');
     const email = found.email;
     store.transaction(() => {
-      store.suppress(email, 'unsubscribed', now());
+      // A bounce or the office's own reason already there says more than this click does.
+      store.suppressUnlessSuppressed(email, 'unsubscribed', now());
       store.addEvent(found.id, 'unsubscribe', now());
     });
     return page(res, 200, 'Unsubscribed', `${escape(email)} gets no more mails from us.`);
@@ -128,12 +143,12 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
 
   return (req: IncomingMessage, res: ServerResponse): void => {
     const refuse = (status: number, why: string) => {
-      log(`bad request from ${req.socket.remoteAddress ?? '?'}: ${status} ${req.method} ${JSON.stringify((req.url ?? '').slice(0, 200))}: ${why}`);
+      log(`bad request from ${req.socket.remoteAddress ?? '?'}: ${status} ${req.method} ${loggedTarget(req.url)}: ${why}`);
       if (status === 400 || status === 413) res.shouldKeepAlive = false;
       page(res, status, status === 413 ? 'Too large' : 'Bad request', 'Use the link in the mail.');
     };
     const failed = (err: unknown) => {
-      log(`error on ${req.method} ${JSON.stringify((req.url ?? '').slice(0, 200))}: ${(err as Error)?.message ?? err}`);
+      log(`error on ${req.method} ${loggedTarget(req.url)}: ${(err as Error)?.message ?? err}`);
       if (res.headersSent) return void res.destroy();
       if (PIXEL_ROUTE.test(pathOf(req.url) ?? '')) return send(res, 200, 'image/gif', PIXEL);
       page(res, 500, 'Sorry', 'Something went wrong; please try again later.');

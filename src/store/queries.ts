@@ -144,6 +144,9 @@ export const queries = {
   addSuppression: `
     INSERT INTO suppressions (email, reason, created_at) VALUES (@email, @reason, @now)
     ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at`,
+  addSuppressionIfNew: `
+    INSERT INTO suppressions (email, reason, created_at) VALUES (@email, @reason, @now)
+    ON CONFLICT (email) DO NOTHING`,
   removeSuppression: `DELETE FROM suppressions WHERE email = ?`,
   suppression: `SELECT email, reason, created_at FROM suppressions WHERE email = ?`,
   suppressions: `SELECT email, reason, created_at FROM suppressions ORDER BY created_at DESC, email`,

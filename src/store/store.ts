@@ -689,6 +689,11 @@ export class Store {
     this.stmt.addSuppression.run({ email, reason, now });
   }
 
+  /** Suppresses an address not suppressed yet; one that is keeps its reason and date. */
+  suppressUnlessSuppressed(email: string, reason: string, now: number): void {
+    this.stmt.addSuppressionIfNew.run({ email, reason, now });
+  }
+
   unsuppress(email: string): boolean {
     return this.stmt.removeSuppression.run(email).changes > 0;
   }

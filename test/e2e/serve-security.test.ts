@@ -68,6 +68,7 @@ test('serve: no request, however malformed, ends the process; bad targets get 40
       [`GET /o/${'A'.repeat(20_000)}.gif HTTP/1.1\r\nHost: x\r\n\r\n`, /^HTTP\/1\.1 (400|414|431)/],
       ['\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03', /^(HTTP\/1\.1 400|)/],
       ['\r\n\r\n\r\n', /^(HTTP\/1\.1 400|)/],
+      ['CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n', /^HTTP\/1\.1 405/],
     ];
     for (const [request, expected] of requests) {
       const answer = await raw(proc.port, request);
@@ -362,4 +363,24 @@ test('serve: the unsubscribe POST takes the RFC 8058 body or the page\'s own for
     proc.child.kill('SIGTERM');
     await proc.done;
   }
+});
+
+test('serve: a refused request logs no whole link value, and an unsubscribe keeps the reason of a suppression already there', async () => {
+  const { dir, links, smtp } = await invited(['Anna', 'Ben']);
+  await smtp.close();
+  assert.equal((await mailer(dir, ['suppress', 'add', 'anna@example.org', '--reason', 'asked by phone'])).code, 0);
+  const before = JSON.parse((await mailer(dir, ['suppress', 'list', '--json'])).stdout);
+  const proc = await serve(dir);
+  try {
+    const wrongType = await fetch(`${proc.base}/u/${links.ben.unsubscribe}`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: 'x' });
+    assert.equal(wrongType.status, 400);
+    assert.equal((await fetch(`${proc.base}/u/${links.anna.unsubscribe}`, ONE_CLICK)).status, 200);
+  } finally {
+    proc.child.kill('SIGTERM');
+    await proc.done;
+  }
+  assert.match(proc.stderr, /bad request .*\/u\/.{6}…/, proc.stderr);
+  for (const value of [links.ben.unsubscribe, links.ben.unsubscribe.slice(7)]) assert.ok(!proc.stderr.includes(value), proc.stderr);
+  const after = JSON.parse((await mailer(dir, ['suppress', 'list', '--json'])).stdout);
+  assert.deepEqual(after, before, 'the office\'s reason and date stay');
 });
