@@ -1,17 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { INVITATION, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
+import { INVITATION, folderWithRows, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
 import { startSmtpServer } from '../support/smtp.js';
 
-/** A folder with these members imported (id;name;email;…) and the invitation template. */
-async function withMembers(header: string[], rows: string[][]): Promise<string> {
-  const dir = tempDir();
-  writeFile(dir, 'members.csv', membersCsv(header, rows));
-  const imported = await mailer(dir, ['import', 'members.csv']);
-  assert.ok(imported.code <= 1, imported.stderr);
-  writeFile(dir, 'invitation.txt', INVITATION);
-  return dir;
-}
+const withMembers = folderWithRows;
 
 /** The member ids a dry run would send to, with these selection flags. */
 async function wouldSend(dir: string, flags: string[]): Promise<string[]> {

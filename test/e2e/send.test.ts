@@ -3,17 +3,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
-import { INVITATION, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
+import { INVITATION, folderWithRows, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
 import { closedPort, startSmtpServer } from '../support/smtp.js';
 
-async function setup(rows: string[][], header = ['id', 'name', 'email', 'region']) {
-  const dir = tempDir();
-  writeFile(dir, 'members.csv', membersCsv(header, rows));
-  const imported = await mailer(dir, ['import', 'members.csv']);
-  assert.ok(imported.code <= 1, imported.stderr);
-  writeFile(dir, 'invitation.txt', INVITATION);
-  return dir;
-}
+const setup = (rows: string[][], header = ['id', 'name', 'email', 'region']) => folderWithRows(header, rows);
 
 const many = (n: number) => Array.from({ length: n }, (_, i) => [String(i + 1), `Member ${i + 1}`, `m${i + 1}@example.org`, i % 2 ? 'Nord' : 'Süd']);
 

@@ -83,12 +83,15 @@ Ihr Link: https://vote.example/register/{{token}}
 /** Members 1…n named "Member i" at mi@example.org. */
 export const numberedMembers = (n: number) => Array.from({ length: n }, (_, i) => [String(i + 1), `Member ${i + 1}`, `m${i + 1}@example.org`]);
 
-/** A temp folder with n numbered members imported and the invitation template beside them. */
-export async function folderWithMembers(n: number): Promise<string> {
+/** A temp folder with these members imported (rows flagged or rejected allowed) and the invitation template beside them. */
+export async function folderWithRows(header: string[], rows: string[][]): Promise<string> {
   const dir = tempDir();
-  writeFile(dir, 'members.csv', membersCsv(['id', 'name', 'email'], numberedMembers(n)));
+  writeFile(dir, 'members.csv', membersCsv(header, rows));
   const r = await mailer(dir, ['import', 'members.csv']);
-  if (r.code !== 0) throw new Error(`import failed: ${r.stderr}`);
+  if (r.code > 1) throw new Error(`import failed: ${r.stderr}`);
   writeFile(dir, 'invitation.txt', INVITATION);
   return dir;
 }
+
+/** A temp folder with n numbered members imported and the invitation template beside them. */
+export const folderWithMembers = (n: number): Promise<string> => folderWithRows(['id', 'name', 'email'], numberedMembers(n));
