@@ -4,7 +4,7 @@ import { addressOf, compose, newMessageId } from './compose.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './settings.js';
 import { parseTemplate, checkPlaceholders, memberView, render, type RenderedMessage, type Template } from './template.js';
 import type { Mailing, MailingSettings, MemberSelection } from './types.js';
-import { LinkSigner } from './token.js';
+import { LinkSigner, type MailLinks } from './token.js';
 
 /**
  * A mailing is recorded before anything is sent: the template as it is now, and one send row
@@ -24,19 +24,92 @@ export interface PlanInput {
   now: number;
 }
 
+/** A mail skipped for its size, with the reason the log shows. */
+export interface SizeSkip {
+  category: 'too-large';
+  reason: string;
+}
+
 /**
  * A mail larger than maxMessageBytes, counting the whole message as encoded, is not sent. The
  * rendered text and HTML in UTF-8 are a lower bound of that size (no transfer encoding makes a
  * byte smaller), so a mail that is surely over is refused before composing it, which for a mail
  * of many megabytes costs seconds and hundreds of MB; given the composed message, it is exact.
  */
-export function sizeSkip(maxBytes: number, message: RenderedMessage, composed?: Buffer): { category: 'too-large'; reason: string } | null {
+export function sizeSkip(maxBytes: number, message: RenderedMessage, composed?: Buffer): SizeSkip | null {
   const bytes = composed ? composed.length : Buffer.byteLength(message.text) + (message.html === null ? 0 : Buffer.byteLength(message.html));
   if (bytes <= maxBytes) return null;
   return {
     category: 'too-large',
     reason: `the message is ${composed ? '' : 'at least '}${bytes} bytes encoded, over maxMessageBytes ${maxBytes}; shorten the template, or raise "maxMessageBytes" in mailer.json if the server takes it`,
   };
+}
+
+/**
+ * What every mail of one mailing shares, worked out once per mailing rather than per mail. The
+ * run and the dry run both compose through it, so the dry run measures the mail the run sends.
+ */
+export interface MailingContext {
+  template: Template;
+  test: boolean;
+  allowEmpty: boolean;
+  fromHeader: string;
+  fromAddress: string;
+  envelopeFrom: string;
+  /** the replyTo setting: for a mail whose template gives no Reply-To of its own */
+  replyTo: string | null;
+  /** the public URL for pixel and unsubscribe links, when this mailing is tracked */
+  trackingUrl: string | null;
+  verp: boolean;
+}
+
+/** For a template that passed checkTemplate with these settings. */
+export function mailingContext(template: Template, settings: MailingSettings, test: boolean): MailingContext {
+  const fromHeader = template.from ?? settings.from!;
+  const fromAddress = addressOf(fromHeader, 'the sender');
+  return {
+    template, test, fromHeader, fromAddress,
+    allowEmpty: !!settings.allowEmpty,
+    envelopeFrom: settings.bounceAddress ? addressOf(settings.bounceAddress, 'bounceAddress') : fromAddress,
+    replyTo: settings.replyTo || null,
+    trackingUrl: settings.track && settings.publicUrl && !test ? settings.publicUrl.replace(/\/+$/, '') : null,
+    verp: !!settings.verp && !!settings.bounceAddress,
+  };
+}
+
+export type Composed = { ok: true; raw: Buffer; messageId: string } | { ok: false; skip: SizeSkip };
+
+/**
+ * One rendered mail as it is handed to the server, or the reason it is too large to be.
+ * `links` gives a send's pixel and unsubscribe values; it is asked only when the mailing is tracked.
+ */
+export function composeFor(
+  ctx: MailingContext, message: RenderedMessage, to: { name: string | null; address: string },
+  sendId: number, links: (sendId: number) => MailLinks, maxBytes: number,
+): Composed {
+  const surelyTooLarge = sizeSkip(maxBytes, message);
+  if (surelyTooLarge) return { ok: false, skip: surelyTooLarge };
+  const messageId = newMessageId(sendId, ctx.fromAddress);
+  let tracking: { baseUrl: string; unsubscribe: string; pixel: string } | undefined;
+  if (ctx.trackingUrl) {
+    const { unsubscribe, open } = links(sendId);
+    tracking = { baseUrl: ctx.trackingUrl, unsubscribe, pixel: open };
+  }
+  const raw = compose({
+    message,
+    from: message.from ?? ctx.fromHeader,
+    // The template's Reply-To wins over the setting; one rendered empty (a blank line, or a
+    // field empty under --allow-empty) names nobody to reply to, so the setting's applies.
+    replyTo: message.replyTo || ctx.replyTo,
+    // A test mail goes to the tester, not by the member's name.
+    to: { name: ctx.test ? null : to.name, address: to.address },
+    messageId,
+    sendId,
+    test: ctx.test,
+    tracking,
+  });
+  const oversize = sizeSkip(maxBytes, message, raw);
+  return oversize ? { ok: false, skip: oversize } : { ok: true, raw, messageId };
 }
 
 export function checkTemplate(store: Store, template: Template, settings: MailingSettings): void {
@@ -102,17 +175,7 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
   // and --limit counts the mails handed over, so a member skipped on the way takes no place.
   const test = input.testTo !== undefined;
   const maxBytes = input.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  // The message as the run composes it, with stand-ins of the same length for the send id and
-  // the token, so that the size the dry run measures is the size of the mail (to a few bytes).
-  const { settings } = input;
-  const fromHeader = input.template.from ?? settings.from!;
-  const fromAddress = addressOf(fromHeader, 'the sender');
-  const trackingUrl = settings.track && settings.publicUrl && !test ? settings.publicUrl.replace(/\/+$/, '') : null;
-  const composeAsSent = (message: RenderedMessage, to: { name: string | null; address: string }) => compose({
-    message, from: message.from ?? fromHeader, replyTo: message.replyTo ?? settings.replyTo ?? null,
-    to, messageId: newMessageId(DRY_RUN_SEND_ID, fromAddress), sendId: DRY_RUN_SEND_ID, test,
-    tracking: trackingUrl ? { baseUrl: trackingUrl, unsubscribe: DRY_RUN_LINKS.unsubscribe, pixel: DRY_RUN_LINKS.open } : undefined,
-  });
+  const ctx = mailingContext(input.template, input.settings, test);
   for (const member of store.selectedMembers(input.selection, test ? input.limit : undefined)) {
     result.selected++;
     const email = input.testTo ?? member.email;
@@ -125,9 +188,15 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
       result.leftQueued++;
       continue;
     } else {
-      const rendered = render(input.template, memberView(member, email, DRY_RUN_TOKEN), { allowEmpty: !!input.settings.allowEmpty });
-      if (!rendered.ok) skip = { category: rendered.category, reason: rendered.reason };
-      else skip = sizeSkip(maxBytes, rendered.message) ?? sizeSkip(maxBytes, rendered.message, composeAsSent(rendered.message, { name: test ? null : member.name, address: email! }));
+      const rendered = render(ctx.template, memberView(member, email, DRY_RUN_TOKEN), { allowEmpty: ctx.allowEmpty });
+      if (!rendered.ok) {
+        skip = { category: rendered.category, reason: rendered.reason };
+      } else {
+        // Composed as the run composes it, with stand-ins of the same length for the send id,
+        // the token and the links: the size measured is the mail's size (to a few bytes).
+        const composed = composeFor(ctx, rendered.message, { name: member.name, address: email! }, DRY_RUN_SEND_ID, () => DRY_RUN_LINKS, maxBytes);
+        if (!composed.ok) skip = composed.skip;
+      }
     }
     if (skip) {
       result.skipped.push({ member: member.key, email: member.email, ...skip });

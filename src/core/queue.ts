@@ -1,8 +1,8 @@
 import { ExitCode, MailerError, SEND_BUSY_WAIT_MS, isDatabaseBusy } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { BUILT_IN_RULES, Catalog, type Classification } from './catalog.js';
-import { addressOf, compose, newMessageId, verpAddress } from './compose.js';
-import { mailingTemplate, sizeSkip } from './mailing.js';
+import { verpAddress } from './compose.js';
+import { composeFor, mailingContext, mailingTemplate, type MailingContext } from './mailing.js';
 import type { Transport } from './ports.js';
 import { DeliveryError } from './ports.js';
 import { memberView, render } from './template.js';
@@ -155,33 +155,6 @@ export function listSource(ids: number[]): SendSource {
   return () => ids[i++];
 }
 
-/** What every send of one mailing shares: parsed once per run, not per send. */
-interface MailingContext {
-  mailing: Mailing;
-  template: ReturnType<typeof mailingTemplate>;
-  fromHeader: string;
-  fromAddress: string;
-  envelopeFrom: string;
-  replyTo: string | null;
-  /** the public URL for pixel and unsubscribe links, when this mailing is tracked */
-  trackingUrl: string | null;
-  verp: boolean;
-}
-
-function mailingContext(mailing: Mailing): MailingContext {
-  const template = mailingTemplate(mailing);
-  const settings = mailing.settings;
-  const fromHeader = template.from ?? settings.from!;
-  const fromAddress = addressOf(fromHeader, 'the sender');
-  return {
-    mailing, template, fromHeader, fromAddress,
-    envelopeFrom: settings.bounceAddress ? addressOf(settings.bounceAddress, 'bounceAddress') : fromAddress,
-    replyTo: template.replyTo ?? settings.replyTo ?? null,
-    trackingUrl: settings.track && settings.publicUrl && !mailing.test ? settings.publicUrl.replace(/\/+$/, '') : null,
-    verp: !!settings.verp && !!settings.bounceAddress,
-  };
-}
-
 /**
  * The servers of a run. Sends are spread over the usable ones in turn; a server that fails
  * outright (refused, DNS, TLS, login) or gives `maxErrors` connection errors in a row is left
@@ -256,21 +229,20 @@ export async function deliverSends(store: Store, transports: Transport[], source
   const pool = new TransportPool(transports, opts.maxConnectionErrors);
   const backoff = opts.backoff ?? RETRY_BACKOFF_MS;
   const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  // What every send of one mailing shares: made once per run, not per send.
   const contexts = new Map<number, MailingContext>();
   const contextOf = (mailingId: number) => {
     let ctx = contexts.get(mailingId);
     if (!ctx) {
-      ctx = mailingContext(store.mailing(mailingId)!);
+      const mailing = store.mailing(mailingId)!;
+      ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test);
       contexts.set(mailingId, ctx);
     }
     return ctx;
   };
 
   let signer: LinkSigner | undefined;
-  const trackingLinks = (baseUrl: string, sendId: number) => {
-    const { unsubscribe, open } = (signer ??= new LinkSigner(store.linkSecret())).mailLinks(sendId);
-    return { baseUrl, unsubscribe, pixel: open };
-  };
+  const links = (sendId: number) => (signer ??= new LinkSigner(store.linkSecret())).mailLinks(sendId);
 
   const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false, tooLarge: 0 };
   // Sends given back because no usable server was left to take them.
@@ -330,34 +302,21 @@ export async function deliverSends(store: Store, transports: Transport[], source
     const { send, member, token } = claimed;
     const sendId = send.id;
     const ctx = contextOf(send.mailingId);
-    const { mailing } = ctx;
-    const rendered = render(ctx.template, memberView(member, send.email, token), { allowEmpty: !!mailing.settings.allowEmpty });
+    const rendered = render(ctx.template, memberView(member, send.email, token), { allowEmpty: ctx.allowEmpty });
     if (!rendered.ok) {
       outcome.skipped++;
       taken--;
       return () => store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
     }
-    const tooLarge = (skip: { category: string; reason: string }): Record => {
+    const composed = composeFor(ctx, rendered.message, { name: member.name, address: send.email! }, sendId, links, maxBytes);
+    if (!composed.ok) {
+      const { skip } = composed;
       outcome.skipped++;
       outcome.tooLarge++;
       taken--;
       return () => store.markSkipped(sendId, skip.category, skip.reason, opts.clock());
-    };
-    const surelyTooLarge = sizeSkip(maxBytes, rendered.message);
-    if (surelyTooLarge) return tooLarge(surelyTooLarge);
-    const messageId = newMessageId(sendId, ctx.fromAddress);
-    const raw = compose({
-      message: rendered.message,
-      from: rendered.message.from ?? ctx.fromHeader,
-      replyTo: rendered.message.replyTo ?? ctx.replyTo,
-      to: { name: mailing.test ? null : member.name, address: send.email! },
-      messageId,
-      sendId,
-      test: mailing.test,
-      tracking: ctx.trackingUrl ? trackingLinks(ctx.trackingUrl, sendId) : undefined,
-    });
-    const oversize = sizeSkip(maxBytes, rendered.message, raw);
-    if (oversize) return tooLarge(oversize);
+    }
+    const { raw, messageId } = composed;
     const envelopeFrom = ctx.verp ? verpAddress(ctx.envelopeFrom, sendId) : ctx.envelopeFrom;
     const tried = new Set<Transport>();
     let transport = pool.pick(tried);

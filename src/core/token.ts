@@ -37,6 +37,12 @@ export function newToken(sendId: number): string {
  */
 export type LinkPurpose = 'unsubscribe' | 'open' | 'confirm';
 
+/** The values of one mail's unsubscribe link and open pixel. */
+export interface MailLinks {
+  unsubscribe: string;
+  open: string;
+}
+
 const LINK = /^([0-9a-z]{1,11})-([A-Za-z0-9_-]{22})$/;
 
 /**
@@ -53,7 +59,7 @@ export class LinkSigner {
   }
 
   /** The two values a mail carries. */
-  mailLinks(sendId: number): { unsubscribe: string; open: string } {
+  mailLinks(sendId: number): MailLinks {
     const mac = this.mac('links', sendId);
     const id = sendId.toString(36);
     return { unsubscribe: `${id}-${mac.toString('base64url', 0, 16)}`, open: `${id}-${mac.toString('base64url', 16, 32)}` };

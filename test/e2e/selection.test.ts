@@ -188,6 +188,46 @@ test('a mail over maxMessageBytes is skipped as too-large (measured as encoded),
   }
 });
 
+test('the dry run measures the Reply-To the send puts in: the template\'s, else (rendered empty) the replyTo setting', async () => {
+  const server = await startSmtpServer();
+  try {
+    const dir = await withMembers(['id', 'name', 'email', 'kontakt'], [
+      ['1', 'Anna', 'anna@example.org', 'kasse@verein.example'],
+      ['2', 'Ben', 'ben@example.org', ''],
+    ]);
+    // A long one, so that the mail with it and the mail without it are far apart in size.
+    const replyTo = `${'Vorstand und Geschaeftsstelle '.repeat(15).trim()} <vorstand@verein.example>`;
+    const settings = (maxMessageBytes: number) => writeFile(dir, 'mailer.json', JSON.stringify({ replyTo, maxMessageBytes }));
+    writeFile(dir, 'kontakt.txt', 'Subject: Hallo {{name}}\nFrom: V <v@verein.example>\nReply-To: {{kontakt}}\n\nHallo {{name}}\n');
+    const replyToOf = (raw: Buffer) => /^Reply-To: (.*)$/m.exec(raw.toString().replace(/\r\n[ \t]+/g, ' '))?.[1] ?? null;
+
+    settings(100_000);
+    const sent = await mailer(dir, ['send', 'kontakt.txt', '--allow-empty', '--smtp', server.url]);
+    assert.equal(sent.code, 0, sent.stderr);
+    const anna = server.messages.find((m) => m.to.includes('anna@example.org'))!;
+    const ben = server.messages.find((m) => m.to.includes('ben@example.org'))!;
+    assert.equal(replyToOf(anna.raw), 'kasse@verein.example');
+    assert.match(replyToOf(ben.raw) ?? 'none', /^Vorstand und .* <vorstand@verein\.example>$/);
+
+    // Under Ben's size by less than the setting's Reply-To takes: only with it is Ben's mail over.
+    const limit = ben.raw.length - 200;
+    assert.ok(anna.raw.length < limit);
+    settings(limit);
+    const dry = await mailer(dir, ['send', 'kontakt.txt', '--allow-empty', '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const planned = JSON.parse(dry.stdout);
+    assert.deepEqual(planned.recipients.map((r: any) => r.member), ['1']);
+    assert.deepEqual(planned.skippedMembers.map((s: any) => [s.member, s.category]), [['2', 'too-large']]);
+    const before = server.messages.length;
+    const run = await mailer(dir, ['send', 'kontakt.txt', '--allow-empty', '--smtp', server.url, '--json']);
+    assert.equal(run.code, 1, run.stderr);
+    assert.deepEqual(server.messages.slice(before).flatMap((m) => m.to), ['anna@example.org']);
+    assert.deepEqual(JSON.parse(run.stdout).byReason, { 'too-large': 1 });
+  } finally {
+    await server.close();
+  }
+});
+
 test('a Mustache partial {{> file}} is refused before anything is sent, naming it and the template', async () => {
   const dir = await withMembers(['id', 'name', 'email'], [['1', 'Anna', 'anna@example.org']]);
   writeFile(dir, 'kopf.txt', 'Subject: Kopf\n\nKopfzeile\n');
