@@ -1,4 +1,4 @@
-/** Exit codes of the product contract (SPEC "Exit codes"). */
+/** Exit codes: scripts and cron tell outcomes apart by them, so they never change meaning. */
 export const ExitCode = {
   ok: 0,
   someFailed: 1,

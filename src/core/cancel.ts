@@ -4,7 +4,7 @@ import { liveSendLockHolder } from './lock.js';
 
 /**
  * Cancels what has not gone out: queued and deferred sends, for the whole mailing or for
- * single members (seed 003: the customer who already picked it up gets no reminder).
+ * single members (the customer who already came by gets no reminder).
  */
 export function cancelMailing(store: Store, mailingId: number, members: string[], now: number) {
   const mailing = store.mailing(mailingId);

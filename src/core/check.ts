@@ -7,8 +7,8 @@ import { addressOf } from './compose.js';
 
 /**
  * `mailer check`: the server tested the way a technician would, one step at a time, each with
- * the likely cause in plain words (seed 004: "you must be able to test the connection to your
- * mail server yourself, and be told what is wrong").
+ * the likely cause in plain words: an office whose mails stop arriving must be able to test the
+ * connection itself and be told what is wrong.
  */
 export interface CheckStep {
   step: string;

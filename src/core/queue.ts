@@ -12,7 +12,7 @@ import { stopRequest } from './session.js';
 import { LinkSigner, newToken } from './token.js';
 import type { Mailing, Member, Send } from './types.js';
 
-/** Back-off of a deferred send before it is tried again (SPEC "Unattended"). */
+/** Back-off of a deferred send before it is tried again: greylisting often holds a new sender until the next morning. */
 export const RETRY_BACKOFF_MS = [15 * 60_000, 60 * 60_000, 4 * 3_600_000, 12 * 3_600_000, 24 * 3_600_000];
 
 

@@ -1,6 +1,6 @@
 import type { Send } from './types.js';
 
-/** A send as `log --json` and `log --csv` print it (SPEC "The send log"). */
+/** A send as `log --json` and `log --csv` print it: the field names are a contract with scripts. */
 export const SEND_RECORD_FIELDS = [
   'id', 'mailing', 'member', 'email', 'type', 'status', 'reason', 'category', 'attempts', 'createdAt', 'sentAt', 'messageId', 'test',
 ] as const;

@@ -5,8 +5,8 @@ import type { MailingSummary } from './mailing.js';
 import type { Transport } from './ports.js';
 
 /**
- * The operator's summary after a run (seed 001: "after the mailing, the sender gets an
- * information mail"): counts by status and reason, the failed ones by name, and the commands
+ * The operator's summary after a run, so that whoever started it learns the outcome without
+ * looking: counts by status and reason, the failed ones by name, and the commands
  * that retry them.
  */
 export interface OperatorReport {

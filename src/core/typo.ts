@@ -1,5 +1,5 @@
 /**
- * "Is the address 100% right?" (seed 000, step 2): a domain one or two keystrokes away from a
+ * Before sending again, the office asks whether the address is exactly right: a domain one or two keystrokes away from a
  * big provider is almost always a typo — gmial.com, t-onlne.de, gmx.dee.
  */
 export const COMMON_DOMAINS = [

@@ -91,7 +91,7 @@ export function conditionClause(c: FieldCondition): { sql: string; params: unkno
   switch (c.op) {
     case '=': return { sql: `coalesce(${expr}, '') = ?`, params: [...jsonPath, c.value] };
     case '!=': return { sql: `coalesce(${expr}, '') != ?`, params: [...jsonPath, c.value] };
-    case '~': return { sql: `instr(lower(coalesce(${expr}, '')), lower(?)) > 0`, params: [...jsonPath, c.value] };
+    case '~': return { sql: `instr(mailer_fold(${expr}), ?) > 0`, params: [...jsonPath, foldCase(c.value)] };
     case '<':
     case '>': {
       const n = decimalNumber(c.value);
@@ -100,6 +100,9 @@ export function conditionClause(c: FieldCondition): { sql: string; params: unkno
     }
   }
 }
+
+/** Case folded the same way for a `~` value and the field it is looked for in. */
+const foldCase = (text: string): string => text.toLowerCase();
 
 const UPSERT_BATCH = 100;
 /**
@@ -186,6 +189,8 @@ export class Store {
     // A member field as a number for `--where beitrag<20`, by the same reading as the value
     // (12,50 too); NULL when it is none, so that the comparison selects nobody.
     db.function('mailer_number', { deterministic: true }, (value: unknown) => decimalNumber(value));
+    // SQLite's lower() folds ASCII only: `--where region~süd` must find "SÜD" too.
+    db.function('mailer_fold', { deterministic: true }, (value: unknown) => foldCase(value == null ? '' : String(value)));
     this.stmt = Object.fromEntries(
       Object.entries(queries).map(([name, sql]) => [name, db.prepare(sql)]),
     ) as Record<QueryName, Database.Statement>;
@@ -469,7 +474,7 @@ export class Store {
       params.push(...clause.params);
     }
     if (selection.notOpenedOf !== undefined) {
-      // The follow-up of seed 003: delivered, not bounced, and no open recorded.
+      // A reminder's follow-up: delivered, not bounced, and no open recorded.
       clauses.push(`m.id IN (SELECT s.member_id FROM sends s WHERE s.mailing_id = ? AND s.test = 0 AND s.status = 'sent'
         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.send_id = s.id AND e.kind = 'open'))`);
       params.push(selection.notOpenedOf);

@@ -75,6 +75,8 @@ test('member conditions select by every op on fixed columns and fields, alone an
     [['beitrag!=30', 'region~nor'], ['1', '3']],
     [['id=10'], ['10']],
     [['name!=Anna', 'email~EMIL'], ['10']],
+    [['region~SÜD'], ['2']],
+    [['region~süd'], ['2']],
     [['mit "zitat"=ja'], ['10']],
     [['mit "zitat">a'], ['10']],
   ];
