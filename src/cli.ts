@@ -2,7 +2,7 @@ import { Command, CommanderError, Help, Option } from 'commander';
 import { examples } from './commands/help.js';
 import { ExitCode, MailerError, databaseBusy, isDatabaseBusy, storageProblem } from './errors.js';
 import { printable } from './ui/printable.js';
-import { stopRequest } from './core/session.js';
+import { stopRequest } from './send/session.js';
 import { registerImport } from './commands/import.js';
 import { registerSend } from './commands/send.js';
 import { registerSegment } from './commands/segment.js';

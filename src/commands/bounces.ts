@@ -15,8 +15,8 @@ export function registerBounces(program: Command): void {
     .action(async (target: string, _opts: unknown, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { importBounces } = await import('../core/bounces.js');
-        const { catalogOf } = await import('../core/queue.js');
+        const { importBounces } = await import('../triage/bounces.js');
+        const { catalogOf } = await import('../send/queue.js');
         const { out, store } = ctx;
         const r = await importBounces(store, catalogOf(store), target, ctx.now());
         if (out.json) {

@@ -13,7 +13,7 @@ export function registerCheck(program: Command): void {
     .action(async (opts: { to: string[]; smtp: string[] }, command: Command) => {
       const ctx = await openContext(command, { smtp: opts.smtp });
       try {
-        const { checkServer } = await import('../core/check.js');
+        const { checkServer } = await import('../mail/check.js');
         const { out, settings } = ctx;
         if (settings.smtp.length === 0) {
           throw new MailerError('no SMTP server is configured: mails go to the outbox folder, there is nothing to test',

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import type { Settings, SettingsFlags } from '../core/settings.js';
+import type { Settings, SettingsFlags } from '../config/settings.js';
 import type { Store } from '../store/store.js';
 import { Output } from '../ui/output.js';
-import { systemClock } from '../core/clock.js';
+import { systemClock } from '../config/clock.js';
 
 /** What every command gets: settings resolved, an output, and the store opened on demand. */
 export interface Context {
@@ -16,7 +16,7 @@ export interface Context {
 export async function openContext(command: Command, flags: SettingsFlags = {}): Promise<Context> {
   const global = command.optsWithGlobals() as { json?: boolean; quiet?: boolean; db?: string; config?: string };
   const out = new Output({ json: !!global.json, quiet: !!global.quiet });
-  const { resolveSettings } = await import('../core/settings.js');
+  const { resolveSettings } = await import('../config/settings.js');
   const settings = resolveSettings({ ...flags, db: global.db, config: global.config });
   let store: Store | null = null;
   const { Store: StoreClass } = await import('../store/store.js');

@@ -13,7 +13,7 @@ export function registerErrors(program: Command): void {
     .action(async (_opts: unknown, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { BUILT_IN_RULES, explain } = await import('../core/catalog.js');
+        const { BUILT_IN_RULES, explain } = await import('../domain/catalog.js');
         const { renderTable } = await import('../ui/table.js');
         const user = ctx.store.errorRules().map((r) => ({ ...r, source: 'yours' }));
         const rules = [...user, ...BUILT_IN_RULES.map((r) => ({ ...r, source: 'built-in' }))];
@@ -39,7 +39,7 @@ export function registerErrors(program: Command): void {
     .action(async (opts: { match: string; category: string; permanent?: boolean; temporary?: boolean; text?: string }, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { CATEGORIES, ruleKind } = await import('../core/catalog.js');
+        const { CATEGORIES, ruleKind } = await import('../domain/catalog.js');
         if (!(CATEGORIES as readonly string[]).includes(opts.category)) {
           throw badInput(`unknown category "${opts.category}"`, `use one of: ${CATEGORIES.join(', ')}`);
         }

@@ -16,8 +16,8 @@ export function registerImport(program: Command): void {
     .option('--encoding <name>', 'utf-8, windows-1252, utf-16le or utf-16be (default: detected)')
     .action(async (file: string, opts: Record<string, string | undefined>, command: Command) => {
       const ctx = await openContext(command);
-      const { importMembers } = await import('../core/members.js');
-      const { delimiterProblem, parseDelimiter, parseEncoding } = await import('../core/csv-dialect.js');
+      const { importMembers } = await import('../members/import.js');
+      const { delimiterProblem, parseDelimiter, parseEncoding } = await import('../members/csv-dialect.js');
       const delimiter = opts.delimiter === undefined ? undefined : parseDelimiter(opts.delimiter);
       if (delimiter === null) {
         throw badInput(`--delimiter ${JSON.stringify(opts.delimiter)} ${delimiterProblem(opts.delimiter!)}`, 'give one character, e.g. --delimiter "|", or --delimiter tab');

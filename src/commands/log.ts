@@ -15,8 +15,8 @@ export function registerLog(program: Command): void {
     .action(async (opts: Record<string, any>, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { parseSendFilter } = await import('../core/filters.js');
-        const { sendRecord, SEND_RECORD_FIELDS } = await import('../core/records.js');
+        const { parseSendFilter } = await import('../config/filters.js');
+        const { sendRecord, SEND_RECORD_FIELDS } = await import('../ui/send-record.js');
         const { out, store } = ctx;
         const filter = parseSendFilter(opts, ctx.now(), (m) => store.findMembers(m).map((x) => x.id));
         if (opts.csv) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { collect, openContext } from './context.js';
-import { wholeNumber } from '../core/numbers.js';
+import { wholeNumber } from '../config/numbers.js';
 import { examples } from './help.js';
 
 export function registerMailings(program: Command): void {
@@ -45,8 +45,8 @@ export function registerMailings(program: Command): void {
     .action(async (id: string, opts: { member: string[] }, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { cancelMailing } = await import('../core/cancel.js');
-        const { parseId } = await import('../core/filters.js');
+        const { cancelMailing } = await import('../send/cancel.js');
+        const { parseId } = await import('../config/filters.js');
         const r = cancelMailing(ctx.store, parseId(id, 'mailing'), opts.member, ctx.now());
         if (ctx.out.json) ctx.out.jsonResult(r);
         else if (opts.member.length) ctx.out.line(`mailing ${r.mailing}: ${r.cancelled} send(s) cancelled for ${opts.member.join(', ')}${r.alreadySent ? `; ${r.alreadySent} already sent` : ''}`);

@@ -16,9 +16,9 @@ export function registerRetarget(program: Command): void {
   ).action(async (id: string, opts: Record<string, any>, command: Command) => {
     const ctx = await openContext(command, transportFlags(opts));
     try {
-      const { parseId } = await import('../core/filters.js');
-      const { retarget } = await import('../core/triage.js');
-      const { openTransports } = await import('../transport/index.js');
+      const { parseId } = await import('../config/filters.js');
+      const { retarget } = await import('../send/retarget.js');
+      const { openTransports } = await import('../mail/transports.js');
       const { out, store } = ctx;
       const r = await retarget(store, (n) => openTransports(ctx.settings, n), {
         sendId: parseId(id, 'send id'), to: opts.to, reason: opts.reason, settings: ctx.settings, now: ctx.now,
@@ -31,7 +31,7 @@ export function registerRetarget(program: Command): void {
         out.line(`send ${s.id} to ${s.email}: ${s.status}${s.reason ? ` — ${s.reason}` : ''} (via ${r.transport})`);
       }
       if (r.outcome.stopped) {
-        const { serverStopped } = await import('../core/queue.js');
+        const { serverStopped } = await import('../send/queue.js');
         throw serverStopped(r.outcome.stopped, `The address was changed; send ${s.id} stays queued.`, `mailer send --resume ${s.mailingId}`);
       }
       if (s.status !== 'sent') process.exitCode = ExitCode.someFailed;

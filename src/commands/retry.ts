@@ -20,10 +20,11 @@ export function registerRetry(program: Command): void {
     .action(async (opts: Record<string, any>, command: Command) => {
       const ctx = await openContext(command, transportFlags(opts));
       try {
-        const { parseSendFilter } = await import('../core/filters.js');
-        const { retrySends, HOPELESS_CATEGORIES } = await import('../core/triage.js');
-        const { serverStopped } = await import('../core/queue.js');
-        const { openTransports } = await import('../transport/index.js');
+        const { parseSendFilter } = await import('../config/filters.js');
+        const { retrySends } = await import('../send/retry.js');
+        const { HOPELESS_CATEGORIES } = await import('../domain/catalog.js');
+        const { serverStopped } = await import('../send/queue.js');
+        const { openTransports } = await import('../mail/transports.js');
         const { renderTable } = await import('../ui/table.js');
         const { out, store } = ctx;
         const filter = parseSendFilter(opts, ctx.now(), (m) => store.findMembers(m).map((x) => x.id));

@@ -3,7 +3,7 @@ import { ExitCode } from '../errors.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
 import { openContext } from './context.js';
 import { printReport, reportJson } from './send.js';
-import { wholeNumber } from '../core/numbers.js';
+import { wholeNumber } from '../config/numbers.js';
 import { examples } from './help.js';
 
 export function registerRun(program: Command): void {
@@ -17,8 +17,8 @@ export function registerRun(program: Command): void {
   ).action(async (opts: Record<string, any>, command: Command) => {
     const ctx = await openContext(command, { ...transportFlags(opts), reportTo: opts.reportTo });
     try {
-      const { runDue } = await import('../core/run.js');
-      const { openTransports } = await import('../transport/index.js');
+      const { runDue } = await import('../send/run.js');
+      const { openTransports } = await import('../mail/transports.js');
       const { out, store } = ctx;
       const max = opts.max === undefined ? undefined : wholeNumber(opts.max, '--max');
       const stamp = () => new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, 'Z');
@@ -37,7 +37,7 @@ export function registerRun(program: Command): void {
         });
       }
       if (r.stopped) {
-        const { serverStopped } = await import('../core/queue.js');
+        const { serverStopped } = await import('../send/queue.js');
         throw serverStopped(r.stopped, 'Unsent mails stay queued.', 'mailer run');
       }
       if (r.failed || r.deferred || r.tooLarge) process.exitCode = ExitCode.someFailed;

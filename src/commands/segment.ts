@@ -15,8 +15,8 @@ export function registerSegment(program: Command): void {
     .action(async (name: string, opts: { where: string[] }, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { parseCondition } = await import('../core/filters.js');
-        const { checkConditionFields } = await import('../core/send.js');
+        const { parseCondition } = await import('../config/filters.js');
+        const { checkConditionFields } = await import('../send/send.js');
         if (opts.where.length === 0) throw badInput('a segment needs at least one --where condition');
         const conditions = opts.where.map(parseCondition);
         checkConditionFields(ctx.store, conditions);

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { ExitCode, badInput } from '../errors.js';
-import { parseWhen } from '../core/when.js';
+import { parseWhen } from '../config/when.js';
 import { collect, openContext, type Context } from './context.js';
 import { addTransportOptions, transportFlags } from './filter-options.js';
-import { wholeNumber } from '../core/numbers.js';
+import { wholeNumber } from '../config/numbers.js';
 import { examples } from './help.js';
 
 export function registerSend(program: Command): void {
@@ -37,10 +37,10 @@ export function registerSend(program: Command): void {
 }
 
 async function send(ctx: Context, templatePath: string | undefined, opts: Record<string, any>): Promise<void> {
-  const { sendMailing } = await import('../core/send.js');
-  const { serverStopped } = await import('../core/queue.js');
-  const { openTransports } = await import('../transport/index.js');
-  const { parseId } = await import('../core/filters.js');
+  const { sendMailing } = await import('../send/send.js');
+  const { serverStopped } = await import('../send/queue.js');
+  const { openTransports } = await import('../mail/transports.js');
+  const { parseId } = await import('../config/filters.js');
   const { SendProgress } = await import('../ui/progress.js');
   const { out, store } = ctx;
   let progress: { update(p: import('../ui/progress.js').ProgressCounts): void; stop(): void } | null = null;
@@ -119,7 +119,7 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
   if (result.outcome.failed > 0 || result.outcome.deferred > 0 || result.outcome.tooLarge > 0 || interrupted) process.exitCode = ExitCode.someFailed;
 }
 
-async function printSummary(ctx: Context, summary: import('../core/mailing.js').MailingSummary): Promise<void> {
+async function printSummary(ctx: Context, summary: import('../send/mailing.js').MailingSummary): Promise<void> {
   const { out, store } = ctx;
   const { renderTable } = await import('../ui/table.js');
   out.line(`mailing ${summary.mailing}${summary.test ? ' (test)' : ''}: ${summary.status}${summary.statusReason ? ` (${summary.statusReason})` : ''}`);
@@ -148,12 +148,12 @@ function parseAt(value: string, now: number): number {
 }
 
 /** The report in --json output: its text only when it could not be mailed (then it is nowhere else). */
-export function reportJson(report: import('../core/send.js').ReportResult) {
+export function reportJson(report: import('../send/send.js').ReportResult) {
   return { to: report.to, sent: report.ok, error: report.error, text: report.ok ? undefined : report.text };
 }
 
 /** A report that could not be mailed still reaches the operator: on stdout, and a warning. */
-export function printReport(ctx: Context, report: import('../core/send.js').ReportResult): void {
+export function printReport(ctx: Context, report: import('../send/send.js').ReportResult): void {
   if (report.ok) {
     ctx.out.note(`report sent to ${report.to}`);
     return;

@@ -14,7 +14,7 @@ export function registerServe(program: Command): void {
       const ctx = await openContext(command);
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port "${opts.port}" is not a port number`);
-      const { trackingServer } = await import('../core/tracking.js');
+      const { trackingServer } = await import('../triage/tracking.js');
       const server = trackingServer(ctx.store, ctx.now, (line) => ctx.out.warn(line));
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) => reject(badInput(`cannot listen on ${opts.host}:${port}: ${err.code ?? err.message}`, 'choose another --port')));

@@ -12,9 +12,10 @@ export function registerShow(program: Command): void {
     .action(async (id: string, opts: { raw?: boolean }, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { parseId } = await import('../core/filters.js');
-        const { sendDetail, findSend } = await import('../core/inspect.js');
-        const { sendRecord } = await import('../core/records.js');
+        const { parseId } = await import('../config/filters.js');
+        const { sendDetail } = await import('../triage/inspect.js');
+        const { findSend } = await import('../store/store.js');
+        const { sendRecord } = await import('../ui/send-record.js');
         const { formatTime, isoTime } = await import('../ui/output.js');
         const { badInput } = await import('../errors.js');
         const { out, store } = ctx;

@@ -15,8 +15,8 @@ export function registerStats(program: Command): void {
     .action(async (opts: Record<string, any>, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { parseSendFilter } = await import('../core/filters.js');
-        const { mailingStats } = await import('../core/stats.js');
+        const { parseSendFilter } = await import('../config/filters.js');
+        const { mailingStats } = await import('../triage/stats.js');
         const { out, store } = ctx;
         const filter = parseSendFilter(opts, ctx.now(), (m) => store.findMembers(m).map((x) => x.id));
         const stats = mailingStats(store, filter);

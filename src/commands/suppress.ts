@@ -15,7 +15,7 @@ export function registerSuppress(program: Command): void {
     .action(async (address: string, opts: { reason: string }, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { addressProblem, normalizeAddress } = await import('../core/address.js');
+        const { addressProblem, normalizeAddress } = await import('../domain/address.js');
         const email = normalizeAddress(address);
         const problem = addressProblem(email);
         if (problem) throw badInput(`"${address}" is not a valid e-mail address: ${problem}`);
@@ -34,7 +34,7 @@ export function registerSuppress(program: Command): void {
     .action(async (address: string, _opts: unknown, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { normalizeAddress } = await import('../core/address.js');
+        const { normalizeAddress } = await import('../domain/address.js');
         const email = normalizeAddress(address);
         if (!ctx.store.unsuppress(email)) throw badInput(`${email} is not suppressed`, 'mailer suppress list shows the suppressed addresses');
         if (ctx.out.json) ctx.out.jsonResult({ email, suppressed: false });

@@ -15,7 +15,7 @@ export function registerToken(program: Command): void {
     .action(async (token: string, _opts: unknown, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { verifyToken } = await import('../core/triage.js');
+        const { verifyToken } = await import('../triage/token.js');
         const r = verifyToken(ctx.store, token);
         if (ctx.out.json) ctx.out.jsonResult(r);
         else if (r.state === 'unknown') ctx.out.line('unknown: no mail carried this token');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { openContext } from './context.js';
-import { wholeNumber } from '../core/numbers.js';
+import { wholeNumber } from '../config/numbers.js';
 import { examples } from './help.js';
 
 export function registerWhy(program: Command): void {
@@ -13,9 +13,9 @@ export function registerWhy(program: Command): void {
     .action(async (who: string, opts: { limit: string }, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const { why } = await import('../core/triage.js');
+        const { why } = await import('../triage/why.js');
         const { formatTime, isoTime } = await import('../ui/output.js');
-        const { sendRecord } = await import('../core/records.js');
+        const { sendRecord } = await import('../ui/send-record.js');
         const { out, store } = ctx;
         const r = why(store, who, wholeNumber(opts.limit, '--limit'));
         const m = r.member;

@@ -2,16 +2,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {
-  BUSY_TIMEOUT_MS, ExitCode, MailerError, databaseBusy, isDatabaseBusy, notMailerDatabase, noteDatabase, storageProblem,
+  BUSY_TIMEOUT_MS, ExitCode, badInput, MailerError, databaseBusy, isDatabaseBusy, notMailerDatabase, noteDatabase, storageProblem,
 } from '../errors.js';
 import type {
   AddressRecord, Attempt, FieldCondition, Mailing, MailingSettings, MailingStatus, Member,
   MemberSelection, Send, SendFilter, SendStatus,
-} from '../core/types.js';
-import type { CatalogRule } from '../core/catalog.js';
+} from '../domain/types.js';
+import type { CatalogRule } from '../domain/catalog.js';
 import { migrations } from './schema.js';
 import { queries, SKIP_CATEGORY, SKIP_REASON, type QueryName } from './queries.js';
-import { decimalNumber } from '../core/numbers.js';
+import { decimalNumber } from '../config/numbers.js';
 
 type Row = Record<string, any>;
 
@@ -993,4 +993,11 @@ function toSend(r: Row | undefined): Send | undefined {
     messageId: r.message_id, createdAt: r.created_at, sentAt: r.sent_at, updatedAt: r.updated_at,
     retargetOf: r.retarget_of, retargetedTo: r.retargeted_to, maybeDuplicate: !!r.maybe_duplicate,
   };
+}
+
+/** A send the user named by id; one that does not exist says how to find the right one. */
+export function findSend(store: Store, id: number): Send {
+  const send = store.send(id);
+  if (!send) throw badInput(`no send ${id}`, 'find the send id with `mailer log --member <id|email>`');
+  return send;
 }

@@ -10,9 +10,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { Store } from '../../src/store/store.js';
-import { why } from '../../src/core/triage.js';
-import { mailingStats } from '../../src/core/stats.js';
-import type { SendFilter } from '../../src/core/types.js';
+import { why } from '../../src/triage/why.js';
+import { mailingStats } from '../../src/triage/stats.js';
+import type { SendFilter } from '../../src/domain/types.js';
 import {
   MEMBER_HEADER, expectOk, isMain, mailer, medianOf, memberLine, rng, runAlone, withTempDir, writeLines,
   type BenchOptions, type BenchResult, type Figure,

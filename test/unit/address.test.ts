@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addressProblem, normalizeAddress } from '../../src/core/address.js';
+import { addressProblem, normalizeAddress } from '../../src/domain/address.js';
 
 test('valid addresses pass', () => {
   for (const a of ['anna@example.org', 'a.b+tag@sub.example.co.uk', "o'brien@example.com", 'x@müller.de', 'ab@xn--mller-kva.de']) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BatchedWriter } from '../../src/core/queue.js';
+import { BatchedWriter } from '../../src/send/batched-writer.js';
 import { Store } from '../../src/store/store.js';
 import Database from 'better-sqlite3';
 

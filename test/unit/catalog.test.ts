@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BUILT_IN_RULES, CATEGORIES, Catalog, explain, type DeliveryFailure } from '../../src/core/catalog.js';
+import { BUILT_IN_RULES, CATEGORIES, Catalog, explain, type DeliveryFailure } from '../../src/domain/catalog.js';
 
 const catalog = new Catalog();
 const reply = (code: number, text: string): DeliveryFailure => ({ code: 'EENVELOPE', responseCode: code, response: `${code} ${text}`, message: `Can't send mail - all recipients were rejected: ${code} ${text}` });

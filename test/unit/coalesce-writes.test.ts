@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { coalesceWrites } from '../../src/transport/smtp.js';
+import { coalesceWrites } from '../../src/mail/smtp.js';
 
 test('writes of one event-loop turn leave together, and nothing is held past that turn', async () => {
   const received: string[] = [];

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { composeTree, mimeTree, type ComposeInput } from '../../src/core/compose.js';
+import { composeTree, mimeTree, type ComposeInput } from '../../src/mail/compose.js';
 
 /** Ours, and nodemailer's own streamed build of the same tree (same Date, same boundary). */
 async function bothWays(input: ComposeInput): Promise<{ sync: string; stream: string }> {

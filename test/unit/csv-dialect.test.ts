@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import iconv from 'iconv-lite';
 import {
   delimiterProblem, detectDelimiter, detectEncoding, firstInvalidUtf8, lastCharBoundary, notCsv, parseDelimiter, parseEncoding, utf8TextAt,
-} from '../../src/core/csv-dialect.js';
+} from '../../src/members/csv-dialect.js';
 
 const bytes = (s: string, enc: BufferEncoding = 'utf8') => new Uint8Array(Buffer.from(s, enc));
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BATCH_CHARS, parseMemberFile, ROW_WIDTH, type ParseJob, type WorkerMessage } from '../../src/core/csv-rows.js';
+import { BATCH_CHARS, parseMemberFile, ROW_WIDTH, type ParseJob, type WorkerMessage } from '../../src/members/csv-rows.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-csv-rows-'));
 process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));

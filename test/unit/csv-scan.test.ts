@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'csv-parse/sync';
-import { CSV_PROBLEMS, CsvLimitError, CsvScanner, MAX_RECORD_CHARS } from '../../src/core/csv-scan.js';
+import { CSV_PROBLEMS, CsvLimitError, CsvScanner, MAX_RECORD_CHARS } from '../../src/members/csv-scan.js';
 
 interface Scanned { records: [number, string[]][]; errors: [number, string][] }
 

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { decimalNumber } from '../../src/core/numbers.js';
+import { decimalNumber } from '../../src/config/numbers.js';
 import { Store } from '../../src/store/store.js';
-import { parseCondition, parseSendFilter } from '../../src/core/filters.js';
+import { parseCondition, parseSendFilter } from '../../src/config/filters.js';
 import { MailerError } from '../../src/errors.js';
 
 test('--where conditions: field, operator, value', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTemplate, render } from '../../src/core/template.js';
-import { composeFor, mailingContext, surelyFits } from '../../src/core/mailing.js';
+import { parseTemplate, render } from '../../src/send/template.js';
+import { composeFor, mailingContext, surelyFits } from '../../src/send/mailing.js';
 
 const LINKS = () => ({ unsubscribe: 'u'.repeat(30), open: 'o'.repeat(30) });
 

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compose, type ComposeInput } from '../../src/core/compose.js';
-import { readOwnMessage } from '../../src/core/message-view.js';
-import { readAnyMessage } from '../../src/core/inspect.js';
+import { compose, type ComposeInput } from '../../src/mail/compose.js';
+import { readOwnMessage } from '../../src/mail/message-view.js';
+import { readAnyMessage } from '../../src/triage/inspect.js';
 
 const long = 'eine sehr lange Zeile ohne Umbruch, die länger als sechsundsiebzig Zeichen ist, damit umbrochen werden muss';
 const texts = [

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
-import { SmtpTransport } from '../../src/transport/smtp.js';
-import { DeliveryError } from '../../src/core/ports.js';
+import { SmtpTransport } from '../../src/mail/smtp.js';
+import { DeliveryError } from '../../src/domain/ports.js';
 
 /**
  * A scripted SMTP server on 127.0.0.1, raw enough to see how the client writes: which

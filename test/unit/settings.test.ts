@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveSettings, type SettingsFlags } from '../../src/core/settings.js';
+import { resolveSettings, type SettingsFlags } from '../../src/config/settings.js';
 
 /** A folder with a mailer.json, as a user's working folder. */
 function folderWithConfig(config: Record<string, unknown>): string {

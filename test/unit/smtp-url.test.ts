@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSmtpUrl, redact, secretMask } from '../../src/core/smtp-url.js';
+import { parseSmtpUrl, redact, secretMask } from '../../src/config/smtp-url.js';
 import { MailerError } from '../../src/errors.js';
 
 /** Passwords with each character that ends a URL's authority, starts a query, or escapes. */

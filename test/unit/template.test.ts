@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Mustache from 'mustache';
-import { checkPlaceholders, parseTemplate, render } from '../../src/core/template.js';
+import { checkPlaceholders, parseTemplate, render } from '../../src/send/template.js';
 import { MailerError } from '../../src/errors.js';
 
 const parse = (source: string, html: string | null = null, footer: string | null = null) => parseTemplate(source, { path: 'invitation.txt', html, footer });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LinkSigner, newToken } from '../../src/core/token.js';
+import { LinkSigner, newToken } from '../../src/domain/token.js';
 
 test('tokens: URL-safe, at least 128 bits, never read as a command-line option, all different', () => {
   const seen = new Set<string>();

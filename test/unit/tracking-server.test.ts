@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { Store } from '../../src/store/store.js';
-import { SERVE_LIMITS, formFields, trackingServer } from '../../src/core/tracking.js';
+import { SERVE_LIMITS, formFields, trackingServer } from '../../src/triage/tracking.js';
 
 function openStore(): Store {
   return Store.open(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-serve-')), 'mailer.db'));

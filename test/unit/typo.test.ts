@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { editDistance, suspectTypo } from '../../src/core/typo.js';
+import { editDistance, suspectTypo } from '../../src/triage/typo.js';
 
 test('domains a keystroke or two from a big provider are suspected', () => {
   const rows: [string, string | null][] = [

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseWhen } from '../../src/core/when.js';
+import { parseWhen } from '../../src/config/when.js';
 
 const now = new Date(2026, 10, 25, 12, 0, 0).getTime();
 

@@ -1,0 +1,147 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { badInput } from '../errors.js';
+import { parseDuration } from './when.js';
+import { parseRate } from './rate.js';
+import { parseSmtpUrl } from './smtp-url.js';
+import { wholeNumber } from './numbers.js';
+
+/**
+ * Settings: flags beat environment variables beat the file (`--config`, else ./mailer.json).
+ * The SMTP password is only ever read from $MAILER_SMTP_PASSWORD or the URL, and never shown.
+ */
+export interface Settings {
+  db: string;
+  smtp: string[];
+  smtpPassword?: string;
+  outbox: string;
+  from?: string;
+  replyTo?: string;
+  testTo?: string;
+  footer?: string;
+  /** the footer file's text, read once */
+  footerText: string | null;
+  rate?: string;
+  concurrency?: number;
+  reportTo?: string;
+  bounceAddress?: string;
+  publicUrl?: string;
+  /** waits before each retry of a deferred send (default 15m, 1h, 4h, 12h, 24h) */
+  retryBackoff?: number[];
+  /** provider quotas, counted in the database across runs */
+  maxPerHour?: number;
+  maxPerDay?: number;
+  /** open pixel and List-Unsubscribe in every mail when publicUrl is set (default true) */
+  track: boolean;
+  /** envelope sender bounces+<send id>@domain, so each bounce names its send */
+  verp: boolean;
+  /** a mail whose encoded message is larger is not sent (skip reason too-large) */
+  maxMessageBytes: number;
+  configFile: string | null;
+}
+
+export interface SettingsFlags {
+  db?: string;
+  config?: string;
+  smtp?: string[];
+  outbox?: string;
+  from?: string;
+  replyTo?: string;
+  testTo?: string;
+  rate?: string;
+  concurrency?: string;
+  reportTo?: string;
+}
+
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes'];
+
+/** Providers refuse mails over 10-25 MB; a mail that large is a mistake in a mailing. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 10_000_000;
+
+export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Settings {
+  const configFile = flags.config ? path.resolve(cwd, flags.config) : fs.existsSync(path.join(cwd, 'mailer.json')) ? path.join(cwd, 'mailer.json') : null;
+  const file = configFile ? readConfig(configFile) : {};
+  const fileDir = configFile ? path.dirname(configFile) : cwd;
+  const pick = <T>(flag: T | undefined, envValue: T | undefined, fileValue: T | undefined) => flag ?? envValue ?? fileValue;
+
+  const smtpFile = file.smtp === undefined ? [] : Array.isArray(file.smtp) ? file.smtp : [file.smtp];
+  const smtp = flags.smtp?.length ? flags.smtp : env.MAILER_SMTP_URL ? env.MAILER_SMTP_URL.split(/\s+/).filter(Boolean) : smtpFile;
+  const footer = file.footer ? path.resolve(fileDir, String(file.footer)) : undefined;
+  let footerText: string | null = null;
+  if (footer) {
+    try {
+      footerText = fs.readFileSync(footer, 'utf8').replace(/\r\n?/g, '\n').replace(/\s+$/, '');
+    } catch {
+      throw badInput(`${configFile}: footer file ${footer} cannot be read`, 'fix the "footer" path in the settings file (relative to that file)');
+    }
+  }
+  const concurrencyText = pick(flags.concurrency, env.MAILER_CONCURRENCY, file.concurrency === undefined ? undefined : String(file.concurrency));
+  let concurrency: number | undefined;
+  if (concurrencyText !== undefined) {
+    concurrency = wholeNumber(concurrencyText, 'concurrency', 1, 256);
+  }
+  // Checked now, before any command writes: a typo must not leave a mailing queued behind it.
+  const smtpUrls = smtp.map(String);
+  smtpUrls.forEach((url) => parseSmtpUrl(url));
+  const rate = pick(flags.rate, env.MAILER_RATE, file.rate === undefined ? undefined : String(file.rate));
+  if (rate !== undefined) parseRate(rate);
+  return {
+    db: path.resolve(cwd, pick(flags.db, env.MAILER_DB, file.db ? path.resolve(fileDir, String(file.db)) : undefined) ?? 'mailer.db'),
+    smtp: smtpUrls,
+    smtpPassword: env.MAILER_SMTP_PASSWORD || undefined,
+    outbox: path.resolve(cwd, pick(flags.outbox, env.MAILER_OUTBOX, file.outbox ? path.resolve(fileDir, String(file.outbox)) : undefined) ?? 'outbox'),
+    from: pick(flags.from, env.MAILER_FROM, file.from),
+    replyTo: pick(flags.replyTo, env.MAILER_REPLY_TO, file.replyTo),
+    testTo: pick(flags.testTo, env.MAILER_TEST_TO, file.testTo),
+    footer,
+    footerText,
+    rate,
+    concurrency,
+    reportTo: pick(flags.reportTo, env.MAILER_REPORT_TO, file.reportTo),
+    bounceAddress: pick(undefined, env.MAILER_BOUNCE_ADDRESS, file.bounceAddress),
+    publicUrl: pick(undefined, env.MAILER_PUBLIC_URL, file.publicUrl),
+    retryBackoff: file.retryBackoff === undefined ? undefined : parseBackoff(file.retryBackoff, configFile!),
+    maxPerHour: optionalWholeNumber(env.MAILER_MAX_PER_HOUR ?? file.maxPerHour, 'maxPerHour'),
+    maxPerDay: optionalWholeNumber(env.MAILER_MAX_PER_DAY ?? file.maxPerDay, 'maxPerDay'),
+    track: file.track !== false,
+    verp: file.verp === true,
+    maxMessageBytes: optionalWholeNumber(env.MAILER_MAX_MESSAGE_BYTES ?? file.maxMessageBytes, 'maxMessageBytes') ?? DEFAULT_MAX_MESSAGE_BYTES,
+    configFile,
+  };
+}
+
+function parseBackoff(value: unknown, file: string): number[] {
+  const list = Array.isArray(value) ? value.map((v) => parseDuration(String(v))) : [null];
+  if (list.length === 0 || list.some((v) => v === null)) {
+    throw badInput(`${file}: "retryBackoff" must be a list of waits like ["15m", "1h", "4h", "12h", "24h"]`);
+  }
+  return list as number[];
+}
+
+function optionalWholeNumber(value: unknown, key: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  return wholeNumber(value, `"${key}"`);
+}
+
+function readConfig(file: string): Record<string, any> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw badInput(`settings file ${file} cannot be read`, 'check the --config path');
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw badInput(`settings file ${file} is not valid JSON: ${(err as Error).message}`, 'fix the file; keys: ' + FILE_KEYS.join(', '));
+  }
+  if (!data || typeof data !== 'object' || Array.isArray(data)) {
+    throw badInput(`settings file ${file} must hold one JSON object`, 'keys: ' + FILE_KEYS.join(', '));
+  }
+  const unknown = Object.keys(data).filter((k) => !FILE_KEYS.includes(k));
+  if (unknown.length) {
+    throw badInput(`settings file ${file}: unknown key ${unknown.map((k) => `"${k}"`).join(', ')}`, 'keys: ' + FILE_KEYS.join(', '));
+  }
+  return data as Record<string, any>;
+}

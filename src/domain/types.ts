@@ -1,0 +1,135 @@
+/** The data mailer keeps, as the domain sees it. */
+
+export const SEND_STATUSES = [
+  'queued', 'sent', 'failed', 'deferred', 'skipped', 'retargeted', 'bounced', 'cancelled',
+] as const;
+export type SendStatus = (typeof SEND_STATUSES)[number];
+
+export const MAILING_STATUSES = ['scheduled', 'running', 'paused', 'done', 'cancelled'] as const;
+export type MailingStatus = (typeof MAILING_STATUSES)[number];
+
+export interface Member {
+  id: number;
+  key: string;
+  email: string | null;
+  name: string | null;
+  fields: Record<string, string>;
+  emailProblem: string | null;
+}
+
+export interface Mailing {
+  id: number;
+  type: string;
+  templatePath: string;
+  template: string;
+  htmlTemplate: string | null;
+  footer: string | null;
+  settings: MailingSettings;
+  test: boolean;
+  status: MailingStatus;
+  statusReason: string | null;
+  selected: number;
+  createdAt: number;
+  finishedAt: number | null;
+  scheduledAt: number | null;
+}
+
+/** What a mailing needs to be rendered and sent again later (resume) exactly as first planned. */
+export interface MailingSettings {
+  from?: string;
+  replyTo?: string;
+  bounceAddress?: string;
+  testTo?: string;
+  allowEmpty?: boolean;
+  /** open pixel and List-Unsubscribe, when a public URL is configured */
+  track?: boolean;
+  publicUrl?: string;
+  /** envelope sender bounces+<send id>@domain (VERP) */
+  verp?: boolean;
+}
+
+export interface Send {
+  id: number;
+  mailingId: number;
+  memberId: number;
+  memberKey: string;
+  memberName: string | null;
+  email: string | null;
+  type: string;
+  test: boolean;
+  status: SendStatus;
+  /** machine-readable: error category or skip reason */
+  category: string | null;
+  /** human-readable: server reply or skip explanation */
+  reason: string | null;
+  attempts: number;
+  token: string | null;
+  messageId: string | null;
+  createdAt: number;
+  sentAt: number | null;
+  updatedAt: number;
+  retargetOf: number | null;
+  retargetedTo: number | null;
+  /** a try's outcome is unknown (in hand at a kill, or the connection broke after the final dot): it may have arrived, and again if sent again */
+  maybeDuplicate: boolean;
+}
+
+export interface Attempt {
+  id: number;
+  sendId: number;
+  at: number;
+  email: string;
+  server: string | null;
+  outcome: 'sent' | 'failed' | 'deferred' | 'interrupted';
+  responseCode: number | null;
+  enhancedCode: string | null;
+  response: string | null;
+  category: string | null;
+  permanent: boolean | null;
+}
+
+export interface AddressRecord {
+  email: string;
+  addedAt: number;
+  replacedAt: number | null;
+  revokedAt: number | null;
+  revokeReason: string | null;
+}
+
+/** One condition of `--where`: a member field compared with a value. */
+export interface FieldCondition {
+  field: string;
+  op: '=' | '!=' | '~' | '<' | '>';
+  value: string;
+}
+
+/** Which members a mailing goes to. */
+export interface MemberSelection {
+  conditions: FieldCondition[];
+  /** member keys or addresses; empty means no restriction */
+  members: string[];
+  /** only members whose send of this mailing was delivered but not opened */
+  notOpenedOf?: number;
+}
+
+/** The filters shared by log, retry and stats. Times in ms since the epoch. */
+export interface SendFilter {
+  memberIds?: number[];
+  emails?: string[];
+  types?: string[];
+  mailings?: number[];
+  statuses?: SendStatus[];
+  categories?: string[];
+  since?: number;
+  until?: number;
+  limit?: number;
+}
+
+export interface RenderedMessage {
+  subject: string;
+  from: string | null;
+  replyTo: string | null;
+  extraHeaders: [string, string][];
+  text: string;
+  html: string | null;
+}

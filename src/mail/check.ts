@@ -1,0 +1,158 @@
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { parseSmtpUrl, type SmtpTarget } from '../config/smtp-url.js';
+import { addressOf } from './compose.js';
+
+/**
+ * `mailer check`: the server tested the way a technician would, one step at a time, each with
+ * the likely cause in plain words: an office whose mails stop arriving must be able to test the
+ * connection itself and be told what is wrong.
+ */
+export interface CheckStep {
+  step: string;
+  ok: boolean;
+  detail: string;
+  /** the likely cause and what to do, when it failed (or a warning when it passed) */
+  hint?: string;
+}
+
+export interface ServerCheck {
+  server: string;
+  ok: boolean;
+  steps: CheckStep[];
+}
+
+const TIMEOUT = 10_000;
+
+interface CheckOptions { password?: string; to: string[]; from: string; envelopeFrom?: string }
+
+export async function checkServer(url: string, opts: CheckOptions): Promise<ServerCheck> {
+  const target = parseSmtpUrl(url, opts.password);
+  const result = await runSteps(target, opts);
+  // Each detail quotes the server or nodemailer, and a server may echo the password it was sent.
+  for (const step of result.steps) step.detail = target.mask(step.detail);
+  return result;
+}
+
+async function runSteps(target: SmtpTarget, opts: CheckOptions): Promise<ServerCheck> {
+  const result: ServerCheck = { server: target.display, ok: false, steps: [] };
+  const add = (step: CheckStep) => { result.steps.push(step); return step.ok; };
+
+  // 1. name lookup
+  let ip: string;
+  try {
+    ip = net.isIP(target.host) ? target.host : (await dns.lookup(target.host)).address;
+    add({ step: 'name lookup', ok: true, detail: `${target.host} → ${ip}` });
+  } catch (err) {
+    add({ step: 'name lookup', ok: false, detail: `${target.host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, hint: 'the host name does not exist: check its spelling in the SMTP URL' });
+    return result;
+  }
+
+  // 2. TCP connect
+  const tcp = await new Promise<string | null>((resolve) => {
+    const socket = net.connect({ host: ip, port: target.port });
+    const done = (error: string | null) => { socket.destroy(); resolve(error); };
+    socket.setTimeout(TIMEOUT, () => done('ETIMEDOUT'));
+    socket.once('connect', () => done(null));
+    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+  });
+  if (tcp) {
+    add({
+      step: 'TCP connect', ok: false, detail: `${ip}:${target.port}: ${tcp}`,
+      hint: tcp === 'ECONNREFUSED' ? `nothing listens on port ${target.port}: the server is down, or the port is wrong (587 for STARTTLS, 465 for implicit TLS, 25 for a local relay)`
+        : tcp === 'ETIMEDOUT' ? 'no answer: a firewall drops the connection, or the host is wrong' : 'the network refused the connection',
+    });
+    return result;
+  }
+  add({ step: 'TCP connect', ok: true, detail: `${ip}:${target.port}` });
+
+  // 3. TLS / STARTTLS, greeting and EHLO
+  const connection = new SMTPConnection({
+    host: target.host, port: target.port, secure: target.secure,
+    connectionTimeout: TIMEOUT, greetingTimeout: TIMEOUT, socketTimeout: TIMEOUT,
+    tls: { servername: net.isIP(target.host) ? undefined : target.host },
+  });
+  connection.on('error', () => {});
+  try {
+    // A failed TLS handshake or greeting comes as an 'error' event, never to connect's callback.
+    await new Promise<void>((resolve, reject) => {
+      connection.once('error', reject);
+      connection.once('end', () => reject(new Error('the server closed the connection')));
+      connection.connect(() => resolve());
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { command?: string };
+    add({ step: target.secure ? 'TLS and greeting' : 'greeting and STARTTLS', ok: false, detail: e.message, hint: tlsHint(e, target) });
+    connection.close();
+    return result;
+  }
+  const internals = connection as unknown as { _supportedExtensions?: string[]; _supportedAuth?: string[] };
+  const extensions = internals._supportedExtensions ?? [];
+  const tlsState = target.secure ? 'implicit TLS' : connection.secure ? 'STARTTLS' : 'no encryption';
+  add({
+    step: 'TLS', ok: true, detail: tlsState,
+    hint: connection.secure ? undefined : 'STARTTLS is not offered: mail and password travel unencrypted; ask the provider, or use smtps:// on port 465',
+  });
+  add({ step: 'greeting and EHLO', ok: true, detail: extensions.length ? extensions.join(' ') : 'no extensions' });
+
+  // 4. login
+  const offersAuth = (internals._supportedAuth ?? []).length > 0;
+  if (target.auth?.user) {
+    if (!target.auth.pass) {
+      add({ step: 'login', ok: false, detail: `user ${target.auth.user}, no password`, hint: 'set MAILER_SMTP_PASSWORD' });
+      connection.close();
+      return result;
+    }
+    try {
+      await new Promise<void>((resolve, reject) => connection.login({ user: target.auth!.user, pass: target.auth!.pass! }, (err) => (err ? reject(err) : resolve())));
+      add({ step: 'login', ok: true, detail: `as ${target.auth.user}` });
+    } catch (err) {
+      const e = err as Error & { response?: string; code?: string };
+      add({
+        step: 'login', ok: false, detail: e.response ?? e.message,
+        hint: !offersAuth ? 'the server offers no login on this connection (some only after STARTTLS): check the port and TLS mode' : 'wrong user name or password: check the user in the SMTP URL and MAILER_SMTP_PASSWORD',
+      });
+      connection.close();
+      return result;
+    }
+  } else {
+    add({ step: 'login', ok: true, detail: 'none configured', hint: offersAuth ? 'the server offers AUTH: if it refuses to relay your mail, put the user in the URL (smtp://user@host) and the password in MAILER_SMTP_PASSWORD' : undefined });
+  }
+
+  // 5. test mails
+  let allSent = true;
+  for (const to of opts.to) {
+    const raw = await new Promise<Buffer>((resolve, reject) => new MailComposer({
+      from: opts.from, to, subject: 'mailer check: test mail',
+      text: `This is a test mail from mailer check, sent through ${target.display}.\nIf you read this, the server delivers to ${to}.\n`,
+    }).compile().build((err, buf) => (err ? reject(err) : resolve(buf))));
+    try {
+      const info = await new Promise<{ response: string }>((resolve, reject) =>
+        connection.send({ from: opts.envelopeFrom ?? addressOf(opts.from, 'the sender'), to: [to] }, raw, (err, i) => (err ? reject(err) : resolve(i as { response: string }))));
+      add({ step: `test mail to ${to}`, ok: true, detail: info.response });
+    } catch (err) {
+      allSent = false;
+      const e = err as Error & { response?: string };
+      add({ step: `test mail to ${to}`, ok: false, detail: e.response ?? e.message, hint: 'the server refused this recipient or sender; `mailer errors list` explains the code' });
+    }
+  }
+  connection.quit();
+  result.ok = allSent;
+  return result;
+}
+
+function tlsHint(e: NodeJS.ErrnoException & { command?: string }, target: { port: number; secure: boolean }): string {
+  const text = `${e.code ?? ''} ${e.message}`;
+  if (/ALTNAME|does not match certificate|Hostname\/IP/i.test(text)) return 'the certificate is not valid for this host name: use the host name the provider gives (the one on its certificate)';
+  if (/SELF_SIGNED|self[- ]signed|UNABLE_TO_VERIFY|unable to verify/i.test(text)) return 'the certificate is not signed by a known authority (self-signed or missing chain)';
+  if (/CERT_HAS_EXPIRED|expired/i.test(text)) return 'the server\'s certificate has expired: tell the provider';
+  if (target.secure && /wrong version number|EPROTO|packet length|ECONNRESET/i.test(text)) {
+    return `port ${target.port} does not speak implicit TLS: use smtp:// (STARTTLS, usually port 587) instead of smtps://`;
+  }
+  if (!target.secure && /timeout|ETIMEDOUT|Greeting never received/i.test(text)) {
+    return target.port === 465 ? 'no greeting on port 465: it expects implicit TLS, use smtps://host:465' : 'the server accepted the connection but never greeted: wrong port, or a TLS-only port (use smtps://)';
+  }
+  return 'the server closed the connection during greeting or STARTTLS';
+}

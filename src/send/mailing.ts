@@ -1,0 +1,256 @@
+import { badInput } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { addressOf, compose, newMessageId } from '../mail/compose.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../config/settings.js';
+import { parseTemplate, checkPlaceholders, memberView, render, type Template } from './template.js';
+import type { RenderedMessage } from '../domain/types.js';
+import type { Mailing, MailingSettings, MemberSelection } from '../domain/types.js';
+import { LinkSigner, type MailLinks } from '../domain/token.js';
+
+/**
+ * A mailing is recorded before anything is sent: the template as it is now, and one send row
+ * per recipient. From then on the queue alone says what is left to do.
+ */
+export interface PlanInput {
+  template: Template;
+  selection: MemberSelection;
+  settings: MailingSettings;
+  /** test send: deliver to this address instead, at most `limit` members */
+  testTo?: string;
+  limit?: number;
+  /** schedule for this time: recorded as scheduled in the same transaction */
+  at?: number;
+  /** the dry run skips a mail whose encoded message is larger (the run reads it from its settings) */
+  maxMessageBytes?: number;
+  now: number;
+}
+
+/** A mail skipped for its size, with the reason the log shows. */
+export interface SizeSkip {
+  category: 'too-large';
+  reason: string;
+}
+
+/**
+ * A mail larger than maxMessageBytes, counting the whole message as encoded, is not sent. The
+ * rendered text and HTML in UTF-8 are a lower bound of that size (no transfer encoding makes a
+ * byte smaller), so a mail that is surely over is refused before composing it, which for a mail
+ * of many megabytes costs seconds and hundreds of MB; given the composed message, it is exact.
+ */
+export function sizeSkip(maxBytes: number, message: RenderedMessage, composed?: Buffer): SizeSkip | null {
+  const bytes = composed ? composed.length : Buffer.byteLength(message.text) + (message.html === null ? 0 : Buffer.byteLength(message.html));
+  if (bytes <= maxBytes) return null;
+  return {
+    category: 'too-large',
+    reason: `the message is ${composed ? '' : 'at least '}${bytes} bytes encoded, over maxMessageBytes ${maxBytes}; shorten the template, or raise "maxMessageBytes" in mailer.json if the server takes it`,
+  };
+}
+
+/**
+ * What every mail of one mailing shares, worked out once per mailing rather than per mail. The
+ * run and the dry run both compose through it, so the dry run measures the mail the run sends.
+ */
+export interface MailingContext {
+  template: Template;
+  test: boolean;
+  allowEmpty: boolean;
+  fromHeader: string;
+  fromAddress: string;
+  envelopeFrom: string;
+  /** the replyTo setting: for a mail whose template gives no Reply-To of its own */
+  replyTo: string | null;
+  /** the public URL for pixel and unsubscribe links, when this mailing is tracked */
+  trackingUrl: string | null;
+  verp: boolean;
+}
+
+/** For a template that passed checkTemplate with these settings. */
+export function mailingContext(template: Template, settings: MailingSettings, test: boolean): MailingContext {
+  const fromHeader = template.from ?? settings.from!;
+  const fromAddress = addressOf(fromHeader, 'the sender');
+  return {
+    template, test, fromHeader, fromAddress,
+    allowEmpty: !!settings.allowEmpty,
+    envelopeFrom: settings.bounceAddress ? addressOf(settings.bounceAddress, 'bounceAddress') : fromAddress,
+    replyTo: settings.replyTo || null,
+    trackingUrl: settings.track && settings.publicUrl && !test ? settings.publicUrl.replace(/\/+$/, '') : null,
+    verp: !!settings.verp && !!settings.bounceAddress,
+  };
+}
+
+/**
+ * Quoted-printable writes a byte as at most three (=XX) plus a soft break every 76; base64 and
+ * RFC 2047 headers take less; the MIME frame and mailer's own headers take a few KB.
+ */
+const MOST_BYTES_PER_RENDERED_BYTE = 3.1;
+const MIME_FRAME_BYTES = 64 * 1024;
+
+/**
+ * A mail that fits under maxBytes however it is encoded: the dry run need not compose it to
+ * know, which would cost it three times its rendering for mails nowhere near the limit.
+ */
+export function surelyFits(maxBytes: number, message: RenderedMessage): boolean {
+  let bytes = Buffer.byteLength(message.text) + Buffer.byteLength(message.subject);
+  if (message.html !== null) bytes += Buffer.byteLength(message.html);
+  for (const value of [message.from, message.replyTo, ...message.extraHeaders.map(([, v]) => v)]) if (value) bytes += Buffer.byteLength(value);
+  return bytes * MOST_BYTES_PER_RENDERED_BYTE + MIME_FRAME_BYTES <= maxBytes;
+}
+
+export type Composed = { ok: true; raw: Buffer; messageId: string } | { ok: false; skip: SizeSkip };
+
+/**
+ * One rendered mail as it is handed to the server, or the reason it is too large to be.
+ * `links` gives a send's pixel and unsubscribe values; it is asked only when the mailing is tracked.
+ */
+export function composeFor(
+  ctx: MailingContext, message: RenderedMessage, to: { name: string | null; address: string },
+  sendId: number, links: (sendId: number) => MailLinks, maxBytes: number,
+): Composed {
+  const surelyTooLarge = sizeSkip(maxBytes, message);
+  if (surelyTooLarge) return { ok: false, skip: surelyTooLarge };
+  const messageId = newMessageId(sendId, ctx.fromAddress);
+  let tracking: { baseUrl: string; unsubscribe: string; pixel: string } | undefined;
+  if (ctx.trackingUrl) {
+    const { unsubscribe, open } = links(sendId);
+    tracking = { baseUrl: ctx.trackingUrl, unsubscribe, pixel: open };
+  }
+  const raw = compose({
+    message,
+    from: message.from ?? ctx.fromHeader,
+    // The template's Reply-To wins over the setting; one rendered empty (a blank line, or a
+    // field empty under --allow-empty) names nobody to reply to, so the setting's applies.
+    replyTo: message.replyTo || ctx.replyTo,
+    // A test mail goes to the tester, not by the member's name.
+    to: { name: ctx.test ? null : to.name, address: to.address },
+    messageId,
+    sendId,
+    test: ctx.test,
+    tracking,
+  });
+  const oversize = sizeSkip(maxBytes, message, raw);
+  return oversize ? { ok: false, skip: oversize } : { ok: true, raw, messageId };
+}
+
+export function checkTemplate(store: Store, template: Template, settings: MailingSettings): void {
+  checkPlaceholders(template, store.fieldNames());
+  const from = template.from ?? settings.from;
+  if (!from) {
+    throw badInput(`${template.path}: no sender`, 'add a line "From: Name <address>" to the template, or set "from" in mailer.json');
+  }
+  addressOf(from, 'the sender');
+  if (settings.bounceAddress) addressOf(settings.bounceAddress, 'bounceAddress');
+}
+
+export function createMailing(store: Store, input: PlanInput): { mailing: Mailing; selected: number } {
+  const { template } = input;
+  checkTemplate(store, template, input.settings);
+  return store.transaction(() => {
+    const mailing = store.createMailing({
+      type: template.type,
+      templatePath: template.path,
+      template: template.source,
+      htmlTemplate: template.html,
+      footer: template.footer,
+      settings: { ...input.settings, testTo: input.testTo },
+      test: input.testTo !== undefined,
+      status: input.at !== undefined ? 'scheduled' : 'running',
+      now: input.now,
+    });
+    if (input.at !== undefined) store.scheduleMailing(mailing.id, input.at);
+    // A test send takes only the first members; a real send queues everyone and --limit
+    // caps the run, so the rest stays queued for the next one.
+    const selected = store.enqueue(mailing, input.selection, {
+      testTo: input.testTo, limit: input.testTo !== undefined ? input.limit : undefined, now: input.now,
+    });
+    return { mailing: { ...mailing, selected }, selected };
+  });
+}
+
+/** The template of a mailing as it was when the mailing was made. */
+export function mailingTemplate(mailing: Mailing): Template {
+  return parseTemplate(mailing.template, { path: mailing.templatePath, html: mailing.htmlTemplate, footer: mailing.footer });
+}
+
+export interface DryRunResult {
+  selected: number;
+  wouldSend: { member: string; email: string }[];
+  wouldSendCount: number;
+  skipped: { member: string; email: string | null; category: string; reason: string }[];
+  /** past --limit: would be queued and left for the next run */
+  leftQueued: number;
+}
+
+/** As long as a send id of a large database and a token (newToken): 22 URL-safe characters. */
+const DRY_RUN_SEND_ID = 1_000_000;
+const DRY_RUN_TOKEN = 'TOKEN'.padEnd(22, '0');
+/** Link values of that send id: signed with a throwaway key, they have the real ones' length. */
+const DRY_RUN_LINKS = new LinkSigner(Buffer.alloc(32)).mailLinks(DRY_RUN_SEND_ID);
+
+/** Everything a send would check, without writing a thing. */
+export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResult {
+  checkTemplate(store, input.template, input.settings);
+  const result: DryRunResult = { selected: 0, wouldSend: [], wouldSendCount: 0, skipped: [], leftQueued: 0 };
+  // As the send does it: a test takes the first `limit` members; a real send queues everyone,
+  // and --limit counts the mails handed over, so a member skipped on the way takes no place.
+  const test = input.testTo !== undefined;
+  const maxBytes = input.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const ctx = mailingContext(input.template, input.settings, test);
+  for (const member of store.selectedMembers(input.selection, test ? input.limit : undefined)) {
+    result.selected++;
+    const email = input.testTo ?? member.email;
+    let skip: { category: string; reason: string } | null = null;
+    if (input.testTo === undefined && member.skip) {
+      skip = member.skip;
+    } else if (!test && input.limit !== undefined && result.wouldSendCount >= input.limit) {
+      // Past --limit the run renders nobody: a member with an empty field is skipped only when
+      // a later run reaches it. Left queued, as the run would leave it.
+      result.leftQueued++;
+      continue;
+    } else {
+      const rendered = render(ctx.template, memberView(member, email, DRY_RUN_TOKEN), { allowEmpty: ctx.allowEmpty });
+      if (!rendered.ok) {
+        skip = { category: rendered.category, reason: rendered.reason };
+      } else if (!surelyFits(maxBytes, rendered.message)) {
+        // Composed as the run composes it, with stand-ins of the same length for the send id,
+        // the token and the links: the size measured is the mail's size (to a few bytes).
+        const composed = composeFor(ctx, rendered.message, { name: member.name, address: email! }, DRY_RUN_SEND_ID, () => DRY_RUN_LINKS, maxBytes);
+        if (!composed.ok) skip = composed.skip;
+      }
+    }
+    if (skip) {
+      result.skipped.push({ member: member.key, email: member.email, ...skip });
+    } else {
+      result.wouldSendCount++;
+      if (result.wouldSend.length < listed) result.wouldSend.push({ member: member.key, email: email! });
+    }
+  }
+  return result;
+}
+
+export interface MailingSummary {
+  mailing: number;
+  test: boolean;
+  status: string;
+  statusReason: string | null;
+  selected: number;
+  sent: number;
+  failed: number;
+  deferred: number;
+  skipped: number;
+  queued: number;
+  byReason: Record<string, number>;
+}
+
+export function summarize(store: Store, mailingId: number): MailingSummary {
+  const mailing = store.mailing(mailingId)!;
+  const summary: MailingSummary = {
+    mailing: mailing.id, test: mailing.test, status: mailing.status, statusReason: mailing.statusReason,
+    selected: mailing.selected, sent: 0, failed: 0, deferred: 0, skipped: 0, queued: 0, byReason: {},
+  };
+  for (const { status, category, n } of store.mailingCounts(mailingId)) {
+    if (status === 'queued') summary.queued += n;
+    else if (status === 'sent' || status === 'failed' || status === 'deferred' || status === 'skipped') summary[status] += n;
+    if (category && status !== 'sent') summary.byReason[category] = (summary.byReason[category] ?? 0) + n;
+  }
+  return summary;
+}

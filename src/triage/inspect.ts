@@ -1,0 +1,49 @@
+import { badInput } from '../errors.js';
+import { findSend, type BounceRecord, type SendEvent, type Store } from '../store/store.js';
+import { explain } from '../domain/catalog.js';
+import type { Attempt, Send } from '../domain/types.js';
+import { readOwnMessage, type MessageView } from '../mail/message-view.js';
+
+/** One send as `show` presents it: the message as it left, and what happened to it. */
+export interface SendDetail {
+  send: Send;
+  raw: Buffer | null;
+  headers: [string, string][];
+  text: string | null;
+  htmlBytes: number | null;
+  attempts: (Attempt & { explanation: string })[];
+  bounces: BounceRecord[];
+  events: SendEvent[];
+}
+
+export async function sendDetail(store: Store, id: number): Promise<SendDetail> {
+  const send = findSend(store, id);
+  const raw = store.rawMessage(id) ?? null;
+  const detail: SendDetail = {
+    send, raw, headers: [], text: null, htmlBytes: null,
+    attempts: store.attempts(id).map((a) => ({ ...a, explanation: a.category ? explain(a.category) : '' })),
+    bounces: store.bounces(id),
+    events: store.events(id),
+  };
+  if (raw) Object.assign(detail, readOwnMessage(raw) ?? await readAnyMessage(raw));
+  return detail;
+}
+
+/** Any other message (written by an older or another build) goes through a full MIME parser. */
+export async function readAnyMessage(raw: Buffer): Promise<MessageView> {
+  const { simpleParser } = await import('mailparser');
+  const parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+  // Header values decoded (=?UTF-8?Q?…?= words, address lists) so a person can read them.
+  const headers = parsed.headerLines.map((h): [string, string] => {
+    const name = h.line.slice(0, h.line.indexOf(':'));
+    // mailparser files List-* headers under one "list" key: their own line keeps its value.
+    if (h.key.startsWith('list-')) return [name, h.line.slice(h.line.indexOf(':') + 1).replace(/(?:\r?\n|\r)[ \t]*/g, ' ').trim()];
+    const value = parsed.headers.get(h.key) as unknown;
+    const text = value instanceof Date ? value.toUTCString()
+      : value && typeof value === 'object' && 'text' in value ? String((value as { text: string }).text)
+      : value && typeof value === 'object' && 'value' in value ? String((value as { value: string }).value)
+      : String(value ?? '');
+    return [name, text];
+  });
+  return { headers, text: parsed.text ?? null, htmlBytes: typeof parsed.html === 'string' ? Buffer.byteLength(parsed.html) : null };
+}

@@ -1,0 +1,96 @@
+import { badInput } from '../errors.js';
+import type { BounceRecord, Store, Suppression } from '../store/store.js';
+import { explain, HOPELESS_CATEGORIES } from '../domain/catalog.js';
+import { suspectTypo } from './typo.js';
+import type { AddressRecord, Member, Send } from '../domain/types.js';
+
+export interface WhyReport {
+  member: Member;
+  others: string[];
+  addresses: AddressRecord[];
+  suppressions: Suppression[];
+  sends: (Send & { explanation: string; bounces: BounceRecord[]; opened: boolean })[];
+  typo: { address: string; suggestion: string } | null;
+  nextSteps: string[];
+}
+
+export function why(store: Store, idOrEmail: string, limit = 20): WhyReport {
+  const members = store.findMembers(idOrEmail.trim());
+  if (members.length === 0) {
+    throw badInput(`no member with id or address "${idOrEmail}"`, 'check the spelling; `mailer log --email <address>` lists sends by address');
+  }
+  const [member, ...others] = members;
+  const addresses = store.addressHistory(member.id);
+  const sends = store.logSends({ memberIds: [member.id], limit }).map((s) => ({
+    ...s, explanation: s.category ? explain(s.category) : '', bounces: store.bounces(s.id), opened: store.events(s.id).some((e) => e.kind === 'open'),
+  }));
+  const suppressions = [...new Set(addresses.map((a) => a.email))]
+    .map((e) => store.suppression(e)).filter((s): s is Suppression => !!s);
+  const suggestion = member.email ? suspectTypo(member.email) : null;
+  const report: WhyReport = {
+    member, others: others.map((m) => m.key), addresses, suppressions, sends,
+    typo: suggestion ? { address: member.email!, suggestion } : null, nextSteps: [],
+  };
+  report.nextSteps = nextSteps(report);
+  return report;
+}
+
+/** The step a person would take next, as a command they can run. */
+function nextSteps(r: WhyReport): string[] {
+  const { member } = r;
+  const last = r.sends.find((s) => !s.test);
+  const steps: string[] = [];
+  const currentSuppressed = r.suppressions.find((s) => s.email === member.email);
+  if (!member.email) {
+    steps.push(`the member has no address: ask for one, then add it to the member file and import it (or, after a send: mailer retarget <send id> --to <address>)`);
+    return steps;
+  }
+  if (r.typo) {
+    steps.push(last
+      ? `the address ${r.typo.address} looks like a typo; if the member confirms: mailer retarget ${last.id} --to ${r.typo.suggestion} --reason "typo"`
+      : `the address ${r.typo.address} looks like a typo of ${r.typo.suggestion}: correct it in the member file and import it again`);
+  }
+  if (currentSuppressed) {
+    steps.push(`${member.email} is suppressed (${currentSuppressed.reason}); if the member wants mail there again: mailer suppress remove ${member.email}`);
+  }
+  if (!last) {
+    steps.push('no mail has been sent to this member yet');
+    return steps;
+  }
+  switch (last.status) {
+    case 'bounced':
+      steps.push(`send ${last.id} bounced after the server had accepted it (${last.category}); ask the member for another address: mailer retarget ${last.id} --to <address> --reason "bounced"`);
+      break;
+    case 'sent':
+      if (last.opened) {
+        steps.push(`send ${last.id} was opened: the member has it; ask them to search for "${last.type}" in their mailbox`);
+        break;
+      }
+      steps.push(`send ${last.id} was accepted by the server; ask the member to look in the spam folder, then wait until the next morning 08:00 (some servers hold mail from new senders overnight)`);
+      steps.push(`still nothing? send it to another address of theirs: mailer retarget ${last.id} --to <other address> --reason "not received"`);
+      break;
+    case 'deferred':
+      steps.push(`send ${last.id} is waiting to be retried (${last.category}); to try now: mailer retry --deferred --member ${member.key}`);
+      break;
+    case 'failed':
+      if (last.category && HOPELESS_CATEGORIES.has(last.category)) {
+        steps.push(`the address does not work (${last.category}); ask the member for the right one: mailer retarget ${last.id} --to <address> --reason "${last.category}"`);
+      } else {
+        steps.push(`send ${last.id} failed (${last.category}); when the cause is fixed: mailer retry --failed --member ${member.key}`);
+      }
+      break;
+    case 'skipped':
+      steps.push(`send ${last.id} was skipped: ${last.reason}`);
+      break;
+    case 'queued':
+      steps.push(`send ${last.id} is still queued: mailer send --resume ${last.mailingId}`);
+      break;
+    case 'retargeted':
+      steps.push(`send ${last.id} was re-targeted to send ${last.retargetedTo}: mailer show ${last.retargetedTo}`);
+      break;
+    default:
+      steps.push(`send ${last.id} is ${last.status}: mailer show ${last.id}`);
+  }
+  return steps;
+}
+
