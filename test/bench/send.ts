@@ -20,9 +20,9 @@ import {
 } from './lib.js';
 
 const MAILS = 20_000;
-const CONCURRENCY = 16;
+export const CONCURRENCY = 16;
 
-const TEMPLATE = `Subject: Hallo {{name}}
+export const TEMPLATE = `Subject: Hallo {{name}}
 From: Bench <bench@example.org>
 Type: bench
 
@@ -112,7 +112,7 @@ export async function benchSend({ scale, log }: BenchOptions): Promise<BenchResu
  * smtp-sink on loopback only, 1000 backlog. It refuses to run as root without -u; `timeout`
  * makes sure it goes away by itself even if this process is killed hard.
  */
-function startSink(binary: string, port: number): ChildProcess {
+export function startSink(binary: string, port: number): ChildProcess {
   const args = [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), '-c', `127.0.0.1:${port}`, '1000'];
   const bounded = which('timeout');
   const [command, argv] = bounded ? [bounded, ['900', binary, ...args]] : [binary, args];
@@ -120,7 +120,7 @@ function startSink(binary: string, port: number): ChildProcess {
   return track(spawn(command, argv, { stdio: ['ignore', 'ignore', 'inherit'], detached: true }));
 }
 
-async function stopSink(child: ChildProcess): Promise<void> {
+export async function stopSink(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   killGroup(child, 'SIGTERM');
