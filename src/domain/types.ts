@@ -125,10 +125,12 @@ export interface SendFilter {
   limit?: number;
 }
 
+/** The parts of a message, rendered for one member (or, in a template, still to be rendered). */
 export interface RenderedMessage {
   subject: string;
   from: string | null;
   replyTo: string | null;
+  /** any other header lines of the template, passed through */
   extraHeaders: [string, string][];
   text: string;
   html: string | null;

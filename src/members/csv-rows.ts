@@ -33,9 +33,11 @@ export interface ParseCounts {
   withoutEmail: number;
   invalidEmail: number;
   rejected: { line: number; reason: string }[];
+  /** the first members imported but flagged (no or invalid address), for the operator to fix */
   flagged: { line: number; member: string; reason: string }[];
   /** rows imported with something to say: control characters removed, an address for SMTPUTF8 */
   warned: number;
+  /** the first of them */
   warnings: { line: number; reason: string }[];
 }
 

@@ -5,7 +5,7 @@ import iconv from 'iconv-lite';
 import { badInput, MailerError, type ExitCode } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { detectDelimiter, detectEncoding, notCsv, utf16Bom, type Delimiter, type Encoding } from './csv-dialect.js';
-import { mergeCounts, ROW_WIDTH, type ParseJob, type WorkerMessage } from './csv-rows.js';
+import { mergeCounts, ROW_WIDTH, type ParseCounts, type ParseJob, type WorkerMessage } from './csv-rows.js';
 
 export interface ImportOptions {
   key?: string;
@@ -16,23 +16,14 @@ export interface ImportOptions {
   now: number;
 }
 
-export interface ImportResult {
+/** What the parse found (rows read, rejected, flagged, warned), and what the store made of it. */
+export interface ImportResult extends ParseCounts {
   file: string;
   encoding: Encoding;
   delimiter: Delimiter;
-  read: number;
   inserted: number;
   updated: number;
   unchanged: number;
-  withoutEmail: number;
-  invalidEmail: number;
-  rejected: { line: number; reason: string }[];
-  /** the first members imported but flagged (no or invalid address), for the operator to fix */
-  flagged: { line: number; member: string; reason: string }[];
-  /** rows imported with a warning (control characters removed, an address needing SMTPUTF8) */
-  warned: number;
-  /** the first of them */
-  warnings: { line: number; reason: string }[];
 }
 
 const SAMPLE_BYTES = 64 * 1024;

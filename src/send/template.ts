@@ -9,16 +9,9 @@ import type { Member, RenderedMessage } from '../domain/types.js';
  * Mustache per member — text and headers unescaped, the HTML sibling escaped — and checked so
  * that no member's data can add a header (a line break in a rendered header is refused).
  */
-export interface Template {
+export interface Template extends RenderedMessage {
   path: string;
   type: string;
-  subject: string;
-  from: string | null;
-  replyTo: string | null;
-  /** any other header lines of the file, passed through (rendered) */
-  extraHeaders: [string, string][];
-  text: string;
-  html: string | null;
   footer: string | null;
   /** the file as read, kept with the mailing so a resume renders the same mail */
   source: string;
