@@ -15,7 +15,7 @@ export function registerErrors(program: Command): void {
       try {
         const { BUILT_IN_RULES, explain } = await import('../domain/catalog.js');
         const { renderTable } = await import('../ui/table.js');
-        const user = ctx.store.errorRules().map((r) => ({ ...r, source: 'yours' }));
+        const user = ctx.store.triage.errorRules().map((r) => ({ ...r, source: 'yours' }));
         const rules = [...user, ...BUILT_IN_RULES.map((r) => ({ ...r, source: 'built-in' }))];
         const kind = (p: boolean | undefined) => (p === undefined ? 'by reply (5xx/4xx)' : p ? 'permanent' : 'temporary');
         if (ctx.out.json) {
@@ -54,7 +54,7 @@ export function registerErrors(program: Command): void {
           }
         }
         const rule = { match: opts.match, category: opts.category as (typeof CATEGORIES)[number], permanent: !!opts.permanent, text: opts.text };
-        ctx.store.addErrorRule(rule, ctx.now());
+        ctx.store.triage.addErrorRule(rule, ctx.now());
         if (ctx.out.json) ctx.out.jsonResult(rule);
         else ctx.out.line(`rule added: ${opts.match} → ${opts.category}, ${opts.permanent ? 'permanent' : 'temporary'}`);
       } finally {

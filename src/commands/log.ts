@@ -18,15 +18,15 @@ export function registerLog(program: Command): void {
         const { parseSendFilter } = await import('../config/filters.js');
         const { sendRecord, SEND_RECORD_FIELDS } = await import('../ui/send-record.js');
         const { out, store } = ctx;
-        const filter = parseSendFilter(opts, ctx.now(), (m) => store.findMembers(m).map((x) => x.id));
+        const filter = parseSendFilter(opts, ctx.now(), (m) => store.members.findMembers(m).map((x) => x.id));
         if (opts.csv) {
           const { csvLine } = await import('../ui/csv.js');
           out.write(csvLine(SEND_RECORD_FIELDS));
-          const rows = filter.limit ? store.logSends(filter) : store.iterateSends(filter);
+          const rows = filter.limit ? store.log.logSends(filter) : store.log.iterateSends(filter);
           for (const s of rows) out.write(csvLine(SEND_RECORD_FIELDS.map((f) => sendRecord(s)[f])));
           return;
         }
-        const sends = store.logSends(filter);
+        const sends = store.log.logSends(filter);
         if (out.json) {
           out.jsonResult(sends.map(sendRecord));
           return;

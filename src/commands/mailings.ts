@@ -14,7 +14,7 @@ export function registerMailings(program: Command): void {
       try {
         const { formatTime, isoTime } = await import('../ui/output.js');
         const { renderTable } = await import('../ui/table.js');
-        const list = ctx.store.mailings(wholeNumber(opts.limit, '--limit'));
+        const list = ctx.store.mailings.list(wholeNumber(opts.limit, '--limit'));
         if (ctx.out.json) {
           ctx.out.jsonResult(list.map((m) => ({
             mailing: m.id, type: m.type, template: m.templatePath, test: m.test, status: m.status, reason: m.statusReason,

@@ -27,7 +27,7 @@ export function registerRetry(program: Command): void {
         const { openTransports } = await import('../mail/transports.js');
         const { renderTable } = await import('../ui/table.js');
         const { out, store } = ctx;
-        const filter = parseSendFilter(opts, ctx.now(), (m) => store.findMembers(m).map((x) => x.id));
+        const filter = parseSendFilter(opts, ctx.now(), (m) => store.members.findMembers(m).map((x) => x.id));
         const r = await retrySends(store, (n) => openTransports(ctx.settings, n), {
           failed: !!opts.failed, deferred: !!opts.deferred, filter, includePermanent: !!opts.includePermanent,
           dryRun: !!opts.dryRun, settings: ctx.settings, now: ctx.now,

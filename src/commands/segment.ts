@@ -20,7 +20,7 @@ export function registerSegment(program: Command): void {
         if (opts.where.length === 0) throw badInput('a segment needs at least one --where condition');
         const conditions = opts.where.map(parseCondition);
         checkConditionFields(ctx.store, conditions);
-        ctx.store.saveSegment(name, conditions, ctx.now());
+        ctx.store.members.saveSegment(name, conditions, ctx.now());
         if (ctx.out.json) ctx.out.jsonResult({ segment: name, conditions });
         else ctx.out.line(`segment "${name}" saved: ${opts.where.join(' AND ')}`);
       } finally {
@@ -34,7 +34,7 @@ export function registerSegment(program: Command): void {
     .action(async (_opts: unknown, command: Command) => {
       const ctx = await openContext(command);
       try {
-        const segments = ctx.store.segments();
+        const segments = ctx.store.members.segments();
         if (ctx.out.json) {
           ctx.out.jsonResult(segments.map((s) => ({ name: s.name, conditions: s.conditions })));
           return;

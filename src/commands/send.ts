@@ -127,7 +127,7 @@ async function printSummary(ctx: Context, summary: import('../send/mailing.js').
     [[summary.selected, summary.sent, summary.failed, summary.deferred, summary.skipped, summary.queued]], { tty: out.isTTY }));
   const reasons = Object.entries(summary.byReason);
   if (reasons.length) out.line(`by reason: ${reasons.map(([k, n]) => `${k} ${n}`).join(', ')}`);
-  const notSent = store.logSends({ mailings: [summary.mailing], statuses: ['failed', 'deferred', 'skipped'], limit: 20 });
+  const notSent = store.log.logSends({ mailings: [summary.mailing], statuses: ['failed', 'deferred', 'skipped'], limit: 20 });
   if (notSent.length) {
     out.line();
     out.line(renderTable(['send', 'member', 'address', 'status', 'reason'],

@@ -14,7 +14,7 @@ export function registerShow(program: Command): void {
       try {
         const { parseId } = await import('../config/filters.js');
         const { sendDetail } = await import('../triage/inspect.js');
-        const { findSend } = await import('../store/store.js');
+        const { findSend } = await import('../store/sends.js');
         const { sendRecord } = await import('../ui/send-record.js');
         const { formatTime, isoTime } = await import('../ui/output.js');
         const { badInput } = await import('../errors.js');
@@ -22,7 +22,7 @@ export function registerShow(program: Command): void {
         const sendId = parseId(id, 'send id');
         if (opts.raw) {
           const send = findSend(store, sendId);
-          const raw = store.rawMessage(sendId);
+          const raw = store.sends.rawMessage(sendId);
           if (!raw) throw badInput(`send ${sendId} has no message: it is ${send.status}${send.reason ? ` (${send.reason})` : ''}`, `\`mailer show ${sendId}\` shows its history`);
           out.write(raw);
           return;

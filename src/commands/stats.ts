@@ -18,7 +18,7 @@ export function registerStats(program: Command): void {
         const { parseSendFilter } = await import('../config/filters.js');
         const { mailingStats } = await import('../triage/stats.js');
         const { out, store } = ctx;
-        const filter = parseSendFilter(opts, ctx.now(), (m) => store.findMembers(m).map((x) => x.id));
+        const filter = parseSendFilter(opts, ctx.now(), (m) => store.members.findMembers(m).map((x) => x.id));
         const stats = mailingStats(store, filter);
         if (out.json) {
           out.jsonResult(stats);

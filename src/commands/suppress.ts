@@ -19,7 +19,7 @@ export function registerSuppress(program: Command): void {
         const email = normalizeAddress(address);
         const problem = addressProblem(email);
         if (problem) throw badInput(`"${address}" is not a valid e-mail address: ${problem}`);
-        ctx.store.suppress(email, opts.reason, ctx.now());
+        ctx.store.triage.suppress(email, opts.reason, ctx.now());
         if (ctx.out.json) ctx.out.jsonResult({ email, reason: opts.reason, suppressed: true });
         else ctx.out.line(`suppressed ${email}: ${opts.reason}`);
       } finally {
@@ -36,7 +36,7 @@ export function registerSuppress(program: Command): void {
       try {
         const { normalizeAddress } = await import('../domain/address.js');
         const email = normalizeAddress(address);
-        if (!ctx.store.unsuppress(email)) throw badInput(`${email} is not suppressed`, 'mailer suppress list shows the suppressed addresses');
+        if (!ctx.store.triage.unsuppress(email)) throw badInput(`${email} is not suppressed`, 'mailer suppress list shows the suppressed addresses');
         if (ctx.out.json) ctx.out.jsonResult({ email, suppressed: false });
         else ctx.out.line(`${email} is no longer suppressed`);
       } finally {
@@ -51,7 +51,7 @@ export function registerSuppress(program: Command): void {
       const ctx = await openContext(command);
       try {
         const { formatTime, isoTime } = await import('../ui/output.js');
-        const list = ctx.store.suppressions();
+        const list = ctx.store.triage.suppressions();
         if (ctx.out.json) {
           ctx.out.jsonResult(list.map((s) => ({ email: s.email, reason: s.reason, since: isoTime(s.createdAt) })));
           return;

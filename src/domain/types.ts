@@ -135,3 +135,60 @@ export interface RenderedMessage {
   text: string;
   html: string | null;
 }
+
+/** Who holds a lock of the database (the send lock): a process on a host, since when, doing what. */
+export interface LockHolder {
+  name: string;
+  pid: number;
+  host: string;
+  since: number;
+  what: string;
+}
+
+/** A claimed send with its member, or one the claim skipped because the address cannot be mailed. */
+export type ClaimResult =
+  | { send: Send; member: Member; token: string; skip: null }
+  | { send: Send; member: Member; token: null; skip: { category: string; reason: string } };
+
+export interface BounceRecord {
+  fingerprint: string;
+  sendId: number | null;
+  matchedBy: string | null;
+  recipient: string | null;
+  action: string | null;
+  statusCode: string | null;
+  diagnostic: string | null;
+  category: string | null;
+  permanent: boolean;
+  source: string;
+  at: number;
+}
+
+export interface MailingStatsRow {
+  mailing: number;
+  status: SendStatus;
+  category: string | null;
+  n: number;
+}
+
+export interface LinkedSend {
+  id: number;
+  email: string | null;
+  memberKey: string;
+  /** its address was re-targeted away: the registration token is dead, unsubscribing still works */
+  revoked: boolean;
+}
+
+/** Opens or unsubscribes of one send: the first, the latest, and how many. */
+export interface SendEvent {
+  kind: string;
+  at: number;
+  lastAt: number;
+  times: number;
+}
+
+export interface Suppression {
+  email: string;
+  reason: string;
+  createdAt: number;
+}

@@ -54,7 +54,7 @@ export async function importMembers(store: Store, file: string, options: ImportO
     warned: 0, warnings: [],
   };
   const importId = randomInt(1, 2 ** 47);
-  let writer: ReturnType<Store['memberWriter']> | null = null;
+  let writer: ReturnType<Store['members']['memberWriter']> | null = null;
   let load: { membersBefore: number } | null = null;
   let accepted = 0;
   let unwritten = 0;
@@ -70,14 +70,14 @@ export async function importMembers(store: Store, file: string, options: ImportO
   try {
     // Inside the try: should the database be busy, the parse thread must still be ended, or
     // it keeps the process alive.
-    store.beginImport();
+    store.members.beginImport();
     await new Promise<void>((resolve, reject) => {
       worker.on('message', (message: WorkerMessage) => {
         try {
           if (message.kind === 'header') {
-            store.addFieldNames(message.fieldNames);
-            load = store.beginMemberLoad();
-            writer = store.memberWriter(importId, options.now);
+            store.members.addFieldNames(message.fieldNames);
+            load = store.members.beginMemberLoad();
+            writer = store.members.memberWriter(importId, options.now);
           } else if (message.kind === 'rows') {
             const rows = message.rows;
             for (let i = 0; i < rows.length; i += ROW_WIDTH) writer!.add(rows[i]!, rows[i + 1], rows[i + 2], rows[i + 3]!, rows[i + 4]);
@@ -107,15 +107,15 @@ export async function importMembers(store: Store, file: string, options: ImportO
     });
     if (!writer || !load) throw badInput(`${file} has no header line`, 'the first line must name the columns, e.g. id;name;email');
     // Rows written are inserts or real changes; the member count tells the inserts apart.
-    const written = (writer as ReturnType<Store['memberWriter']>).finish();
-    store.completeMemberLoad();
-    result.inserted = store.memberCount() - (load as { membersBefore: number }).membersBefore;
+    const written = (writer as ReturnType<Store['members']['memberWriter']>).finish();
+    store.members.completeMemberLoad();
+    result.inserted = store.members.memberCount() - (load as { membersBefore: number }).membersBefore;
     result.updated = written - result.inserted;
     result.unchanged = accepted - written;
-    store.commitImport();
+    store.members.commitImport();
   } finally {
     try {
-      store.endImport();
+      store.members.endImport();
     } finally {
       // Whatever endImport met: a parse thread left running keeps the process alive.
       await worker.terminate();

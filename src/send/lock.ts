@@ -30,17 +30,17 @@ export function acquireSendLock(store: Store, what: string, now: number): () => 
         { exitCode: ExitCode.locked, hint: otherHost ? 'wait for it to finish; if that machine is gone, delete the row in the locks table' : 'wait for it to finish, or stop that process; a lock of a dead process is taken over' },
       );
     }
-    store.takeLock({ ...me, since: now, what });
+    store.mailings.takeLock({ ...me, since: now, what });
   });
-  return () => store.releaseLock(me);
+  return () => store.mailings.releaseLock(me);
 }
 
 /**
  * The process sending from this database, if one is: a lock of a process that is gone (killed
  * mid-run) does not count. One on another host is taken as alive: it cannot be asked.
  */
-export function liveSendLockHolder(store: Store): ReturnType<Store['lockHolder']> {
-  const holder = store.lockHolder(LOCK);
+export function liveSendLockHolder(store: Store): ReturnType<Store['mailings']['lockHolder']> {
+  const holder = store.mailings.lockHolder(LOCK);
   if (!holder) return undefined;
   return holder.host !== os.hostname() || alive(holder.pid) ? holder : undefined;
 }

@@ -132,7 +132,7 @@ export function composeFor(
 }
 
 export function checkTemplate(store: Store, template: Template, settings: MailingSettings): void {
-  checkPlaceholders(template, store.fieldNames());
+  checkPlaceholders(template, store.members.fieldNames());
   const from = template.from ?? settings.from;
   if (!from) {
     throw badInput(`${template.path}: no sender`, 'add a line "From: Name <address>" to the template, or set "from" in mailer.json');
@@ -145,7 +145,7 @@ export function createMailing(store: Store, input: PlanInput): { mailing: Mailin
   const { template } = input;
   checkTemplate(store, template, input.settings);
   return store.transaction(() => {
-    const mailing = store.createMailing({
+    const mailing = store.mailings.createMailing({
       type: template.type,
       templatePath: template.path,
       template: template.source,
@@ -156,10 +156,10 @@ export function createMailing(store: Store, input: PlanInput): { mailing: Mailin
       status: input.at !== undefined ? 'scheduled' : 'running',
       now: input.now,
     });
-    if (input.at !== undefined) store.scheduleMailing(mailing.id, input.at);
+    if (input.at !== undefined) store.mailings.scheduleMailing(mailing.id, input.at);
     // A test send takes only the first members; a real send queues everyone and --limit
     // caps the run, so the rest stays queued for the next one.
-    const selected = store.enqueue(mailing, input.selection, {
+    const selected = store.mailings.enqueue(mailing, input.selection, {
       testTo: input.testTo, limit: input.testTo !== undefined ? input.limit : undefined, now: input.now,
     });
     return { mailing: { ...mailing, selected }, selected };
@@ -195,7 +195,7 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
   const test = input.testTo !== undefined;
   const maxBytes = input.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const ctx = mailingContext(input.template, input.settings, test);
-  for (const member of store.selectedMembers(input.selection, test ? input.limit : undefined)) {
+  for (const member of store.members.selectedMembers(input.selection, test ? input.limit : undefined)) {
     result.selected++;
     const email = input.testTo ?? member.email;
     let skip: { category: string; reason: string } | null = null;
@@ -242,12 +242,12 @@ export interface MailingSummary {
 }
 
 export function summarize(store: Store, mailingId: number): MailingSummary {
-  const mailing = store.mailing(mailingId)!;
+  const mailing = store.mailings.mailing(mailingId)!;
   const summary: MailingSummary = {
     mailing: mailing.id, test: mailing.test, status: mailing.status, statusReason: mailing.statusReason,
     selected: mailing.selected, sent: 0, failed: 0, deferred: 0, skipped: 0, queued: 0, byReason: {},
   };
-  for (const { status, category, n } of store.mailingCounts(mailingId)) {
+  for (const { status, category, n } of store.mailings.mailingCounts(mailingId)) {
     if (status === 'queued') summary.queued += n;
     else if (status === 'sent' || status === 'failed' || status === 'deferred' || status === 'skipped') summary[status] += n;
     if (category && status !== 'sent') summary.byReason[category] = (summary.byReason[category] ?? 0) + n;

@@ -72,7 +72,7 @@ export function mailingQueue(store: Store, mailingId: number): SendSource {
   let lastId = 0;
   return () => {
     if (page.length === 0) {
-      page = store.nextQueued(mailingId, lastId, PAGE);
+      page = store.sends.nextQueued(mailingId, lastId, PAGE);
       if (page.length === 0) return undefined;
       lastId = page[page.length - 1];
     }
@@ -100,7 +100,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
   const contextOf = (mailingId: number) => {
     let ctx = contexts.get(mailingId);
     if (!ctx) {
-      const mailing = store.mailing(mailingId)!;
+      const mailing = store.mailings.mailing(mailingId)!;
       ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test);
       contexts.set(mailingId, ctx);
     }
@@ -108,7 +108,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
   };
 
   let signer: LinkSigner | undefined;
-  const links = (sendId: number) => (signer ??= new LinkSigner(store.linkSecret())).mailLinks(sendId);
+  const links = (sendId: number) => (signer ??= new LinkSigner(store.triage.linkSecret())).mailLinks(sendId);
 
   const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false, tooLarge: 0 };
   // Sends given back because no usable server was left to take them.
@@ -148,7 +148,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
    */
   const claimNext = (): Claimed | null => {
     for (let id = next(); id !== undefined; id = next()) {
-      const row = store.claimForDelivery(id, newToken(id), opts.clock());
+      const row = store.sends.claimForDelivery(id, newToken(id), opts.clock());
       if (row?.skip) {
         outcome.skipped++;
         outcome.done++;
@@ -172,7 +172,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
     if (!rendered.ok) {
       outcome.skipped++;
       taken--;
-      return () => store.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
+      return () => store.sends.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
     }
     const composed = composeFor(ctx, rendered.message, { name: member.name, address: send.email! }, sendId, links, maxBytes);
     if (!composed.ok) {
@@ -180,7 +180,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
       outcome.skipped++;
       outcome.tooLarge++;
       taken--;
-      return () => store.markSkipped(sendId, skip.category, skip.reason, opts.clock());
+      return () => store.sends.markSkipped(sendId, skip.category, skip.reason, opts.clock());
     }
     const { raw, messageId } = composed;
     const envelopeFrom = ctx.verp ? verpAddress(ctx.envelopeFrom, sendId) : ctx.envelopeFrom;
@@ -188,7 +188,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
     let transport = pool.pick(tried);
     if (!transport) {
       taken--;
-      return () => store.requeue(sendId, opts.clock());
+      return () => store.sends.requeue(sendId, opts.clock());
     }
     while (transport) {
       tried.add(transport);
@@ -198,7 +198,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
         pool.succeeded(transport);
         outcome.sent++;
         const server = transport.description;
-        return () => store.recordSent({ id: sendId, email: send.email!, server, messageId, raw, response, now: opts.clock() });
+        return () => store.sends.recordSent({ id: sendId, email: send.email!, server, messageId, raw, response, now: opts.clock() });
       } catch (err) {
         const failure = err instanceof DeliveryError ? err : new DeliveryError({ message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
         const c = opts.catalog.classify(failure);
@@ -211,14 +211,14 @@ export async function deliverSends(store: Store, transports: Transport[], source
             // A temporary failure past the last back-off step gives up with its last reason.
             const response = c.permanent ? c.text : `${c.text} (gave up after ${send.attempts} attempts)`;
             outcome.failed++;
-            return () => store.recordUnsent({ ...base, response, status: 'failed', permanent: c.permanent, retryAt: null });
+            return () => store.sends.recordUnsent({ ...base, response, status: 'failed', permanent: c.permanent, retryAt: null });
           }
           outcome.deferred++;
-          return () => store.recordUnsent({ ...base, status: 'deferred', permanent: false, retryAt: now + wait });
+          return () => store.sends.recordUnsent({ ...base, status: 'deferred', permanent: false, retryAt: now + wait });
         }
         // The server, not this mail, is the problem: back to the queue, giving its place under
         // --limit to the next; another server may take it, if a place is still free.
-        store.recordInterrupted({ ...base, maybeSent: c.category === 'maybe-sent' ? raw : undefined });
+        store.sends.recordInterrupted({ ...base, maybeSent: c.category === 'maybe-sent' ? raw : undefined });
         taken--;
         pool.failed(transport, c);
         if (!pool.usable) {
@@ -231,7 +231,7 @@ export async function deliverSends(store: Store, transports: Transport[], source
           break;
         }
         if (opts.limit !== undefined && taken >= opts.limit) return () => {};
-        if (!store.claimSend(sendId, token, opts.clock())) return () => {};
+        if (!store.sends.claimSend(sendId, token, opts.clock())) return () => {};
         taken++;
       }
     }
@@ -298,5 +298,5 @@ export function queueSettings(store: Store, settings: Settings, clock: () => num
 
 /** The catalog as this database knows it: the operator's rules first, then the built-in ones. */
 export function catalogOf(store: Store): Catalog {
-  return new Catalog([...store.errorRules(), ...BUILT_IN_RULES]);
+  return new Catalog([...store.triage.errorRules(), ...BUILT_IN_RULES]);
 }

@@ -20,12 +20,12 @@ export function buildReport(store: Store, summaries: MailingSummary[], listed = 
   for (const s of summaries) {
     sent += s.sent;
     failed += s.failed + s.deferred;
-    const mailing = store.mailing(s.mailing)!;
+    const mailing = store.mailings.mailing(s.mailing)!;
     lines.push(`Mailing ${s.mailing} (${mailing.type}, ${mailing.templatePath}): ${s.status}${s.statusReason ? ` — ${s.statusReason}` : ''}`);
     lines.push(`  selected ${s.selected}, sent ${s.sent}, failed ${s.failed}, deferred ${s.deferred}, skipped ${s.skipped}, queued ${s.queued}`);
     const reasons = Object.entries(s.byReason);
     if (reasons.length) lines.push(`  by reason: ${reasons.map(([k, n]) => `${k} ${n}`).join(', ')}`);
-    const notSent = store.logSends({ mailings: [s.mailing], statuses: ['failed', 'deferred'], limit: listed });
+    const notSent = store.log.logSends({ mailings: [s.mailing], statuses: ['failed', 'deferred'], limit: listed });
     for (const n of notSent) lines.push(`  - ${n.status} ${n.category}: member ${n.memberKey}${n.memberName ? ` (${n.memberName})` : ''} <${n.email}> — ${n.reason ?? ''} [send ${n.id}]`);
     if (s.failed + s.deferred > notSent.length) lines.push(`  … and ${s.failed + s.deferred - notSent.length} more: mailer log --mailing ${s.mailing} --status failed --status deferred --limit 0`);
     if (s.failed) lines.push(`  retry the failed ones: mailer retry --failed --mailing ${s.mailing}`);

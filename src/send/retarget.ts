@@ -1,5 +1,6 @@
 import { badInput } from '../errors.js';
-import { findSend, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import { findSend } from '../store/sends.js';
 import { addressProblem, normalizeAddress } from '../domain/address.js';
 import { deliverSends, listSource, queueSettings, type QueueOutcome } from './queue.js';
 import { withSendLock, withTransports, type OpenTransports } from './session.js';
@@ -27,20 +28,20 @@ export async function retarget(
   if (original.status === 'retargeted') {
     throw badInput(`send ${original.id} was already re-targeted, to send ${original.retargetedTo}`, `mailer retarget ${original.retargetedTo} --to ${to}`);
   }
-  const member = store.memberById(original.memberId)!;
+  const member = store.members.memberById(original.memberId)!;
   if (member.email === to && original.email === to) {
     throw badInput(`${to} is already the address of member ${member.key}, and send ${original.id} went to it`, `to send it again to the same address: mailer retry --failed --deferred --member ${member.key} --include-permanent`);
   }
-  const suppressed = store.suppression(to);
+  const suppressed = store.triage.suppression(to);
   if (suppressed) throw badInput(`${to} is suppressed (${suppressed.reason})`, `if the member wants mail there again: mailer suppress remove ${to}`);
 
   const revoked = [...new Set([member.email, original.email])].filter((e): e is string => !!e && e !== to);
   return withSendLock(store, 'retarget', req.now(), () => {
-    const replacementId = store.retarget(original, to, req.reason, req.now());
+    const replacementId = store.sends.retarget(original, to, req.reason, req.now());
     const options = { ...queueSettings(store, req.settings, req.now), concurrency: 1, limit: runBudget(store, req.settings, undefined, req.now()).budget ?? undefined };
     return withTransports(openTransports, 1, async (transports, description) => {
       const outcome = await deliverSends(store, transports, listSource([replacementId]), options);
-      return { original: store.send(original.id)!, replacement: store.send(replacementId)!, revoked, outcome, transport: description };
+      return { original: store.sends.send(original.id)!, replacement: store.sends.send(replacementId)!, revoked, outcome, transport: description };
     });
   });
 }

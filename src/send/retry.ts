@@ -48,21 +48,21 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
     throw badInput('say what to retry: --failed, --deferred, or both', 'e.g. mailer retry --deferred --since 2d');
   }
   const statuses = [...(failed ? ['failed' as const] : []), ...(deferred ? ['deferred' as const] : [])];
-  const selected = store.logSends({ ...req.filter, statuses, limit: req.filter.limit ?? 0 }).filter((s) => !s.test).reverse();
+  const selected = store.log.logSends({ ...req.filter, statuses, limit: req.filter.limit ?? 0 }).filter((s) => !s.test).reverse();
   const result: RetryResult = {
     dryRun: req.dryRun, selected: selected.length, retried: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, queued: 0,
     leftOut: {}, candidates: [], outcome: null, transport: null,
   };
   const leaveOut = (reason: string) => { result.leftOut[reason] = (result.leftOut[reason] ?? 0) + 1; };
   for (const send of selected) {
-    const member = store.memberById(send.memberId)!;
+    const member = store.members.memberById(send.memberId)!;
     if (!member.email || member.emailProblem) { leaveOut(member.emailProblem ?? 'no-address'); continue; }
     // The same address that was refused as unknown will be refused again; a new one may not.
     if (!req.includePermanent && send.category && HOPELESS_CATEGORIES.has(send.category) && member.email === send.email) {
       leaveOut(send.category);
       continue;
     }
-    if (store.suppression(member.email)) { leaveOut('suppressed'); continue; }
+    if (store.triage.suppression(member.email)) { leaveOut('suppressed'); continue; }
     result.candidates.push({ send, to: member.email });
   }
   result.retried = result.candidates.length;
@@ -78,7 +78,7 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
     const source = () => {
       const c = result.candidates[next++];
       if (!c) return undefined;
-      store.prepareRetry(c.send.id, c.to, req.now());
+      store.sends.prepareRetry(c.send.id, c.to, req.now());
       return c.send.id;
     };
     const outcome = await deliverSends(store, transports, source, options);

@@ -38,18 +38,18 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
     const now = req.now();
     const { budget, reason } = runBudget(store, req.settings, req.max === undefined ? undefined : { n: req.max, flag: '--max' }, now);
     const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0 };
-    const retryIds = () => store.dueRetries(req.now(), remaining() ?? 1_000_000);
+    const retryIds = () => store.sends.dueRetries(req.now(), remaining() ?? 1_000_000);
     const remaining = () => (budget === null ? undefined : budget - result.handedOver);
     if (budget === 0) {
-      const due = store.dueMailings(now).length;
+      const due = store.mailings.dueMailings(now).length;
       say(`nothing sent: the quota is used up (${reason}); the next run continues${due ? ` (${due} due mailing${due > 1 ? 's' : ''} waiting)` : ''}`);
       return result;
     }
     // A due mailing becomes `running` when the run reaches it: one not reached (the cap, a
     // server gone, Ctrl-C) stays scheduled. One with nothing left queued is settled as done.
-    const due = new Set(store.dueMailings(now));
-    const mailingIds = [...new Set([...store.unfinishedMailings(), ...due])].sort((a, b) => a - b);
-    if (mailingIds.length === 0 && store.dueRetries(now, 1).length === 0) {
+    const due = new Set(store.mailings.dueMailings(now));
+    const mailingIds = [...new Set([...store.mailings.unfinishedMailings(), ...due])].sort((a, b) => a - b);
+    if (mailingIds.length === 0 && store.sends.dueRetries(now, 1).length === 0) {
       say('nothing to do');
       return result;
     }
@@ -61,7 +61,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
       for (const id of mailingIds) {
         if (!goOn()) break;
         // Cancelled since this run listed it: nothing of it is sent, and it stays cancelled.
-        if (!store.startMailing(id)) continue;
+        if (!store.mailings.startMailing(id)) continue;
         if (due.has(id)) say(`mailing ${id} is due: sending`);
         say(`mailing ${id}: sending ${summarize(store, id).queued} queued via ${description}`);
         const outcome = await deliverSends(store, transports, mailingQueue(store, id), { ...options, limit: remaining() });
@@ -99,6 +99,6 @@ function count(result: RunResult, outcome: QueueOutcome): void {
 
 /** The members a run skipped as too large, by name: the operator has to shorten the mail. */
 function sayTooLarge(store: Store, mailingId: number, n: number, say: (line: string) => void): void {
-  const listed = store.logSends({ mailings: [mailingId], statuses: ['skipped'], categories: ['too-large'], limit: 20 });
+  const listed = store.log.logSends({ mailings: [mailingId], statuses: ['skipped'], categories: ['too-large'], limit: 20 });
   say(`mailing ${mailingId}: ${n} skipped as too large: ${listed.map((s) => `member ${s.memberKey} (send ${s.id})`).join(', ')}${n > listed.length ? ', …' : ''}; ${listed[0]?.reason ?? ''}`);
 }

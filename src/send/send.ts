@@ -48,13 +48,13 @@ export type SendResult =
 export function resolveSelection(store: Store, req: { where: string[]; segment?: string; members: string[] }): MemberSelection {
   const conditions: FieldCondition[] = req.where.map(parseCondition);
   if (req.segment) {
-    const saved = store.segment(req.segment);
+    const saved = store.members.segment(req.segment);
     if (!saved) throw badInput(`no segment "${req.segment}"`, 'list them with `mailer segment list`, or save one with `mailer segment save <name> --where …`');
     conditions.push(...saved);
   }
   checkConditionFields(store, conditions);
   for (const m of req.members) {
-    if (store.findMembers(m).length === 0) {
+    if (store.members.findMembers(m).length === 0) {
       throw badInput(`no member with id or address "${m}"`, 'check the spelling; `mailer log --email <address>` finds sends by address');
     }
   }
@@ -62,7 +62,7 @@ export function resolveSelection(store: Store, req: { where: string[]; segment?:
 }
 
 export function checkConditionFields(store: Store, conditions: FieldCondition[]): void {
-  const known = new Set(['id', 'email', 'name', ...store.fieldNames()]);
+  const known = new Set(['id', 'email', 'name', ...store.members.fieldNames()]);
   for (const c of conditions) {
     if (!known.has(c.field)) {
       throw badInput(`--where ${c.field}${c.op}${c.value}: no member field "${c.field}"`, `fields are: ${[...known].join(', ')}`);
@@ -86,7 +86,7 @@ export async function sendMailing(
       throw badInput('--resume takes no template and no selection: it finishes the mailing as it was planned');
     }
     if (req.dryRun) throw badInput('--dry-run with --resume: the mailing is already planned; `mailer log --mailing` shows it');
-    mailing = store.mailing(req.resume);
+    mailing = store.mailings.mailing(req.resume);
     if (!mailing) throw badInput(`no mailing ${req.resume}`, 'see the mailing ids in `mailer mailings`');
     if (mailing.status === 'cancelled') throw badInput(`mailing ${mailing.id} was cancelled`, 'send the template again to make a new mailing');
   } else {
@@ -94,7 +94,7 @@ export async function sendMailing(
     const template = loadTemplate(req.templatePath, settings.footerText);
     const selection = resolveSelection(store, req);
     if (req.notOpened !== undefined) {
-      const earlier = store.mailing(req.notOpened);
+      const earlier = store.mailings.mailing(req.notOpened);
       if (!earlier) throw badInput(`no mailing ${req.notOpened}`, 'see the mailing ids in `mailer mailings`');
       if (earlier.test) throw badInput(`mailing ${req.notOpened} is a test send`, 'name the real mailing');
       selection.notOpenedOf = req.notOpened;
@@ -128,10 +128,10 @@ export async function sendMailing(
     const { budget, reason } = runBudget(store, settings, req.limit !== undefined && !current.test ? { n: req.limit, flag: '--limit' } : undefined, req.now());
     const cancelled = () => badInput(`mailing ${current.id} was cancelled`, 'send the template again to make a new mailing');
     // Cancelled since it was looked at (cancel takes no lock): said before any server is tried.
-    if (store.mailing(current.id)?.status === 'cancelled') throw cancelled();
+    if (store.mailings.mailing(current.id)?.status === 'cancelled') throw cancelled();
     return withTransports(openTransports, concurrency, async (transports, description) => {
       const queued = summarize(store, current.id).queued;
-      if (!store.startMailing(current.id)) throw cancelled();
+      if (!store.mailings.startMailing(current.id)) throw cancelled();
       await hooks.onStart?.({ mailing: current, queued, transport: description });
       const outcome = await deliverSends(store, transports, mailingQueue(store, current.id), {
         ...queueSettings(store, settings, req.now),
@@ -167,15 +167,15 @@ export async function reportTo(store: Store, transports: Transport[], settings: 
 export function settleMailing(store: Store, mailingId: number, outcome: QueueOutcome, limit: string | undefined, now: number): void {
   const left = summarize(store, mailingId).queued;
   // Cancelled while it ran: it stays cancelled (the sends in hand went out, the rest did not).
-  if (store.mailing(mailingId)?.status === 'cancelled') return;
+  if (store.mailings.mailing(mailingId)?.status === 'cancelled') return;
   if (outcome.stopped) {
-    store.setMailingStatus(mailingId, 'paused', `server unusable: ${outcome.stopped.message}`, now);
+    store.mailings.setMailingStatus(mailingId, 'paused', `server unusable: ${outcome.stopped.message}`, now);
   } else if (left > 0) {
     const why = outcome.interrupted ? 'stopped by a signal; the next run continues'
       : outcome.limitReached ? `${limit ?? 'the limit of the run'} reached; the next run continues` : 'some sends were interrupted';
-    store.setMailingStatus(mailingId, 'paused', why, now);
+    store.mailings.setMailingStatus(mailingId, 'paused', why, now);
   } else {
-    store.setMailingStatus(mailingId, 'done', null, now);
+    store.mailings.setMailingStatus(mailingId, 'done', null, now);
   }
 }
 

@@ -150,7 +150,7 @@ export async function importBounces(store: Store, catalog: Catalog, target: stri
   for (const message of readMessages(target)) {
     result.read++;
     const fingerprint = createHash('sha256').update(message.raw).digest('hex');
-    if (store.hasBounce(fingerprint)) {
+    if (store.triage.hasBounce(fingerprint)) {
       result.alreadyImported++;
       continue;
     }
@@ -166,7 +166,7 @@ export async function importBounces(store: Store, catalog: Catalog, target: stri
       const failure = { responseCode: r.diagnostic ? Number(/^\s*(?:smtp;\s*)?([245]\d\d)/i.exec(r.diagnostic)?.[1]) || undefined : undefined, response: [r.diagnostic, r.status].filter(Boolean).join(' '), message: r.diagnostic ?? r.status ?? 'bounced' };
       const c = catalog.classify(failure);
       const permanent = r.action === 'failed' && !(r.status ?? '').startsWith('4');
-      store.recordBounce({
+      store.triage.recordBounce({
         fingerprint: index === 0 ? fingerprint : `${fingerprint}:${index}`, sendId: match?.id ?? null, matchedBy: match?.by ?? null,
         recipient: r.recipient, action: r.action, statusCode: r.status, diagnostic: r.diagnostic,
         category: c.category, permanent, source: message.source, at,
@@ -178,9 +178,9 @@ export async function importBounces(store: Store, catalog: Catalog, target: stri
         return;
       }
       result.matched++;
-      const address = r.recipient ?? store.send(match.id)?.email ?? null;
-      if (permanent && address && !store.suppression(address)) {
-        store.suppress(address, `bounced: ${r.diagnostic ?? r.status ?? 'permanent failure'} (send ${match.id})`, now);
+      const address = r.recipient ?? store.sends.send(match.id)?.email ?? null;
+      if (permanent && address && !store.triage.suppression(address)) {
+        store.triage.suppress(address, `bounced: ${r.diagnostic ?? r.status ?? 'permanent failure'} (send ${match.id})`, now);
         result.suppressed.push(address);
       }
     });
@@ -189,15 +189,15 @@ export async function importBounces(store: Store, catalog: Catalog, target: stri
 }
 
 function matchSend(store: Store, parsed: ParsedBounce, recipient: string | null, at: number): { id: number; by: string } | null {
-  const exists = (id: number | null) => id !== null && store.send(id) !== undefined;
+  const exists = (id: number | null) => id !== null && store.sends.send(id) !== undefined;
   if (exists(parsed.sendIdHeader)) return { id: parsed.sendIdHeader!, by: 'X-Mailer-Send-Id' };
   if (exists(parsed.verpId)) return { id: parsed.verpId!, by: 'VERP address' };
   for (const messageId of parsed.messageIds) {
-    const id = store.sendIdByMessageId(messageId);
+    const id = store.triage.sendIdByMessageId(messageId);
     if (id !== undefined) return { id, by: 'Message-ID' };
   }
   if (recipient) {
-    const id = store.sendIdByRecipient(recipient, at);
+    const id = store.triage.sendIdByRecipient(recipient, at);
     if (id !== undefined) return { id, by: 'recipient and time' };
   }
   return null;

@@ -1,7 +1,8 @@
 import { badInput } from '../errors.js';
-import { findSend, type BounceRecord, type SendEvent, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import { findSend } from '../store/sends.js';
 import { explain } from '../domain/catalog.js';
-import type { Attempt, Send } from '../domain/types.js';
+import type { Attempt, Send, BounceRecord, SendEvent } from '../domain/types.js';
 import { readOwnMessage, type MessageView } from '../mail/message-view.js';
 
 /** One send as `show` presents it: the message as it left, and what happened to it. */
@@ -18,12 +19,12 @@ export interface SendDetail {
 
 export async function sendDetail(store: Store, id: number): Promise<SendDetail> {
   const send = findSend(store, id);
-  const raw = store.rawMessage(id) ?? null;
+  const raw = store.sends.rawMessage(id) ?? null;
   const detail: SendDetail = {
     send, raw, headers: [], text: null, htmlBytes: null,
-    attempts: store.attempts(id).map((a) => ({ ...a, explanation: a.category ? explain(a.category) : '' })),
-    bounces: store.bounces(id),
-    events: store.events(id),
+    attempts: store.sends.attempts(id).map((a) => ({ ...a, explanation: a.category ? explain(a.category) : '' })),
+    bounces: store.triage.bounces(id),
+    events: store.triage.events(id),
   };
   if (raw) Object.assign(detail, readOwnMessage(raw) ?? await readAnyMessage(raw));
   return detail;

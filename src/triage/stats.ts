@@ -26,14 +26,14 @@ export interface MailingStats {
 export function mailingStats(store: Store, filter: SendFilter): MailingStats[] {
   const byMailing = new Map<number, MailingStats>();
   for (const id of filter.mailings ?? []) {
-    if (!store.mailing(id)) throw badInput(`no mailing ${id}`, 'see the mailing ids in `mailer mailings`');
+    if (!store.mailings.mailing(id)) throw badInput(`no mailing ${id}`, 'see the mailing ids in `mailer mailings`');
   }
-  const ids = filter.mailings?.length ? filter.mailings.filter((id) => !store.mailing(id)!.test) : store.mailingIds(filter);
-  const { counts, events } = store.stats(ids);
+  const ids = filter.mailings?.length ? filter.mailings.filter((id) => !store.mailings.mailing(id)!.test) : store.log.mailingIds(filter);
+  const { counts, events } = store.log.stats(ids);
   for (const row of counts) {
     let s = byMailing.get(row.mailing);
     if (!s) {
-      const m = store.mailing(row.mailing)!;
+      const m = store.mailings.mailing(row.mailing)!;
       s = { mailing: m.id, type: m.type, selected: 0, sent: 0, failed: 0, failedByReason: {}, deferred: 0, bounced: 0, skipped: 0, opened: 0, openRate: 0, unsubscribed: 0 };
       byMailing.set(row.mailing, s);
     }

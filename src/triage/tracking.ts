@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { LinkedSend, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { LinkedSend } from '../domain/types.js';
 import { LinkSigner, type LinkPurpose } from '../domain/token.js';
 
 /**
@@ -72,7 +73,7 @@ export function trackingServer(store: Store, now: () => number, log: (line: stri
 }
 
 export function trackingHandler(store: Store, now: () => number, log: (line: string) => void) {
-  const links = new LinkSigner(store.linkSecret());
+  const links = new LinkSigner(store.triage.linkSecret());
 
   /**
    * The send of a link's value for this purpose. A mail sent before links had values of their
@@ -80,7 +81,7 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
    */
   const linked = (purpose: LinkPurpose, value: string): LinkedSend | undefined => {
     const id = links.sendId(purpose, value);
-    return id !== undefined ? store.linkedSend({ id }) : store.linkedSend({ legacyToken: value });
+    return id !== undefined ? store.triage.linkedSend({ id }) : store.triage.linkedSend({ legacyToken: value });
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse, refuse: (status: number, why: string) => void): Promise<void> => {
@@ -102,7 +103,7 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
       if (method === 'GET') {
         const found = linked('open', pixel[1]);
         // A re-targeted address's mail went to someone else: their opening says nothing.
-        if (found && !found.revoked) store.addEvent(found.id, 'open', now());
+        if (found && !found.revoked) store.triage.addEvent(found.id, 'open', now());
       }
       res.setHeader('Cache-Control', 'no-store, private');
       res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -135,8 +136,8 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
     const email = found.email;
     store.transaction(() => {
       // A bounce or the office's own reason already there says more than this click does.
-      store.suppressUnlessSuppressed(email, 'unsubscribed', now());
-      store.addEvent(found.id, 'unsubscribe', now());
+      store.triage.suppressUnlessSuppressed(email, 'unsubscribed', now());
+      store.triage.addEvent(found.id, 'unsubscribe', now());
     });
     return page(res, 200, 'Unsubscribed', `${escape(email)} gets no more mails from us.`);
   };

@@ -1,8 +1,8 @@
 import { badInput } from '../errors.js';
-import type { BounceRecord, Store, Suppression } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { explain, HOPELESS_CATEGORIES } from '../domain/catalog.js';
 import { suspectTypo } from './typo.js';
-import type { AddressRecord, Member, Send } from '../domain/types.js';
+import type { AddressRecord, Member, Send, BounceRecord, Suppression } from '../domain/types.js';
 
 export interface WhyReport {
   member: Member;
@@ -15,17 +15,17 @@ export interface WhyReport {
 }
 
 export function why(store: Store, idOrEmail: string, limit = 20): WhyReport {
-  const members = store.findMembers(idOrEmail.trim());
+  const members = store.members.findMembers(idOrEmail.trim());
   if (members.length === 0) {
     throw badInput(`no member with id or address "${idOrEmail}"`, 'check the spelling; `mailer log --email <address>` lists sends by address');
   }
   const [member, ...others] = members;
-  const addresses = store.addressHistory(member.id);
-  const sends = store.logSends({ memberIds: [member.id], limit }).map((s) => ({
-    ...s, explanation: s.category ? explain(s.category) : '', bounces: store.bounces(s.id), opened: store.events(s.id).some((e) => e.kind === 'open'),
+  const addresses = store.members.addressHistory(member.id);
+  const sends = store.log.logSends({ memberIds: [member.id], limit }).map((s) => ({
+    ...s, explanation: s.category ? explain(s.category) : '', bounces: store.triage.bounces(s.id), opened: store.triage.events(s.id).some((e) => e.kind === 'open'),
   }));
   const suppressions = [...new Set(addresses.map((a) => a.email))]
-    .map((e) => store.suppression(e)).filter((s): s is Suppression => !!s);
+    .map((e) => store.triage.suppression(e)).filter((s): s is Suppression => !!s);
   const suggestion = member.email ? suspectTypo(member.email) : null;
   const report: WhyReport = {
     member, others: others.map((m) => m.key), addresses, suppressions, sends,

@@ -76,12 +76,12 @@ export async function benchLog({ scale, log }: BenchOptions): Promise<BenchResul
         let rows = 0;
         const { median, all } = await medianOf(IN_PROCESS_RUNS, () => {
           const t = performance.now();
-          rows = store.logSends(shape.filter).length;
+          rows = store.log.logSends(shape.filter).length;
           return performance.now() - t;
         });
         if (rows === 0) throw new Error(`log ${shape.label}: no rows; the generated log does not fit the query`);
         figures.push({ name: `log in-process: ${shape.label}`, value: median, unit: 'ms', target: { op: '<=', value: 20 }, detail: `${rows} rows, min ${Math.min(...all).toFixed(1)} ms` });
-        if (median > 20) slow.push({ shape, ...seen.statementOf(() => store.logSends(shape.filter)) });
+        if (median > 20) slow.push({ shape, ...seen.statementOf(() => store.log.logSends(shape.filter)) });
       }
 
       // As a command: start-up, settings, member lookup, query, JSON out.
@@ -96,7 +96,7 @@ export async function benchLog({ scale, log }: BenchOptions): Promise<BenchResul
         figures.push({ name: `log command: ${shape.label}`, value: median, unit: 'ms', target: { op: '<=', value: 250 }, detail: `${rows} rows` });
         if (median > 250 && !slow.some((s) => s.shape === shape)) {
           // The command is slow but the query was not: the plan still tells whether SQL is to blame.
-          slow.push({ shape, ...seen.statementOf(() => store.logSends(shape.filter)) });
+          slow.push({ shape, ...seen.statementOf(() => store.log.logSends(shape.filter)) });
         }
       }
 

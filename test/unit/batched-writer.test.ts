@@ -12,7 +12,7 @@ test('a write that throws takes its whole batch back, and every caller of the ba
   const store = Store.open(path.join(dir, 'mailer.db'));
   try {
     const writer = new BatchedWriter(store, 3, 1000);
-    const add = (name: string) => () => store.addFieldNames([name]);
+    const add = (name: string) => () => store.members.addFieldNames([name]);
     const results = await Promise.allSettled([
       writer.submit(add('a')),
       writer.submit(() => { throw new Error('disk full'); }),
@@ -20,11 +20,11 @@ test('a write that throws takes its whole batch back, and every caller of the ba
     ]);
     assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
     assert.match(String((results[0] as PromiseRejectedResult).reason), /disk full/);
-    assert.deepEqual(store.fieldNames(), [], 'nothing of the batch was committed');
+    assert.deepEqual(store.members.fieldNames(), [], 'nothing of the batch was committed');
 
     const ok = await Promise.all([writer.submit(add('c')), writer.submit(add('d')), writer.submit(() => 42)]);
     assert.equal(ok[2], 42);
-    assert.deepEqual(store.fieldNames(), ['c', 'd']);
+    assert.deepEqual(store.members.fieldNames(), ['c', 'd']);
   } finally {
     store.close();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -47,18 +47,18 @@ test('while another command holds the write lock, a batch waits for it without s
   try {
     const writer = new BatchedWriter(store, 2, 1000, 10_000);
     holder.exec('BEGIN IMMEDIATE');
-    const written = Promise.all([writer.submit(() => store.addFieldNames(['a'])), writer.submit(() => 7)]);
+    const written = Promise.all([writer.submit(() => store.members.addFieldNames(['a'])), writer.submit(() => 7)]);
     // A write that comes in while the batch waits goes with it.
-    const late = writer.submit(() => store.addFieldNames(['b']));
+    const late = writer.submit(() => store.members.addFieldNames(['b']));
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // Each try blocks for the 100 ms busy timeout, so about 7 to 13 ticks come through on a quiet
     // machine and fewer on a loaded one; a wait in one block lets none through at all.
     assert.ok(ticks >= 4, `the event loop ran while the batch waited (${ticks} ticks of 50 ms in 1 s)`);
-    assert.deepEqual(store.fieldNames(), [], 'nothing written yet');
+    assert.deepEqual(store.members.fieldNames(), [], 'nothing written yet');
     holder.exec('ROLLBACK');
     assert.deepEqual((await written)[1], 7);
     await late;
-    assert.deepEqual(store.fieldNames().sort(), ['a', 'b']);
+    assert.deepEqual(store.members.fieldNames().sort(), ['a', 'b']);
   } finally {
     clearInterval(ticker);
     holder.close();
@@ -73,10 +73,10 @@ test('a write lock held past the wait fails the batch with the busy error, and n
     const writer = new BatchedWriter(store, 1, 1000, 400);
     holder.exec('BEGIN IMMEDIATE');
     const started = Date.now();
-    await assert.rejects(writer.submit(() => store.addFieldNames(['a'])), (err: { code?: string }) => err.code === 'SQLITE_BUSY');
+    await assert.rejects(writer.submit(() => store.members.addFieldNames(['a'])), (err: { code?: string }) => err.code === 'SQLITE_BUSY');
     assert.ok(Date.now() - started >= 400, 'it waited first');
     holder.exec('ROLLBACK');
-    assert.deepEqual(store.fieldNames(), []);
+    assert.deepEqual(store.members.fieldNames(), []);
     assert.equal(await writer.submit(() => 1), 1, 'the writer works again once the lock is free');
   } finally {
     holder.close();

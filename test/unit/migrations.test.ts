@@ -29,7 +29,7 @@ test('a database of schema version 4 is brought forward; a send it had in flight
     const row = store.db.prepare('SELECT status, claimed_at FROM sends WHERE id = 1').get();
     assert.deepEqual(row, { status: 'queued', claimed_at: 5 });
     // The next claim sees it was in hand when the old run died.
-    const claimed = store.claimForDelivery(1, 'T'.repeat(22), 10);
+    const claimed = store.sends.claimForDelivery(1, 'T'.repeat(22), 10);
     assert.equal(claimed?.send.maybeDuplicate, true);
   } finally {
     store.close();
@@ -55,14 +55,14 @@ test('the upgrade to counted events folds each send\'s opens into one row with t
   db.close();
   const store = Store.open(file);
   try {
-    assert.deepEqual(store.events(1), [
+    assert.deepEqual(store.triage.events(1), [
       { kind: 'open', at: 10, lastAt: 30, times: 3 },
       { kind: 'unsubscribe', at: 40, lastAt: 40, times: 1 },
     ]);
-    assert.deepEqual(store.events(2), [{ kind: 'open', at: 50, lastAt: 50, times: 1 }]);
-    store.addEvent(1, 'open', 60);
-    store.addEvent(2, 'unsubscribe', 70);
-    assert.deepEqual(store.events(1)[0], { kind: 'open', at: 10, lastAt: 60, times: 4 });
+    assert.deepEqual(store.triage.events(2), [{ kind: 'open', at: 50, lastAt: 50, times: 1 }]);
+    store.triage.addEvent(1, 'open', 60);
+    store.triage.addEvent(2, 'unsubscribe', 70);
+    assert.deepEqual(store.triage.events(1)[0], { kind: 'open', at: 10, lastAt: 60, times: 4 });
     assert.equal((store.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n, 4);
   } finally {
     store.close();
@@ -80,12 +80,12 @@ test('every database gets its own link secret; the upgrade remembers which sends
   const store = Store.open(file);
   const fresh = Store.open(databaseAt(migrations.length));
   try {
-    const secret = store.linkSecret();
+    const secret = store.triage.linkSecret();
     assert.equal(secret.length, 32);
-    assert.notDeepEqual(secret, fresh.linkSecret());
-    assert.equal(store.linkedSend({ legacyToken: 'legacy-token-of-send-1' })?.id, 1);
-    assert.equal(store.linkedSend({ legacyToken: 'legacy-token-of-send-2' }), undefined, 'not handed over before the upgrade');
-    assert.equal(store.linkedSend({ legacyToken: 'T'.repeat(22) }), undefined);
+    assert.notDeepEqual(secret, fresh.triage.linkSecret());
+    assert.equal(store.triage.linkedSend({ legacyToken: 'legacy-token-of-send-1' })?.id, 1);
+    assert.equal(store.triage.linkedSend({ legacyToken: 'legacy-token-of-send-2' }), undefined, 'not handed over before the upgrade');
+    assert.equal(store.triage.linkedSend({ legacyToken: 'T'.repeat(22) }), undefined);
   } finally {
     store.close();
     fresh.close();

@@ -74,7 +74,7 @@ test('a small mailing whose server hangs at the login stops as unusable (exit 3)
     assert.ok(result.outcome.stopped, 'the run says the server cannot be used');
     assert.match(result.outcome.stopped.message, new RegExp(`login at 127\\.0\\.0\\.1:${server.port} timed out`));
     assert.equal(serverStopped(result.outcome.stopped, '', '').exitCode, ExitCode.serverUnusable);
-    assert.match(store.mailing(result.summary.mailing)!.statusReason ?? '', /server unusable: login at/);
+    assert.match(store.mailings.mailing(result.summary.mailing)!.statusReason ?? '', /server unusable: login at/);
   } finally {
     store.close();
     await server.close();

@@ -1,0 +1,145 @@
+import type { LockHolder, Mailing, MailingSettings, MailingStatus, MemberSelection, SendStatus } from '../domain/types.js';
+import type { Statements, Store } from './store.js';
+import { SKIP_CATEGORY, SKIP_REASON, selectionWhere, type Row } from './queries.js';
+
+/** This group's fixed statements by name, each with why where it is not plain; prepared when the store opens. */
+const SQL = {
+  insertMailing: `
+    INSERT INTO mailings (type, template_path, template, html_template, footer, settings, test, status, created_at)
+    VALUES (@type, @templatePath, @template, @htmlTemplate, @footer, @settings, @test, @status, @now)`,
+  mailingById: `SELECT * FROM mailings WHERE id = ?`,
+  setMailingSelected: `UPDATE mailings SET selected = ? WHERE id = ?`,
+  /* A run takes a mailing up; one cancelled meanwhile (cancel takes no send lock) stays so. */
+  startMailing: `
+    UPDATE mailings SET status = 'running', status_reason = NULL WHERE id = @id AND status <> 'cancelled'`,
+  setMailingStatus: `
+    UPDATE mailings SET status = @status, status_reason = @reason,
+      finished_at = CASE WHEN @status = 'done' THEN @now ELSE finished_at END
+    WHERE id = @id`,
+  mailingCounts: `
+    SELECT status, category, count(*) AS n FROM sends WHERE mailing_id = ? GROUP BY status, category`,
+  scheduleMailing: `UPDATE mailings SET status = 'scheduled', scheduled_at = @at WHERE id = @id`,
+  dueMailings: `
+    SELECT id FROM mailings WHERE status = 'scheduled' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
+  /* Mailings with work left that no process is running (the caller holds the send lock); a
+     done mailing counts too when a re-target or an interrupted retry left a send queued in it. */
+  unfinishedMailings: `
+    SELECT m.id FROM mailings m
+    WHERE m.status IN ('running', 'paused', 'done')
+      AND EXISTS (SELECT 1 FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued')
+    ORDER BY m.id`,
+  mailings: `
+    SELECT m.*,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'sent') AS sent,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'failed') AS failed,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'deferred') AS deferred,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'skipped') AS skipped,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued') AS queued,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'cancelled') AS cancelled
+    FROM mailings m ORDER BY m.id DESC LIMIT ?`,
+  lockHolder: `SELECT name, pid, host, since, what FROM locks WHERE name = ?`,
+  takeLock: `INSERT OR REPLACE INTO locks (name, pid, host, since, what) VALUES (@name, @pid, @host, @since, @what)`,
+  releaseLock: `DELETE FROM locks WHERE name = @name AND pid = @pid AND host = @host`,
+} as const;
+
+/** Mailings: made, queued, scheduled, run and listed; and the locks a run holds. */
+export class Mailings {
+  private readonly stmt: Statements<typeof SQL>;
+
+  constructor(private readonly store: Store) {
+    this.stmt = store.prepareAll(SQL);
+  }
+
+  createMailing(m: {
+    type: string; templatePath: string; template: string; htmlTemplate: string | null;
+    footer: string | null; settings: MailingSettings; test: boolean; status: MailingStatus; now: number;
+  }): Mailing {
+    const info = this.stmt.insertMailing.run({
+      ...m, settings: JSON.stringify(m.settings), test: m.test ? 1 : 0,
+    });
+    return this.mailing(Number(info.lastInsertRowid))!;
+  }
+
+  mailing(id: number): Mailing | undefined {
+    return toMailing(this.stmt.mailingById.get(id) as Row | undefined);
+  }
+
+  /** Marks a mailing running; false if it was cancelled, and is left alone. */
+  startMailing(id: number): boolean {
+    return this.stmt.startMailing.run({ id }).changes > 0;
+  }
+
+  setMailingStatus(id: number, status: MailingStatus, reason: string | null, now: number): void {
+    this.stmt.setMailingStatus.run({ id, status, reason, now });
+  }
+
+  /** Counts of a mailing's sends by status and by category. */
+  mailingCounts(id: number): { status: SendStatus; category: string | null; n: number }[] {
+    return this.stmt.mailingCounts.all(id) as { status: SendStatus; category: string | null; n: number }[];
+  }
+
+  /**
+   * Records the recipients of a mailing in one statement: one send row per selected member,
+   * queued, or skipped at once with the reason when the member has no usable address or the
+   * address is suppressed. Returns how many were selected.
+   */
+  enqueue(mailing: Mailing, selection: MemberSelection, opts: { limit?: number; testTo?: string; now: number }): number {
+    const { where, params } = selectionWhere(selection);
+    const test = opts.testTo !== undefined;
+    const sql = `
+      INSERT INTO sends (mailing_id, member_id, email, type, test, status, category, reason, created_at, updated_at)
+      SELECT ?, m.id, ${test ? '?' : 'm.email'}, ?, ?,
+        ${test ? `'queued', NULL, NULL` : `CASE WHEN ${SKIP_CATEGORY} IS NULL THEN 'queued' ELSE 'skipped' END, ${SKIP_CATEGORY}, ${SKIP_REASON}`},
+        ?, ?
+      FROM members m LEFT JOIN suppressions x ON x.email = m.email
+      WHERE ${where} ORDER BY m.id ${opts.limit !== undefined ? 'LIMIT ?' : ''}`;
+    const head = test
+      ? [mailing.id, opts.testTo, mailing.type, 1, opts.now, opts.now]
+      : [mailing.id, mailing.type, 0, opts.now, opts.now];
+    const tail = opts.limit !== undefined ? [opts.limit] : [];
+    const info = this.store.shape(sql).run(...head, ...params, ...tail);
+    this.stmt.setMailingSelected.run(info.changes, mailing.id);
+    return info.changes;
+  }
+
+  scheduleMailing(id: number, at: number): void {
+    this.stmt.scheduleMailing.run({ id, at });
+  }
+
+  dueMailings(now: number): number[] {
+    return (this.stmt.dueMailings.all(now) as Row[]).map((r) => r.id);
+  }
+
+  unfinishedMailings(): number[] {
+    return (this.stmt.unfinishedMailings.all() as Row[]).map((r) => r.id);
+  }
+
+  /** The latest mailings, newest first, with their sends counted by status. */
+  list(limit: number): (Mailing & { sent: number; failed: number; deferred: number; skipped: number; queued: number; cancelled: number })[] {
+    return (this.stmt.mailings.all(limit) as Row[]).map((r) => ({
+      ...toMailing(r)!, sent: r.sent, failed: r.failed, deferred: r.deferred, skipped: r.skipped, queued: r.queued, cancelled: r.cancelled,
+    }));
+  }
+
+  lockHolder(name: string): LockHolder | undefined {
+    return this.stmt.lockHolder.get(name) as LockHolder | undefined;
+  }
+
+  takeLock(holder: LockHolder): void {
+    this.stmt.takeLock.run(holder);
+  }
+
+  releaseLock(holder: Pick<LockHolder, 'name' | 'pid' | 'host'>): void {
+    this.stmt.releaseLock.run(holder);
+  }
+}
+
+function toMailing(r: Row | undefined): Mailing | undefined {
+  if (!r) return undefined;
+  return {
+    id: r.id, type: r.type, templatePath: r.template_path, template: r.template,
+    htmlTemplate: r.html_template, footer: r.footer, settings: JSON.parse(r.settings),
+    test: !!r.test, status: r.status, statusReason: r.status_reason, selected: r.selected,
+    createdAt: r.created_at, finishedAt: r.finished_at, scheduledAt: r.scheduled_at ?? null,
+  };
+}

@@ -1,0 +1,146 @@
+import type { CatalogRule } from '../domain/catalog.js';
+import type { BounceRecord, LinkedSend, SendEvent, Suppression } from '../domain/types.js';
+import type { Statements, Store } from './store.js';
+import type { Row } from './queries.js';
+
+/** This group's fixed statements by name, each with why where it is not plain; prepared when the store opens. */
+const SQL = {
+  insertErrorRule: `
+    INSERT INTO error_rules (match, category, permanent, text, created_at) VALUES (@match, @category, @permanent, @text, @now)`,
+  /* newest first: a later rule about the same reply wins */
+  errorRules: `SELECT match, category, permanent, text FROM error_rules ORDER BY id DESC`,
+  addSuppression: `
+    INSERT INTO suppressions (email, reason, created_at) VALUES (@email, @reason, @now)
+    ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at`,
+  addSuppressionIfNew: `
+    INSERT INTO suppressions (email, reason, created_at) VALUES (@email, @reason, @now)
+    ON CONFLICT (email) DO NOTHING`,
+  removeSuppression: `DELETE FROM suppressions WHERE email = ?`,
+  suppression: `SELECT email, reason, created_at FROM suppressions WHERE email = ?`,
+  suppressions: `SELECT email, reason, created_at FROM suppressions ORDER BY created_at DESC, email`,
+  bounceByFingerprint: `SELECT id FROM bounces WHERE fingerprint = ?`,
+  insertBounce: `
+    INSERT INTO bounces (fingerprint, send_id, matched_by, recipient, action, status_code, diagnostic, category, permanent, source, at)
+    VALUES (@fingerprint, @sendId, @matchedBy, @recipient, @action, @statusCode, @diagnostic, @category, @permanent, @source, @at)`,
+  markBounced: `
+    UPDATE sends SET status = 'bounced', category = @category, reason = @reason, updated_at = @now WHERE id = @id`,
+  sendByMessageId: `SELECT id FROM sends WHERE message_id = ?`,
+  /* A bounce that names only the recipient: the latest send to it before the bounce arrived. */
+  sendByRecipient: `
+    SELECT id FROM sends WHERE email = @email AND created_at <= @at AND status IN ('sent', 'bounced')
+    ORDER BY created_at DESC, id DESC LIMIT 1`,
+  bouncesBySend: `SELECT * FROM bounces WHERE send_id = ? ORDER BY at`,
+  linkSecret: `SELECT key, legacy_send, legacy_sent_at FROM link_secret WHERE id = 1`,
+  /* The send of an unsubscribe or pixel link (its value checked by HMAC already). */
+  linkedSend: `
+    SELECT s.id, s.email, s.token_revoked_at, m.key AS member_key FROM sends s JOIN members m ON m.id = s.member_id
+    WHERE s.id = ? AND s.test = 0`,
+  /* A mail handed over before links had their own values carried the registration token in
+     them; it counts there for those sends only. A send queued then but sent since carries the
+     new links, and its token is a registration token only. */
+  sendByLegacyLink: `
+    SELECT s.id, s.email, s.token_revoked_at, m.key AS member_key
+    FROM sends s JOIN members m ON m.id = s.member_id JOIN link_secret k ON k.id = 1
+    WHERE s.token = ? AND s.test = 0 AND s.id <= k.legacy_send AND s.sent_at <= k.legacy_sent_at`,
+  /* One row per send and kind: a repeat counts, it adds no row. */
+  insertEvent: `
+    INSERT INTO events (send_id, kind, at, last_at, times) VALUES (@sendId, @kind, @at, @at, 1)
+    ON CONFLICT (send_id, kind) DO UPDATE SET times = times + 1, last_at = max(last_at, excluded.at)`,
+  eventsBySend: `SELECT kind, at, last_at, times FROM events WHERE send_id = ? ORDER BY at`,
+} as const;
+
+/** What is learnt from replies and links: error rules, suppressions, bounces, opens and unsubscribes. */
+export class Triage {
+  private readonly stmt: Statements<typeof SQL>;
+
+  constructor(private readonly store: Store) {
+    this.stmt = store.prepareAll(SQL);
+  }
+
+  errorRules(): CatalogRule[] {
+    return (this.stmt.errorRules.all() as Row[]).map((r) => ({
+      match: r.match, category: r.category, permanent: r.permanent === null ? undefined : !!r.permanent, text: r.text ?? undefined,
+    }));
+  }
+
+  addErrorRule(rule: CatalogRule, now: number): void {
+    this.stmt.insertErrorRule.run({
+      match: rule.match, category: rule.category, permanent: rule.permanent === undefined ? null : rule.permanent ? 1 : 0, text: rule.text ?? null, now,
+    });
+  }
+
+  suppress(email: string, reason: string, now: number): void {
+    this.stmt.addSuppression.run({ email, reason, now });
+  }
+
+  /** Suppresses an address not suppressed yet; one that is keeps its reason and date. */
+  suppressUnlessSuppressed(email: string, reason: string, now: number): void {
+    this.stmt.addSuppressionIfNew.run({ email, reason, now });
+  }
+
+  unsuppress(email: string): boolean {
+    return this.stmt.removeSuppression.run(email).changes > 0;
+  }
+
+  suppression(email: string): Suppression | undefined {
+    const r = this.stmt.suppression.get(email) as Row | undefined;
+    return r ? { email: r.email, reason: r.reason, createdAt: r.created_at } : undefined;
+  }
+
+  suppressions(): Suppression[] {
+    return (this.stmt.suppressions.all() as Row[]).map((r) => ({ email: r.email, reason: r.reason, createdAt: r.created_at }));
+  }
+
+  hasBounce(fingerprint: string): boolean {
+    return this.stmt.bounceByFingerprint.get(fingerprint) !== undefined;
+  }
+
+  /** Records a bounce; a permanent one marks its send bounced. One transaction. */
+  recordBounce(b: BounceRecord, now: number): void {
+    this.store.transaction(() => {
+      this.stmt.insertBounce.run({ ...b, permanent: b.permanent ? 1 : 0 });
+      if (b.sendId !== null && b.permanent) {
+        this.stmt.markBounced.run({ id: b.sendId, category: b.category, reason: `bounced: ${b.diagnostic ?? b.statusCode ?? ''}`.trim(), now });
+      }
+    });
+  }
+
+  sendIdByMessageId(messageId: string): number | undefined {
+    return (this.stmt.sendByMessageId.get(messageId) as Row | undefined)?.id;
+  }
+
+  sendIdByRecipient(email: string, at: number): number | undefined {
+    return (this.stmt.sendByRecipient.get({ email, at }) as Row | undefined)?.id;
+  }
+
+  bounces(sendId: number): BounceRecord[] {
+    return (this.stmt.bouncesBySend.all(sendId) as Row[]).map((r) => ({
+      fingerprint: r.fingerprint, sendId: r.send_id, matchedBy: r.matched_by, recipient: r.recipient, action: r.action,
+      statusCode: r.status_code, diagnostic: r.diagnostic, category: r.category, permanent: !!r.permanent, source: r.source, at: r.at,
+    }));
+  }
+
+  /** The database's secret for the values of unsubscribe, pixel and confirmation links. */
+  linkSecret(): Buffer {
+    return (this.stmt.linkSecret.get() as Row).key;
+  }
+
+  /**
+   * The (real, not test) send a link belongs to: by its id, the link's value checked already,
+   * or, for a mail sent before links had values of their own, by the registration token it
+   * carried in them.
+   */
+  linkedSend(by: { id: number } | { legacyToken: string }): LinkedSend | undefined {
+    const r = ('id' in by ? this.stmt.linkedSend.get(by.id) : this.stmt.sendByLegacyLink.get(by.legacyToken)) as Row | undefined;
+    return r ? { id: r.id, email: r.email, memberKey: r.member_key, revoked: r.token_revoked_at !== null } : undefined;
+  }
+
+  /** Records an open or unsubscribe; a repeat only counts up the send's row of that kind. */
+  addEvent(sendId: number, kind: 'open' | 'unsubscribe', at: number): void {
+    this.stmt.insertEvent.run({ sendId, kind, at });
+  }
+
+  events(sendId: number): SendEvent[] {
+    return (this.stmt.eventsBySend.all(sendId) as Row[]).map((r) => ({ kind: r.kind, at: r.at, lastAt: r.last_at, times: r.times }));
+  }
+}
