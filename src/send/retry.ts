@@ -1,7 +1,8 @@
 import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { HOPELESS_CATEGORIES } from '../domain/catalog.js';
-import { deliverSends, queueSettings, type QueueOutcome } from './queue.js';
+import { deliverSends, type QueueOutcome } from './queue.js';
+import { deliveryStore, queueSettings } from './delivery-store.js';
 import { withSendLock, withTransports, type OpenTransports } from './session.js';
 import { runBudget } from './quota.js';
 import type { Settings } from '../config/settings.js';
@@ -81,7 +82,7 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
       store.prepareRetry(c.send.id, c.to, req.now());
       return c.send.id;
     };
-    const outcome = await deliverSends(store, transports, source, options);
+    const outcome = await deliverSends(deliveryStore(store), transports, source, options);
     result.outcome = outcome;
     Object.assign(result, { sent: outcome.sent, failed: outcome.failed, deferred: outcome.deferred, skipped: outcome.skipped });
     result.queued = result.retried - outcome.sent - outcome.failed - outcome.deferred - outcome.skipped;

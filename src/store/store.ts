@@ -5,8 +5,8 @@ import {
   BUSY_TIMEOUT_MS, ExitCode, badInput, MailerError, databaseBusy, isDatabaseBusy, notMailerDatabase, noteDatabase, storageProblem,
 } from '../errors.js';
 import type {
-  AddressRecord, Attempt, FieldCondition, Mailing, MailingSettings, MailingStatus, Member,
-  MemberSelection, Send, SendFilter, SendStatus,
+  AddressRecord, Attempt, ClaimResult, FieldCondition, InterruptedRecord, Mailing, MailingSettings, MailingStatus, Member,
+  MemberSelection, Send, SendFilter, SendStatus, SentRecord, UnsentRecord,
 } from '../domain/types.js';
 import type { CatalogRule } from '../domain/catalog.js';
 import { migrations } from './schema.js';
@@ -71,11 +71,6 @@ const MEMBER_COLUMNS: Record<string, string> = { id: 'm.key', email: 'm.email', 
 
 /** The statuses a claim takes a send from (as claimSend's WHERE). */
 const CLAIMABLE = ['queued', 'deferred', 'failed'];
-
-/** A claimed send with its member, or one the claim skipped because the address cannot be mailed. */
-export type ClaimResult =
-  | { send: Send; member: Member; token: string; skip: null }
-  | { send: Send; member: Member; token: null; skip: { category: string; reason: string } };
 
 /**
  * One `--where` condition as SQL over `members m`. `=`, `!=` and `~` compare text, a missing
@@ -599,7 +594,7 @@ export class Store {
     return toSend(this.stmt.sendById.get(id) as Row | undefined);
   }
 
-  recordSent(r: { id: number; email: string; server: string; messageId: string; raw: Buffer; response: string; now: number }): void {
+  recordSent(r: SentRecord): void {
     this.atomically(() => {
       this.stmt.markSent.run({ id: r.id, reason: r.response, messageId: r.messageId, now: r.now });
       this.stmt.insertMessage.run(r.id, r.raw);
@@ -611,11 +606,7 @@ export class Store {
     });
   }
 
-  recordUnsent(r: {
-    id: number; status: 'failed' | 'deferred'; email: string; server: string | null;
-    responseCode: number | null; enhancedCode: string | null; response: string;
-    category: string; permanent: boolean; retryAt: number | null; now: number;
-  }): void {
+  recordUnsent(r: UnsentRecord): void {
     this.atomically(() => {
       this.stmt.markUnsent.run({
         id: r.id, status: r.status, category: r.category, reason: r.response, retryAt: r.retryAt, now: r.now,
@@ -629,10 +620,7 @@ export class Store {
    * `maybeSent`, the message as it went out: the connection broke after all of it was sent, so
    * it may have arrived; it is kept for `show`, and the send is marked as possibly sent twice.
    */
-  recordInterrupted(r: {
-    id: number; email: string; server: string | null; responseCode: number | null;
-    enhancedCode: string | null; response: string; category: string; now: number; maybeSent?: Buffer;
-  }): void {
+  recordInterrupted(r: InterruptedRecord): void {
     this.transaction(() => {
       if (r.maybeSent) {
         this.stmt.requeueMaybeSent.run({ id: r.id, now: r.now });
