@@ -57,14 +57,16 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
   const leaveOut = (reason: string) => { result.leftOut[reason] = (result.leftOut[reason] ?? 0) + 1; };
   for (const send of selected) {
     const member = store.memberById(send.memberId)!;
-    if (!member.email || member.emailProblem) { leaveOut(member.emailProblem ?? 'no-address'); continue; }
+    // The rule the queue skips by: a member left out here would be skipped by the claim.
+    const skip = store.memberSkip(member.id);
+    if (skip && skip.category !== 'suppressed') { leaveOut(skip.category); continue; }
     // The same address that was refused as unknown will be refused again; a new one may not.
     if (!req.includePermanent && send.category && HOPELESS_CATEGORIES.has(send.category) && member.email === send.email) {
       leaveOut(send.category);
       continue;
     }
-    if (store.suppression(member.email)) { leaveOut('suppressed'); continue; }
-    result.candidates.push({ send, to: member.email });
+    if (skip) { leaveOut(skip.category); continue; }
+    result.candidates.push({ send, to: member.email! });
   }
   result.retried = result.candidates.length;
   if (req.dryRun || result.candidates.length === 0) return result;

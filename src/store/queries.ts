@@ -133,6 +133,10 @@ export const queries = {
       ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
     FROM sends s JOIN members m ON m.id = s.member_id LEFT JOIN suppressions x ON x.email = m.email
     WHERE s.id = ?`,
+  /* Whether a member can be mailed at their address now, by the same rule (retry's leave-outs). */
+  memberSkip: `
+    SELECT ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
+    FROM members m LEFT JOIN suppressions x ON x.email = m.email WHERE m.id = ?`,
   attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
   messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,
 

@@ -590,6 +590,12 @@ export class Store {
     return { send, member, token: claimed.token, skip: null };
   }
 
+  /** Why the member cannot be mailed at their address now, by the rule of the queue; null when they can. */
+  memberSkip(memberId: number): { category: string; reason: string } | null {
+    const r = this.stmt.memberSkip.get(memberId) as Row | undefined;
+    return r && r.skip_category !== null ? { category: r.skip_category, reason: r.skip_reason } : null;
+  }
+
   send(id: number): Send | undefined {
     return toSend(this.stmt.sendById.get(id) as Row | undefined);
   }
