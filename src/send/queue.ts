@@ -111,7 +111,7 @@ class Tally {
     this.taken++;
   }
 
-  /** a claimed send that goes back to the queue without reaching a server: its place is free */
+  /** a claimed send goes back to the queue, not delivered (no server to take it, or the server failed): its place is free */
   putBack(): void {
     this.taken--;
   }
@@ -153,9 +153,10 @@ class Tally {
     this.onProgress?.(this.outcome);
   }
 
-  /** A worker that stopped at the limit may have seen others' skips give places back after it,
-   * which they took until the queue ran out: then the limit did not end the run. */
+  /** At the end of the run: whether the limit ended it. */
   settleLimit(): void {
+    // A worker that stopped at the limit may have seen others' skips give places back after it,
+    // which they took until the queue ran out: then the limit did not end the run.
     this.outcome.limitReached &&= this.atLimit;
   }
 }
