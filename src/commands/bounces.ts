@@ -16,7 +16,7 @@ export function registerBounces(program: Command): void {
       const ctx = await openContext(command);
       try {
         const { importBounces } = await import('../triage/bounces.js');
-        const { catalogOf } = await import('../send/queue.js');
+        const { catalogOf } = await import('../send/delivery-store.js');
         const { out, store } = ctx;
         const r = await importBounces(store, catalogOf(store), target, ctx.now());
         if (out.json) {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { collect } from './context.js';
+import { DEFAULT_CONCURRENCY } from '../config/settings.js';
 
 /** The send filters of log and retry (and, later, stats): declared once, parsed by core/filters. */
 export function addSendFilterOptions(command: Command): Command {
@@ -17,7 +18,7 @@ export function addSendFilterOptions(command: Command): Command {
 export function addTransportOptions(command: Command): Command {
   return command
     .option('--rate <n/unit>', 'at most this many per second, minute or hour: 10/s, 300/m, 2000/h')
-    .option('--concurrency <n>', 'parallel SMTP connections (default 4)')
+    .option('--concurrency <n>', `parallel SMTP connections (default ${DEFAULT_CONCURRENCY})`)
     .option('--smtp <url>', 'SMTP server, smtp://user@host:587 or smtps://user@host:465 (password: $MAILER_SMTP_PASSWORD)', collect, [])
     .option('--outbox <dir>', 'folder for .eml files when no SMTP server is set (default ./outbox)');
 }

@@ -57,6 +57,8 @@ const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concu
 
 /** Providers refuse mails over 10-25 MB; a mail that large is a mistake in a mailing. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 10_000_000;
+/** parallel SMTP connections, and workers of the send queue, when not set */
+export const DEFAULT_CONCURRENCY = 4;
 
 export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Settings {
   const configFile = flags.config ? path.resolve(cwd, flags.config) : fs.existsSync(path.join(cwd, 'mailer.json')) ? path.join(cwd, 'mailer.json') : null;

@@ -1,4 +1,37 @@
 import type { DeliveryFailure } from './catalog.js';
+import type { ClaimResult, InterruptedRecord, Mailing, SentRecord, UnsentRecord } from './types.js';
+
+/**
+ * What the send engine needs from the database: claiming a send, recording what became of it,
+ * and the little it reads besides. Every write runs inside `immediate`, where the engine groups
+ * the writes of its workers.
+ */
+export interface DeliveryStore {
+  /**
+   * Claims a send and reads its member as they are now; a member who cannot be mailed at their
+   * address now is skipped (and so recorded) instead. Undefined when it is no longer sendable.
+   */
+  claimForDelivery(id: number, token: string, now: number): ClaimResult | undefined;
+  /** Claims a send again (for the next server); its token, or undefined if no longer sendable. */
+  claimSend(id: number, token: string, now: number): string | undefined;
+  markSkipped(id: number, category: string, reason: string, now: number): void;
+  /** A claimed send that was not handed over goes back to the queue as it was. */
+  requeue(id: number, now: number): void;
+  recordSent(r: SentRecord): void;
+  recordUnsent(r: UnsentRecord): void;
+  /** Back to the queue, the attempt kept; with `maybeSent`, the message kept and marked as possibly sent twice. */
+  recordInterrupted(r: InterruptedRecord): void;
+  mailing(id: number): Mailing | undefined;
+  /** the key that signs the links in a mail */
+  linkSecret(): Buffer;
+  /** A mailing's queued send ids after `after`, in id order, at most `limit`. */
+  nextQueued(mailing: number, after: number, limit: number): number[];
+  /**
+   * Runs `fn` in one transaction that takes the write lock at its start (BEGIN IMMEDIATE); an
+   * error thrown inside takes all of it back.
+   */
+  immediate<T>(fn: () => T): T;
+}
 
 /** What the send queue needs from a way of delivering mail: SMTP, or the outbox folder. */
 export interface Transport {

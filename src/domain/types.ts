@@ -74,6 +74,32 @@ export interface Send {
   maybeDuplicate: boolean;
 }
 
+/** A claimed send with its member, or one the claim skipped because the address cannot be mailed. */
+export type ClaimResult =
+  | { send: Send; member: Member; token: string; skip: null }
+  | { send: Send; member: Member; token: null; skip: { category: string; reason: string } };
+
+/** A send the server took: its message is kept with it. */
+export interface SentRecord {
+  id: number; email: string; server: string; messageId: string; raw: Buffer; response: string; now: number;
+}
+
+/** A send the server refused, for now (deferred, with when to try again) or for good (failed). */
+export interface UnsentRecord {
+  id: number; status: 'failed' | 'deferred'; email: string; server: string | null;
+  responseCode: number | null; enhancedCode: string | null; response: string;
+  category: string; permanent: boolean; retryAt: number | null; now: number;
+}
+
+/**
+ * A send the server could not take (the server, not the mail, was the problem). `maybeSent`: the
+ * message as it went out, when the connection broke after all of it was sent (it may have arrived).
+ */
+export interface InterruptedRecord {
+  id: number; email: string; server: string | null; responseCode: number | null;
+  enhancedCode: string | null; response: string; category: string; now: number; maybeSent?: Buffer;
+}
+
 export interface Attempt {
   id: number;
   sendId: number;
@@ -144,11 +170,6 @@ export interface LockHolder {
   since: number;
   what: string;
 }
-
-/** A claimed send with its member, or one the claim skipped because the address cannot be mailed. */
-export type ClaimResult =
-  | { send: Send; member: Member; token: string; skip: null }
-  | { send: Send; member: Member; token: null; skip: { category: string; reason: string } };
 
 export interface BounceRecord {
   fingerprint: string;

@@ -1,5 +1,5 @@
 import { SEND_BUSY_WAIT_MS, isDatabaseBusy } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { DeliveryStore } from '../domain/ports.js';
 
 /**
  * Groups the small writes of many workers into one transaction (group commit): writes wait
@@ -21,7 +21,7 @@ export class BatchedWriter {
   private busySince: number | null = null;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<DeliveryStore, 'immediate'>,
     private readonly batch: number,
     private readonly waitMs: number,
     private readonly busyWaitMs = SEND_BUSY_WAIT_MS,

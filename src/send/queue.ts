@@ -1,19 +1,17 @@
 import { ExitCode, MailerError } from '../errors.js';
 import { BatchedWriter } from './batched-writer.js';
 import { TransportPool } from './transport-pool.js';
-import type { Store } from '../store/store.js';
-import { BUILT_IN_RULES, Catalog } from '../domain/catalog.js';
+import type { Catalog } from '../domain/catalog.js';
 import { verpAddress } from '../mail/compose.js';
 import { composeFor, mailingContext, mailingTemplate, type MailingContext } from './mailing.js';
-import type { Transport } from '../domain/ports.js';
+import type { DeliveryStore, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 import { memberView, render } from './template.js';
-import { parseRate } from '../config/rate.js';
 import { Throttle } from './throttle.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, type Settings } from '../config/settings.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../config/settings.js';
 import { stopRequest } from './session.js';
 import { LinkSigner, newToken } from '../domain/token.js';
-import type { Mailing, Member, Send } from '../domain/types.js';
+import type { Member, Send, SentRecord, UnsentRecord } from '../domain/types.js';
 
 /** Back-off of a deferred send before it is tried again: greylisting often holds a new sender until the next morning. */
 export const RETRY_BACKOFF_MS = [15 * 60_000, 60 * 60_000, 4 * 3_600_000, 12 * 3_600_000, 24 * 3_600_000];
@@ -67,12 +65,12 @@ export interface Claimed {
 export type SendSource = () => number | undefined;
 
 /** A mailing's queue, in id order, one page at a time (bounded memory whatever the list). */
-export function mailingQueue(store: Store, mailingId: number): SendSource {
+export function mailingQueue(store: Pick<DeliveryStore, 'nextQueued'>, mailingId: number): SendSource {
   let page: number[] = [];
   let lastId = 0;
   return () => {
     if (page.length === 0) {
-      page = store.sends.nextQueued(mailingId, lastId, PAGE);
+      page = store.nextQueued(mailingId, lastId, PAGE);
       if (page.length === 0) return undefined;
       lastId = page[page.length - 1];
     }
@@ -86,119 +84,204 @@ export function listSource(ids: number[]): SendSource {
 }
 
 /**
- * Works off sends: claim, render, compose, hand over, record — one send at a time per worker,
- * `concurrency` workers over pooled transports. A run can stop at any point: a claimed send
- * not yet handed over is found again by the next run.
+ * The counters of a run, and the only place they change. `done` and a skip on the claim are
+ * reported to `onProgress`, with the outcome as it stands.
  */
-export async function deliverSends(store: Store, transports: Transport[], source: SendSource, opts: QueueOptions): Promise<QueueOutcome> {
-  const throttle = new Throttle(opts.intervalMs, opts.clock);
-  const pool = new TransportPool(transports, opts.maxConnectionErrors);
-  const backoff = opts.backoff ?? RETRY_BACKOFF_MS;
-  const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  // What every send of one mailing shares: made once per run, not per send.
-  const contexts = new Map<number, MailingContext>();
-  const contextOf = (mailingId: number) => {
-    let ctx = contexts.get(mailingId);
-    if (!ctx) {
-      const mailing = store.mailings.mailing(mailingId)!;
-      ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test);
-      contexts.set(mailingId, ctx);
-    }
-    return ctx;
-  };
-
-  let signer: LinkSigner | undefined;
-  const links = (sendId: number) => (signer ??= new LinkSigner(store.triage.linkSecret())).mailLinks(sendId);
-
-  const outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false, tooLarge: 0 };
-  // Sends given back because no usable server was left to take them.
-  let givenBack = 0;
+class Tally {
+  readonly outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false, tooLarge: 0 };
   // What --limit counts: sends claimed for the server. One skipped on the way (suppressed since
   // it was queued, a field empty) or put back (no server left) gives its place to the next.
-  let taken = 0;
+  private taken = 0;
+  // Sends given back because no usable server was left to take them.
+  private givenBackCount = 0;
 
-  let failure: { err: unknown } | null = null;
-  const next = (): number | undefined => {
-    if (outcome.stopped || failure) return undefined;
+  constructor(private readonly limit: number | undefined, private readonly onProgress?: (progress: QueueProgress) => void) {}
+
+  /** --limit sends are claimed for the server */
+  get atLimit(): boolean {
+    return this.limit !== undefined && this.taken >= this.limit;
+  }
+
+  get givenBack(): number {
+    return this.givenBackCount;
+  }
+
+  /** a send claimed for the server, first or again for the next server */
+  claimed(): void {
+    this.taken++;
+  }
+
+  /** a claimed send goes back to the queue, not delivered (no server to take it, or the server failed): its place is free */
+  putBack(): void {
+    this.taken--;
+  }
+
+  /** the member could not be mailed at the claim: the send is finished at once */
+  skippedOnClaim(): void {
+    this.outcome.skipped++;
+    this.outcome.done++;
+    this.onProgress?.(this.outcome);
+  }
+
+  /** a claimed send that cannot be rendered or is too large: skipped, its place free */
+  skipped(tooLarge: boolean): void {
+    this.outcome.skipped++;
+    if (tooLarge) this.outcome.tooLarge++;
+    this.taken--;
+  }
+
+  sent(): void {
+    this.outcome.sent++;
+  }
+
+  failed(): void {
+    this.outcome.failed++;
+  }
+
+  deferred(): void {
+    this.outcome.deferred++;
+  }
+
+  /** no usable server was left to take a send */
+  gaveBack(): void {
+    this.givenBackCount++;
+  }
+
+  /** a worker is through with a send it claimed */
+  finished(): void {
+    this.outcome.done++;
+    this.onProgress?.(this.outcome);
+  }
+
+  /** At the end of the run: whether the limit ended it. */
+  settleLimit(): void {
+    // A worker that stopped at the limit may have seen others' skips give places back after it,
+    // which they took until the queue ran out: then the limit did not end the run.
+    this.outcome.limitReached &&= this.atLimit;
+  }
+}
+
+/** What became of a claimed send in a worker's hands: what `record` writes. */
+type Delivered =
+  | { kind: 'sent'; sent: Omit<SentRecord, 'now'> }
+  | { kind: 'unsent'; unsent: UnsentRecord }
+  | { kind: 'skipped'; id: number; category: string; reason: string }
+  /** claimed, but no server was there to take it */
+  | { kind: 'requeue'; id: number }
+  /** nothing left to write: recorded as interrupted already, or taken by nobody */
+  | { kind: 'none' };
+
+const NOTHING: Delivered = { kind: 'none' };
+
+/** One call of deliverSends: claim, deliver and record, over what the workers share. */
+class Delivery {
+  readonly tally: Tally;
+  /** an error a worker ran into: the others take nothing new */
+  failure: { err: unknown } | null = null;
+  private readonly throttle: Throttle;
+  readonly pool: TransportPool;
+  private readonly backoff: number[];
+  private readonly maxBytes: number;
+  // What every send of one mailing shares: made once per run, not per send.
+  private readonly contexts = new Map<number, MailingContext>();
+  private signer: LinkSigner | undefined;
+  private readonly links = (sendId: number) => (this.signer ??= new LinkSigner(this.store.linkSecret())).mailLinks(sendId);
+
+  constructor(private readonly store: DeliveryStore, transports: Transport[], private readonly source: SendSource, private readonly opts: QueueOptions) {
+    this.tally = new Tally(opts.limit, opts.onProgress);
+    this.throttle = new Throttle(opts.intervalMs, opts.clock);
+    this.pool = new TransportPool(transports, opts.maxConnectionErrors);
+    this.backoff = opts.backoff ?? RETRY_BACKOFF_MS;
+    this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  private contextOf(mailingId: number): MailingContext {
+    let ctx = this.contexts.get(mailingId);
+    if (!ctx) {
+      const mailing = this.store.mailing(mailingId)!;
+      ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test);
+      this.contexts.set(mailingId, ctx);
+    }
+    return ctx;
+  }
+
+  private next(): number | undefined {
+    const { outcome } = this.tally;
+    if (outcome.stopped || this.failure) return undefined;
     if (stopRequest.signal.aborted) {
       outcome.interrupted = true;
       return undefined;
     }
-    if (opts.limit !== undefined && taken >= opts.limit) {
+    if (this.tally.atLimit) {
       outcome.limitReached = true;
       return undefined;
     }
-    return source();
-  };
+    return this.source();
+  }
 
-  const stop = () => {
+  /** The run ends: no usable server is left. */
+  stop(): void {
+    const { outcome } = this.tally;
     if (outcome.stopped) return;
-    const downs = pool.downs;
+    const downs = this.pool.downs;
     outcome.stopped = downs.length === 1 ? downs[0] : {
       server: downs.map((d) => d.server).join(', '),
       category: [...new Set(downs.map((d) => d.category))].join(', '),
       message: downs.map((d) => `${d.server}: ${d.message}`).join('; '),
     };
-  };
+  }
 
   /**
    * Claims the next sendable send and reads what it needs; runs inside a batched write. A send
    * whose member cannot be mailed now (address gone, invalid or suppressed since it was queued)
    * is skipped on the way, taking no place under --limit.
    */
-  const claimNext = (): Claimed | null => {
-    for (let id = next(); id !== undefined; id = next()) {
-      const row = store.sends.claimForDelivery(id, newToken(id), opts.clock());
+  claim(): Claimed | null {
+    for (let id = this.next(); id !== undefined; id = this.next()) {
+      const row = this.store.claimForDelivery(id, newToken(id), this.opts.clock());
       if (row?.skip) {
-        outcome.skipped++;
-        outcome.done++;
-        opts.onProgress?.(outcome);
+        this.tally.skippedOnClaim();
       } else if (row) {
-        taken++;
+        this.tally.claimed();
         return row;
       }
     }
     return null;
-  };
+  }
 
-  type Record = () => void;
-
-  /** Renders, composes and hands one claimed send over; returns the write that records the result. */
-  const deliver = async (claimed: Claimed): Promise<Record> => {
+  /** Renders, composes and hands one claimed send over, and classifies the answer; returns what to record. */
+  async deliver(claimed: Claimed): Promise<Delivered> {
     const { send, member, token } = claimed;
+    const { store, opts, tally, pool } = this;
     const sendId = send.id;
-    const ctx = contextOf(send.mailingId);
+    const ctx = this.contextOf(send.mailingId);
     const rendered = render(ctx.template, memberView(member, send.email, token), { allowEmpty: ctx.allowEmpty });
     if (!rendered.ok) {
-      outcome.skipped++;
-      taken--;
-      return () => store.sends.markSkipped(sendId, rendered.category, rendered.reason, opts.clock());
+      tally.skipped(false);
+      return { kind: 'skipped', id: sendId, category: rendered.category, reason: rendered.reason };
     }
-    const composed = composeFor(ctx, rendered.message, { name: member.name, address: send.email! }, sendId, links, maxBytes);
+    const composed = composeFor(ctx, rendered.message, { name: member.name, address: send.email! }, sendId, this.links, this.maxBytes);
     if (!composed.ok) {
       const { skip } = composed;
-      outcome.skipped++;
-      outcome.tooLarge++;
-      taken--;
-      return () => store.sends.markSkipped(sendId, skip.category, skip.reason, opts.clock());
+      tally.skipped(true);
+      return { kind: 'skipped', id: sendId, category: skip.category, reason: skip.reason };
     }
     const { raw, messageId } = composed;
     const envelopeFrom = ctx.verp ? verpAddress(ctx.envelopeFrom, sendId) : ctx.envelopeFrom;
     const tried = new Set<Transport>();
     let transport = pool.pick(tried);
     if (!transport) {
-      taken--;
-      return () => store.sends.requeue(sendId, opts.clock());
+      tally.putBack();
+      return { kind: 'requeue', id: sendId };
     }
     while (transport) {
       tried.add(transport);
-      await throttle.take();
+      await this.throttle.take();
       try {
         const response = await transport.deliver({ from: envelopeFrom, to: [send.email!] }, raw, String(sendId));
         pool.succeeded(transport);
-        outcome.sent++;
-        const server = transport.description;
-        return () => store.sends.recordSent({ id: sendId, email: send.email!, server, messageId, raw, response, now: opts.clock() });
+        tally.sent();
+        return { kind: 'sent', sent: { id: sendId, email: send.email!, server: transport.description, messageId, raw, response } };
       } catch (err) {
         const failure = err instanceof DeliveryError ? err : new DeliveryError({ message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
         const c = opts.catalog.classify(failure);
@@ -206,37 +289,59 @@ export async function deliverSends(store: Store, transports: Transport[], source
         const base = { id: sendId, email: send.email!, server: transport.description, responseCode: c.responseCode, enhancedCode: c.enhancedCode, response: c.text, category: c.category, now };
         if (!c.serverLevel) {
           pool.succeeded(transport);
-          const wait = backoff[send.attempts - 1];
+          const wait = this.backoff[send.attempts - 1];
           if (c.permanent || wait === undefined) {
             // A temporary failure past the last back-off step gives up with its last reason.
             const response = c.permanent ? c.text : `${c.text} (gave up after ${send.attempts} attempts)`;
-            outcome.failed++;
-            return () => store.sends.recordUnsent({ ...base, response, status: 'failed', permanent: c.permanent, retryAt: null });
+            tally.failed();
+            return { kind: 'unsent', unsent: { ...base, response, status: 'failed', permanent: c.permanent, retryAt: null } };
           }
-          outcome.deferred++;
-          return () => store.sends.recordUnsent({ ...base, status: 'deferred', permanent: false, retryAt: now + wait });
+          tally.deferred();
+          return { kind: 'unsent', unsent: { ...base, status: 'deferred', permanent: false, retryAt: now + wait } };
         }
         // The server, not this mail, is the problem: back to the queue, giving its place under
         // --limit to the next; another server may take it, if a place is still free.
-        store.sends.recordInterrupted({ ...base, maybeSent: c.category === 'maybe-sent' ? raw : undefined });
-        taken--;
+        store.recordInterrupted({ ...base, maybeSent: c.category === 'maybe-sent' ? raw : undefined });
+        tally.putBack();
         pool.failed(transport, c);
         if (!pool.usable) {
-          stop();
-          return () => {};
+          this.stop();
+          return NOTHING;
         }
         transport = pool.pick(tried);
         if (!transport) {
-          givenBack++;
+          tally.gaveBack();
           break;
         }
-        if (opts.limit !== undefined && taken >= opts.limit) return () => {};
-        if (!store.sends.claimSend(sendId, token, opts.clock())) return () => {};
-        taken++;
+        if (tally.atLimit) return NOTHING;
+        if (!store.claimSend(sendId, token, opts.clock())) return NOTHING;
+        tally.claimed();
       }
     }
-    return () => {};
-  };
+    return NOTHING;
+  }
+
+  /** The write that records what became of a send; runs inside a batched write. */
+  record(delivered: Delivered): void {
+    const { store, opts } = this;
+    switch (delivered.kind) {
+      case 'sent': return store.recordSent({ ...delivered.sent, now: opts.clock() });
+      case 'unsent': return store.recordUnsent(delivered.unsent);
+      case 'skipped': return store.markSkipped(delivered.id, delivered.category, delivered.reason, opts.clock());
+      case 'requeue': return store.requeue(delivered.id, opts.clock());
+      case 'none': return;
+    }
+  }
+}
+
+/**
+ * Works off sends: claim, render, compose, hand over, record — one send at a time per worker,
+ * `concurrency` workers over pooled transports. A run can stop at any point: a claimed send
+ * not yet handed over is found again by the next run.
+ */
+export async function deliverSends(store: DeliveryStore, transports: Transport[], source: SendSource, opts: QueueOptions): Promise<QueueOutcome> {
+  const run = new Delivery(store, transports, source, opts);
+  const { tally } = run;
 
   // Each worker records its last result and claims its next send in one write, and the writes
   // of all workers that are ready at the same moment share one transaction. A worker never holds
@@ -247,28 +352,26 @@ export async function deliverSends(store: Store, transports: Transport[], source
   const writer = new BatchedWriter(store, Math.max(1, opts.concurrency), 2);
   const worker = async () => {
     try {
-      let claimed = await writer.submit(claimNext);
+      let claimed = await writer.submit(() => run.claim());
       while (claimed) {
-        const record = await deliver(claimed);
-        outcome.done++;
-        opts.onProgress?.(outcome);
+        const delivered = await run.deliver(claimed);
+        tally.finished();
         claimed = await writer.submit(() => {
-          record();
-          return claimNext();
+          run.record(delivered);
+          return run.claim();
         });
       }
     } catch (err) {
       // The other workers take nothing new and finish what they hold before the error ends the
       // run: the send lock and the transports are released only after the last of them.
-      failure ??= { err };
+      run.failure ??= { err };
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
-  if (failure) throw (failure as { err: unknown }).err;
-  if (givenBack > 0 && !outcome.stopped && !outcome.interrupted && pool.leaveOutFailing()) stop();
-  // A worker that stopped at the limit may have seen others' skips give places back after it,
-  // which they took until the queue ran out: then the limit did not end the run.
-  outcome.limitReached &&= taken >= opts.limit!;
+  if (run.failure) throw run.failure.err;
+  const { outcome } = tally;
+  if (tally.givenBack > 0 && !outcome.stopped && !outcome.interrupted && run.pool.leaveOutFailing()) run.stop();
+  tally.settleLimit();
   return outcome;
 }
 
@@ -281,22 +384,4 @@ export function serverStopped(stopped: NonNullable<QueueOutcome['stopped']>, lef
     exitCode: ExitCode.serverUnusable,
     hint: `\`mailer check\` tests the server step by step; when it works again: ${next}`,
   });
-}
-
-/** The queue options every sending command shares, from the settings. */
-export function queueSettings(store: Store, settings: Settings, clock: () => number) {
-  return {
-    concurrency: settings.concurrency ?? 4,
-    intervalMs: settings.rate ? parseRate(settings.rate) : 0,
-    maxConnectionErrors: 5,
-    backoff: settings.retryBackoff,
-    maxMessageBytes: settings.maxMessageBytes,
-    catalog: catalogOf(store),
-    clock,
-  };
-}
-
-/** The catalog as this database knows it: the operator's rules first, then the built-in ones. */
-export function catalogOf(store: Store): Catalog {
-  return new Catalog([...store.triage.errorRules(), ...BUILT_IN_RULES]);
 }

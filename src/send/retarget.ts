@@ -2,7 +2,8 @@ import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { findSend } from '../store/sends.js';
 import { addressProblem, normalizeAddress } from '../domain/address.js';
-import { deliverSends, listSource, queueSettings, type QueueOutcome } from './queue.js';
+import { deliverSends, listSource, type QueueOutcome } from './queue.js';
+import { deliveryStore, queueSettings } from './delivery-store.js';
 import { withSendLock, withTransports, type OpenTransports } from './session.js';
 import { runBudget } from './quota.js';
 import type { Settings } from '../config/settings.js';
@@ -40,7 +41,7 @@ export async function retarget(
     const replacementId = store.sends.retarget(original, to, req.reason, req.now());
     const options = { ...queueSettings(store, req.settings, req.now), concurrency: 1, limit: runBudget(store, req.settings, undefined, req.now()).budget ?? undefined };
     return withTransports(openTransports, 1, async (transports, description) => {
-      const outcome = await deliverSends(store, transports, listSource([replacementId]), options);
+      const outcome = await deliverSends(deliveryStore(store), transports, listSource([replacementId]), options);
       return { original: store.sends.send(original.id)!, replacement: store.sends.send(replacementId)!, revoked, outcome, transport: description };
     });
   });

@@ -1,7 +1,8 @@
 import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { HOPELESS_CATEGORIES } from '../domain/catalog.js';
-import { deliverSends, queueSettings, type QueueOutcome } from './queue.js';
+import { deliverSends, type QueueOutcome } from './queue.js';
+import { deliveryStore, queueSettings } from './delivery-store.js';
 import { withSendLock, withTransports, type OpenTransports } from './session.js';
 import { runBudget } from './quota.js';
 import type { Settings } from '../config/settings.js';
@@ -56,14 +57,16 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
   const leaveOut = (reason: string) => { result.leftOut[reason] = (result.leftOut[reason] ?? 0) + 1; };
   for (const send of selected) {
     const member = store.members.memberById(send.memberId)!;
-    if (!member.email || member.emailProblem) { leaveOut(member.emailProblem ?? 'no-address'); continue; }
+    // The rule the queue skips by: a member left out here would be skipped by the claim.
+    const skip = store.members.memberSkip(member.id);
+    if (skip && skip.category !== 'suppressed') { leaveOut(skip.category); continue; }
     // The same address that was refused as unknown will be refused again; a new one may not.
     if (!req.includePermanent && send.category && HOPELESS_CATEGORIES.has(send.category) && member.email === send.email) {
       leaveOut(send.category);
       continue;
     }
-    if (store.triage.suppression(member.email)) { leaveOut('suppressed'); continue; }
-    result.candidates.push({ send, to: member.email });
+    if (skip) { leaveOut(skip.category); continue; }
+    result.candidates.push({ send, to: member.email! });
   }
   result.retried = result.candidates.length;
   if (req.dryRun || result.candidates.length === 0) return result;
@@ -81,7 +84,7 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
       store.sends.prepareRetry(c.send.id, c.to, req.now());
       return c.send.id;
     };
-    const outcome = await deliverSends(store, transports, source, options);
+    const outcome = await deliverSends(deliveryStore(store), transports, source, options);
     result.outcome = outcome;
     Object.assign(result, { sent: outcome.sent, failed: outcome.failed, deferred: outcome.deferred, skipped: outcome.skipped });
     result.queued = result.retried - outcome.sent - outcome.failed - outcome.deferred - outcome.skipped;

@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.js';
 import { summarize, type MailingSummary } from './mailing.js';
-import { deliverSends, listSource, mailingQueue, queueSettings, type QueueOutcome } from './queue.js';
+import { deliverSends, listSource, mailingQueue, type QueueOutcome } from './queue.js';
+import { deliveryStore, queueSettings } from './delivery-store.js';
 import { reportTo, settleMailing, type ReportResult } from './send.js';
 import { stopRequest, withSendLock, withTransports, type OpenTransports } from './session.js';
 import type { Settings } from '../config/settings.js';
@@ -54,6 +55,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
       return result;
     }
     const options = queueSettings(store, req.settings, req.now);
+    const engineStore = deliveryStore(store);
     return withTransports(openTransports, options.concurrency, async (transports, description) => {
       // Ctrl-C (or cron's SIGTERM) ends the run after the sends in hand: the mailings not reached
       // keep their status, and no retry starts.
@@ -64,7 +66,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
         if (!store.mailings.startMailing(id)) continue;
         if (due.has(id)) say(`mailing ${id} is due: sending`);
         say(`mailing ${id}: sending ${summarize(store, id).queued} queued via ${description}`);
-        const outcome = await deliverSends(store, transports, mailingQueue(store, id), { ...options, limit: remaining() });
+        const outcome = await deliverSends(engineStore, transports, mailingQueue(engineStore, id), { ...options, limit: remaining() });
         settleMailing(store, id, outcome, reason ?? undefined, req.now());
         count(result, outcome);
         const summary = summarize(store, id);
@@ -76,7 +78,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
         const ids = retryIds();
         if (ids.length) {
           say(`retrying ${ids.length} deferred sends whose back-off has passed`);
-          const outcome = await deliverSends(store, transports, listSource(ids), { ...options, limit: remaining() });
+          const outcome = await deliverSends(engineStore, transports, listSource(ids), { ...options, limit: remaining() });
           count(result, outcome);
           result.retried = { sent: outcome.sent, failed: outcome.failed, deferred: outcome.deferred, skipped: outcome.skipped };
           say(`retries: sent ${outcome.sent}, failed ${outcome.failed}, deferred again ${outcome.deferred}`);

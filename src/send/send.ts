@@ -6,8 +6,9 @@ import { withSendLock, withTransports, type OpenTransports } from './session.js'
 import type { Transport } from '../domain/ports.js';
 import { buildReport, deliverReport } from './report.js';
 import { runBudget } from './quota.js';
-import { deliverSends, mailingQueue, queueSettings, type QueueOutcome, type QueueProgress } from './queue.js';
-import type { Settings } from '../config/settings.js';
+import { deliverSends, mailingQueue, type QueueOutcome, type QueueProgress } from './queue.js';
+import { deliveryStore, queueSettings } from './delivery-store.js';
+import { DEFAULT_CONCURRENCY, type Settings } from '../config/settings.js';
 import { loadTemplate } from './template.js';
 import type { FieldCondition, Mailing, MemberSelection } from '../domain/types.js';
 import { isValidAddress } from '../domain/address.js';
@@ -77,7 +78,7 @@ export async function sendMailing(
   hooks: SendHooks = {},
 ): Promise<SendResult> {
   const { settings } = req;
-  const concurrency = settings.concurrency ?? 4;
+  const concurrency = settings.concurrency ?? DEFAULT_CONCURRENCY;
 
   let mailing: Mailing | undefined;
   let plan: Parameters<typeof createMailing>[1] | undefined;
@@ -133,7 +134,8 @@ export async function sendMailing(
       const queued = summarize(store, current.id).queued;
       if (!store.mailings.startMailing(current.id)) throw cancelled();
       await hooks.onStart?.({ mailing: current, queued, transport: description });
-      const outcome = await deliverSends(store, transports, mailingQueue(store, current.id), {
+      const engineStore = deliveryStore(store);
+      const outcome = await deliverSends(engineStore, transports, mailingQueue(engineStore, current.id), {
         ...queueSettings(store, settings, req.now),
         limit: budget ?? undefined,
         onProgress: hooks.onProgress,

@@ -56,6 +56,10 @@ const SQL = {
       SELECT 9e18, email, coalesce(email_since, created_at), NULL, NULL, NULL FROM members WHERE id = @id AND email IS NOT NULL
     ) ORDER BY n`,
   memberCount: `SELECT count(*) AS n FROM members`,
+  /* Whether a member can be mailed at their address now, by the queue's rule (retry's leave-outs). */
+  memberSkip: `
+    SELECT ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
+    FROM members m LEFT JOIN suppressions x ON x.email = m.email WHERE m.id = ?`,
   saveSegment: `
     INSERT INTO segments (name, conditions, created_at) VALUES (?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET conditions = excluded.conditions, created_at = excluded.created_at`,
@@ -233,6 +237,12 @@ export class Members {
 
   memberCount(): number {
     return (this.stmt.memberCount.get() as Row).n;
+  }
+
+  /** Why the member cannot be mailed at their address now, by the rule of the queue; null when they can. */
+  memberSkip(memberId: number): { category: string; reason: string } | null {
+    const r = this.stmt.memberSkip.get(memberId) as Row | undefined;
+    return r && r.skip_category !== null ? { category: r.skip_category, reason: r.skip_reason } : null;
   }
 
   memberById(id: number): Member | undefined {

@@ -1,5 +1,5 @@
 import { badInput } from '../errors.js';
-import type { Attempt, ClaimResult, Member, Send } from '../domain/types.js';
+import type { Attempt, ClaimResult, InterruptedRecord, Member, Send, SentRecord, UnsentRecord } from '../domain/types.js';
 import type { Statements, Store } from './store.js';
 import { SKIP_CATEGORY, SKIP_REASON, type Row } from './queries.js';
 
@@ -153,7 +153,7 @@ export class Sends {
     return toSend(this.stmt.sendById.get(id) as Row | undefined);
   }
 
-  recordSent(r: { id: number; email: string; server: string; messageId: string; raw: Buffer; response: string; now: number }): void {
+  recordSent(r: SentRecord): void {
     this.store.atomically(() => {
       this.stmt.markSent.run({ id: r.id, reason: r.response, messageId: r.messageId, now: r.now });
       this.stmt.insertMessage.run(r.id, r.raw);
@@ -165,11 +165,7 @@ export class Sends {
     });
   }
 
-  recordUnsent(r: {
-    id: number; status: 'failed' | 'deferred'; email: string; server: string | null;
-    responseCode: number | null; enhancedCode: string | null; response: string;
-    category: string; permanent: boolean; retryAt: number | null; now: number;
-  }): void {
+  recordUnsent(r: UnsentRecord): void {
     this.store.atomically(() => {
       this.stmt.markUnsent.run({
         id: r.id, status: r.status, category: r.category, reason: r.response, retryAt: r.retryAt, now: r.now,
@@ -183,10 +179,7 @@ export class Sends {
    * `maybeSent`, the message as it went out: the connection broke after all of it was sent, so
    * it may have arrived; it is kept for `show`, and the send is marked as possibly sent twice.
    */
-  recordInterrupted(r: {
-    id: number; email: string; server: string | null; responseCode: number | null;
-    enhancedCode: string | null; response: string; category: string; now: number; maybeSent?: Buffer;
-  }): void {
+  recordInterrupted(r: InterruptedRecord): void {
     this.store.transaction(() => {
       if (r.maybeSent) {
         this.stmt.requeueMaybeSent.run({ id: r.id, now: r.now });
