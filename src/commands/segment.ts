@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { badInput } from '../errors.js';
 import { collect, withContext } from './context.js';
 import { examples } from './help.js';
 
@@ -18,12 +17,9 @@ export function registerSegment(program: Command): void {
     .argument('<name>', 'segment name')
     .option('--where <cond>', 'member condition <field><op><value> (repeatable, all must hold)', collect, [])
     .action((name: string, opts: SegmentSaveFlags, command: Command) => withContext(command, {}, async (ctx) => {
-      const { parseCondition } = await import('../config/filters.js');
-      const { checkConditionFields } = await import('../send/send.js');
-      if (opts.where.length === 0) throw badInput('a segment needs at least one --where condition');
-      const conditions = opts.where.map(parseCondition);
-      checkConditionFields(ctx.store, conditions);
-      ctx.store.saveSegment(name, conditions, ctx.now());
+      const { saveSegment, segmentConditions } = await import('../send/segment.js');
+      const conditions = segmentConditions(opts.where);
+      saveSegment(ctx.store, name, conditions, ctx.now());
       if (ctx.out.json) ctx.out.jsonResult({ segment: name, conditions });
       else ctx.out.line(`segment "${name}" saved: ${opts.where.join(' AND ')}`);
     }));

@@ -16,18 +16,13 @@ export function registerShow(program: Command): void {
     .option('--raw', 'print the exact RFC 822 message (save with > mail.eml)')
     .action((id: string, opts: ShowFlags, command: Command) => withContext(command, {}, async (ctx) => {
       const { parseId } = await import('../config/filters.js');
-      const { sendDetail } = await import('../triage/inspect.js');
-      const { findSend } = await import('../store/store.js');
+      const { sendDetail, storedMessage } = await import('../triage/inspect.js');
       const { sendRecord } = await import('../ui/send-record.js');
       const { formatTime, isoTime } = await import('../ui/output.js');
-      const { badInput } = await import('../errors.js');
       const { out, store } = ctx;
       const sendId = parseId(id, 'send id');
       if (opts.raw) {
-        const send = findSend(store, sendId);
-        const raw = store.rawMessage(sendId);
-        if (!raw) throw badInput(`send ${sendId} has no message: it is ${send.status}${send.reason ? ` (${send.reason})` : ''}`, `\`mailer show ${sendId}\` shows its history`);
-        out.write(raw);
+        out.write(storedMessage(store, sendId));
         return;
       }
       const d = await sendDetail(store, sendId);

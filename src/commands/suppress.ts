@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { badInput } from '../errors.js';
 import { withContext } from './context.js';
 import { examples } from './help.js';
 
@@ -18,10 +17,8 @@ export function registerSuppress(program: Command): void {
     .description('suppress an address: every send and retry leaves it out')
     .addHelpText('after', examples(["mailer suppress add anna@example.org --reason 'asked by phone'"]))
     .action((address: string, opts: SuppressAddFlags, command: Command) => withContext(command, {}, async (ctx) => {
-      const { addressProblem, normalizeAddress } = await import('../domain/address.js');
-      const email = normalizeAddress(address);
-      const problem = addressProblem(email);
-      if (problem) throw badInput(`"${address}" is not a valid e-mail address: ${problem}`);
+      const { addressToSuppress } = await import('../members/suppressions.js');
+      const email = addressToSuppress(address);
       ctx.store.suppress(email, opts.reason, ctx.now());
       if (ctx.out.json) ctx.out.jsonResult({ email, reason: opts.reason, suppressed: true });
       else ctx.out.line(`suppressed ${email}: ${opts.reason}`);
@@ -32,9 +29,8 @@ export function registerSuppress(program: Command): void {
     .description('allow mail to an address again')
     .addHelpText('after', examples(['mailer suppress remove anna@example.org']))
     .action((address: string, _opts: unknown, command: Command) => withContext(command, {}, async (ctx) => {
-      const { normalizeAddress } = await import('../domain/address.js');
-      const email = normalizeAddress(address);
-      if (!ctx.store.unsuppress(email)) throw badInput(`${email} is not suppressed`, 'mailer suppress list shows the suppressed addresses');
+      const { unsuppressAddress } = await import('../members/suppressions.js');
+      const email = unsuppressAddress(ctx.store, address);
       if (ctx.out.json) ctx.out.jsonResult({ email, suppressed: false });
       else ctx.out.line(`${email} is no longer suppressed`);
     }));
