@@ -2,7 +2,8 @@ import { Command, CommanderError, Help, Option } from 'commander';
 import { examples } from './commands/help.js';
 import { ExitCode, MailerError, databaseBusy, isDatabaseBusy, storageProblem } from './errors.js';
 import { printable } from './ui/printable.js';
-import { stopRequest } from './send/session.js';
+import { stopRequest, whenAskedToStopAgain } from './send/session.js';
+import { Finished } from './commands/context.js';
 import { registerImport } from './commands/import.js';
 import { registerSend } from './commands/send.js';
 import { registerSegment } from './commands/segment.js';
@@ -62,19 +63,26 @@ export async function main(argv: string[]): Promise<void> {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw err;
   });
+  // A second Ctrl-C or SIGTERM while a send run stops: the user means now. The mails in hand
+  // are left for the next run to mark as possibly sent twice.
+  whenAskedToStopAgain(() => process.exit(130));
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (err) {
     process.exitCode = exitCodeFor(err);
   }
-  // A send run stopped by a signal (core/session.ts): the shell's convention (128 + SIGINT),
+  // A send run stopped by a signal (send/session.ts): the shell's convention (128 + SIGINT),
   // whatever else the run said.
   if (stopRequest.signal.aborted && process.exitCode !== 0) process.exitCode = 130;
 }
 
-/** The one funnel: a MailerError is explained, commander has spoken already, anything else is a bug. */
+/**
+ * The one funnel: a command that has reported its outcome itself only sets the code, a
+ * MailerError is explained, commander has spoken already, anything else is a bug.
+ */
 function exitCodeFor(err: unknown): number {
+  if (err instanceof Finished) return err.exitCode;
   if (err instanceof MailerError) {
     // A message may quote stored data or a server's reply: never raw control characters.
     process.stderr.write(`error: ${printable(err.message, true)}\n`);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { badInput } from '../errors.js';
-import { openContext } from './context.js';
+import type { ErrorRuleInput } from '../triage/error-rules.js';
+import { withContext } from './context.js';
 import { examples } from './help.js';
 
 export function registerErrors(program: Command): void {
@@ -10,23 +10,17 @@ export function registerErrors(program: Command): void {
     .command('list')
     .description('the rules, yours first, then the built-in ones')
     .addHelpText('after', examples(['mailer errors list', 'mailer errors list --json']))
-    .action(async (_opts: unknown, command: Command) => {
-      const ctx = await openContext(command);
-      try {
-        const { BUILT_IN_RULES, explain } = await import('../domain/catalog.js');
-        const { renderTable } = await import('../ui/table.js');
-        const user = ctx.store.triage.errorRules().map((r) => ({ ...r, source: 'yours' }));
-        const rules = [...user, ...BUILT_IN_RULES.map((r) => ({ ...r, source: 'built-in' }))];
-        const kind = (p: boolean | undefined) => (p === undefined ? 'by reply (5xx/4xx)' : p ? 'permanent' : 'temporary');
-        if (ctx.out.json) {
-          ctx.out.jsonResult(rules.map((r) => ({ match: r.match, category: r.category, permanent: r.permanent ?? null, source: r.source, text: r.text ?? explain(r.category) })));
-          return;
-        }
-        ctx.out.line(renderTable(['match', 'category', 'kind', 'source'], rules.map((r) => [r.match, r.category, kind(r.permanent), r.source]), { tty: ctx.out.isTTY }));
-      } finally {
-        ctx.close();
+    .action((_opts: unknown, command: Command) => withContext(command, {}, async (ctx) => {
+      const { listErrorRules } = await import('../triage/error-rules.js');
+      const { renderTable } = await import('../ui/table.js');
+      const rules = listErrorRules(ctx.store);
+      const kind = (p: boolean | undefined) => (p === undefined ? 'by reply (5xx/4xx)' : p ? 'permanent' : 'temporary');
+      if (ctx.out.json) {
+        ctx.out.jsonResult(rules.map((r) => ({ match: r.match, category: r.category, permanent: r.permanent ?? null, source: r.source, text: r.explanation })));
+        return;
       }
-    });
+      ctx.out.line(renderTable(['match', 'category', 'kind', 'source'], rules.map((r) => [r.match, r.category, kind(r.permanent), r.source]), { tty: ctx.out.isTTY }));
+    }));
   errors
     .command('add')
     .description('add a rule; it wins over the built-in ones from the next send on')
@@ -36,29 +30,11 @@ export function registerErrors(program: Command): void {
     .option('--permanent', 'the mail cannot be delivered as it is')
     .option('--temporary', 'retrying later may work')
     .option('--text <explanation>', 'what it means, in plain words')
-    .action(async (opts: { match: string; category: string; permanent?: boolean; temporary?: boolean; text?: string }, command: Command) => {
-      const ctx = await openContext(command);
-      try {
-        const { CATEGORIES, ruleKind } = await import('../domain/catalog.js');
-        if (!(CATEGORIES as readonly string[]).includes(opts.category)) {
-          throw badInput(`unknown category "${opts.category}"`, `use one of: ${CATEGORIES.join(', ')}`);
-        }
-        if (opts.permanent === opts.temporary) throw badInput('say --permanent or --temporary (one of them)');
-        const kind = ruleKind(opts.match);
-        if (!kind) throw badInput(`--match "${opts.match}" is neither a reply code (550), an enhanced code (5.1.1), an error code (ECONNRESET) nor /a regex/`);
-        if (kind === 'text') {
-          try {
-            new RegExp(opts.match.slice(1, opts.match.lastIndexOf('/')), opts.match.slice(opts.match.lastIndexOf('/') + 1));
-          } catch (err) {
-            throw badInput(`--match ${opts.match} is not a valid regular expression: ${(err as Error).message}`);
-          }
-        }
-        const rule = { match: opts.match, category: opts.category as (typeof CATEGORIES)[number], permanent: !!opts.permanent, text: opts.text };
-        ctx.store.triage.addErrorRule(rule, ctx.now());
-        if (ctx.out.json) ctx.out.jsonResult(rule);
-        else ctx.out.line(`rule added: ${opts.match} → ${opts.category}, ${opts.permanent ? 'permanent' : 'temporary'}`);
-      } finally {
-        ctx.close();
-      }
-    });
+    .action((opts: ErrorRuleInput, command: Command) => withContext(command, {}, async (ctx) => {
+      const { errorRuleFrom } = await import('../triage/error-rules.js');
+      const rule = errorRuleFrom(opts);
+      ctx.store.triage.addErrorRule(rule, ctx.now());
+      if (ctx.out.json) ctx.out.jsonResult(rule);
+      else ctx.out.line(`rule added: ${opts.match} → ${opts.category}, ${opts.permanent ? 'permanent' : 'temporary'}`);
+    }));
 }

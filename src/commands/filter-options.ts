@@ -1,8 +1,20 @@
 import type { Command } from 'commander';
+import type { SettingsFlags } from '../config/settings.js';
 import { collect } from './context.js';
 import { DEFAULT_CONCURRENCY } from '../config/settings.js';
 
-/** The send filters of log and retry (and, later, stats): declared once, parsed by core/filters. */
+/** What addSendFilterOptions hands to an action. */
+export interface SendFilterFlags {
+  member: string[];
+  email: string[];
+  type: string[];
+  mailing: string[];
+  status: string[];
+  since?: string;
+  until?: string;
+}
+
+/** The send filters of log and retry: declared once, parsed by config/filters. */
 export function addSendFilterOptions(command: Command): Command {
   return command
     .option('--member <id|email>', 'sends to this member (repeatable)', collect, [])
@@ -14,6 +26,14 @@ export function addSendFilterOptions(command: Command): Command {
     .option('--until <when>', 'same forms; a date alone includes that day');
 }
 
+/** What addTransportOptions hands to an action. */
+export interface TransportFlags {
+  rate?: string;
+  concurrency?: string;
+  smtp: string[];
+  outbox?: string;
+}
+
 /** Where mail goes, for every command that sends. */
 export function addTransportOptions(command: Command): Command {
   return command
@@ -23,6 +43,6 @@ export function addTransportOptions(command: Command): Command {
     .option('--outbox <dir>', 'folder for .eml files when no SMTP server is set (default ./outbox)');
 }
 
-export function transportFlags(opts: Record<string, any>) {
+export function transportFlags(opts: TransportFlags): SettingsFlags {
   return { smtp: opts.smtp, outbox: opts.outbox, rate: opts.rate, concurrency: opts.concurrency };
 }

@@ -1,7 +1,16 @@
 import type { Command } from 'commander';
 import { ExitCode, badInput } from '../errors.js';
-import { openContext } from './context.js';
+import { withContext } from './context.js';
 import { examples } from './help.js';
+
+/** What commander hands to import's action. */
+interface ImportFlags {
+  key?: string;
+  emailColumn?: string;
+  nameColumn?: string;
+  delimiter?: string;
+  encoding?: string;
+}
 
 export function registerImport(program: Command): void {
   program
@@ -14,8 +23,7 @@ export function registerImport(program: Command): void {
     .option('--name-column <column>', 'column with the name (default: name)')
     .option('--delimiter <char>', 'field delimiter: any one character, e.g. "|", or "tab" (default: detected among , ; tab)')
     .option('--encoding <name>', 'utf-8, windows-1252, utf-16le or utf-16be (default: detected)')
-    .action(async (file: string, opts: Record<string, string | undefined>, command: Command) => {
-      const ctx = await openContext(command);
+    .action((file: string, opts: ImportFlags, command: Command) => withContext(command, {}, async (ctx) => {
       const { importMembers } = await import('../members/import.js');
       const { delimiterProblem, parseDelimiter, parseEncoding } = await import('../members/csv-dialect.js');
       const delimiter = opts.delimiter === undefined ? undefined : parseDelimiter(opts.delimiter);
@@ -24,36 +32,32 @@ export function registerImport(program: Command): void {
       }
       const encoding = opts.encoding === undefined ? undefined : parseEncoding(opts.encoding);
       if (encoding === null) throw badInput(`--encoding "${opts.encoding}" is not known`, 'use utf-8, windows-1252, utf-16le or utf-16be');
-      try {
-        const r = await importMembers(ctx.store, file, {
-          key: opts.key, emailColumn: opts.emailColumn, nameColumn: opts.nameColumn, delimiter, encoding, now: ctx.now(),
+      const r = await importMembers(ctx.store, file, {
+        key: opts.key, emailColumn: opts.emailColumn, nameColumn: opts.nameColumn, delimiter, encoding, now: ctx.now(),
+      });
+      const { out } = ctx;
+      if (out.json) {
+        out.jsonResult({
+          read: r.read, inserted: r.inserted, updated: r.updated, unchanged: r.unchanged,
+          withoutEmail: r.withoutEmail, invalidEmail: r.invalidEmail, rejected: r.rejected,
+          warned: r.warned, warnings: r.warnings,
         });
-        const { out } = ctx;
-        if (out.json) {
-          out.jsonResult({
-            read: r.read, inserted: r.inserted, updated: r.updated, unchanged: r.unchanged,
-            withoutEmail: r.withoutEmail, invalidEmail: r.invalidEmail, rejected: r.rejected,
-            warned: r.warned, warnings: r.warnings,
-          });
-        } else {
-          out.note(`${file}: ${r.encoding}, delimiter ${r.delimiter === '\t' ? 'tab' : `"${r.delimiter}"`}`);
-          out.line(`read ${r.read}: ${r.inserted} new, ${r.updated} updated, ${r.unchanged} unchanged, ${r.rejected.length} rejected`);
-          if (r.withoutEmail || r.invalidEmail) {
-            out.line(`flagged (imported, but sends skip them): ${r.withoutEmail} without address, ${r.invalidEmail} with an invalid address`);
-            for (const f of r.flagged.slice(0, 20)) out.line(`  ${file}:${f.line}  member ${f.member}: ${f.reason}`);
-            if (r.withoutEmail + r.invalidEmail > 20) out.line(`  … and ${r.withoutEmail + r.invalidEmail - 20} more`);
-          }
-          if (r.warned) {
-            out.line(`imported with a warning: ${r.warned}`);
-            for (const w of r.warnings.slice(0, 20)) out.line(`  ${file}:${w.line}  ${w.reason}`);
-            if (r.warned > 20) out.line(`  … and ${r.warned - 20} more`);
-          }
-          for (const rej of r.rejected) out.line(`rejected ${file}:${rej.line}: ${rej.reason}`);
-          if (r.rejected.length) out.line('fix these lines and import the file again: the other rows are in, a second import only adds what changed');
+      } else {
+        out.note(`${file}: ${r.encoding}, delimiter ${r.delimiter === '\t' ? 'tab' : `"${r.delimiter}"`}`);
+        out.line(`read ${r.read}: ${r.inserted} new, ${r.updated} updated, ${r.unchanged} unchanged, ${r.rejected.length} rejected`);
+        if (r.withoutEmail || r.invalidEmail) {
+          out.line(`flagged (imported, but sends skip them): ${r.withoutEmail} without address, ${r.invalidEmail} with an invalid address`);
+          for (const f of r.flagged.slice(0, 20)) out.line(`  ${file}:${f.line}  member ${f.member}: ${f.reason}`);
+          if (r.withoutEmail + r.invalidEmail > 20) out.line(`  … and ${r.withoutEmail + r.invalidEmail - 20} more`);
         }
-        if (r.rejected.length) process.exitCode = ExitCode.someFailed;
-      } finally {
-        ctx.close();
+        if (r.warned) {
+          out.line(`imported with a warning: ${r.warned}`);
+          for (const w of r.warnings.slice(0, 20)) out.line(`  ${file}:${w.line}  ${w.reason}`);
+          if (r.warned > 20) out.line(`  … and ${r.warned - 20} more`);
+        }
+        for (const rej of r.rejected) out.line(`rejected ${file}:${rej.line}: ${rej.reason}`);
+        if (r.rejected.length) out.line('fix these lines and import the file again: the other rows are in, a second import only adds what changed');
       }
-    });
+      if (r.rejected.length) return ExitCode.someFailed;
+    }));
 }

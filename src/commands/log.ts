@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
-import { addSendFilterOptions } from './filter-options.js';
-import { openContext } from './context.js';
+import { addSendFilterOptions, type SendFilterFlags } from './filter-options.js';
+import { withContext } from './context.js';
 import { examples } from './help.js';
+
+/** What commander hands to log's action. */
+interface LogFlags extends SendFilterFlags {
+  limit: string;
+  csv?: boolean;
+}
 
 export function registerLog(program: Command): void {
   addSendFilterOptions(
@@ -12,40 +18,35 @@ export function registerLog(program: Command): void {
   )
     .option('--limit <n>', 'at most n sends, 0 for all', '50')
     .option('--csv', 'CSV instead of a table')
-    .action(async (opts: Record<string, any>, command: Command) => {
-      const ctx = await openContext(command);
-      try {
-        const { parseSendFilter } = await import('../config/filters.js');
-        const { sendRecord, SEND_RECORD_FIELDS } = await import('../ui/send-record.js');
-        const { out, store } = ctx;
-        const filter = parseSendFilter(opts, ctx.now(), (m) => store.members.findMembers(m).map((x) => x.id));
-        if (opts.csv) {
-          const { csvLine } = await import('../ui/csv.js');
-          out.write(csvLine(SEND_RECORD_FIELDS));
-          const rows = filter.limit ? store.log.logSends(filter) : store.log.iterateSends(filter);
-          for (const s of rows) out.write(csvLine(SEND_RECORD_FIELDS.map((f) => sendRecord(s)[f])));
-          return;
-        }
-        const sends = store.log.logSends(filter);
-        if (out.json) {
-          out.jsonResult(sends.map(sendRecord));
-          return;
-        }
-        if (sends.length === 0) {
-          out.line('no sends match');
-          return;
-        }
-        const { renderTable, } = await import('../ui/table.js');
-        const { formatTime } = await import('../ui/output.js');
-        out.line(renderTable(['id', 'time', 'member', 'address', 'type', 'mailing', 'status', 'reason'],
-          sends.map((s) => [s.id, formatTime(s.sentAt ?? s.createdAt), s.memberKey, s.email, s.type, s.mailingId,
-            s.test ? `${s.status} (test)` : s.status, s.category ? `${s.category}: ${shorten(s.reason ?? '', 60)}` : '']),
-          { tty: out.isTTY }));
-        if (filter.limit && sends.length === filter.limit) out.note(`showing the newest ${filter.limit}; --limit 0 shows all`);
-      } finally {
-        ctx.close();
+    .action((opts: LogFlags, command: Command) => withContext(command, {}, async (ctx) => {
+      const { parseSendFilter } = await import('../config/filters.js');
+      const { sendRecord, SEND_RECORD_FIELDS } = await import('../ui/send-record.js');
+      const { out, store } = ctx;
+      const filter = parseSendFilter(opts, ctx.now(), (m) => store.members.findMembers(m).map((x) => x.id));
+      if (opts.csv) {
+        const { csvLine } = await import('../ui/csv.js');
+        out.write(csvLine(SEND_RECORD_FIELDS));
+        const rows = filter.limit ? store.log.logSends(filter) : store.log.iterateSends(filter);
+        for (const s of rows) out.write(csvLine(SEND_RECORD_FIELDS.map((f) => sendRecord(s)[f])));
+        return;
       }
-    });
+      const sends = store.log.logSends(filter);
+      if (out.json) {
+        out.jsonResult(sends.map(sendRecord));
+        return;
+      }
+      if (sends.length === 0) {
+        out.line('no sends match');
+        return;
+      }
+      const { renderTable, } = await import('../ui/table.js');
+      const { formatTime } = await import('../ui/output.js');
+      out.line(renderTable(['id', 'time', 'member', 'address', 'type', 'mailing', 'status', 'reason'],
+        sends.map((s) => [s.id, formatTime(s.sentAt ?? s.createdAt), s.memberKey, s.email, s.type, s.mailingId,
+          s.test ? `${s.status} (test)` : s.status, s.category ? `${s.category}: ${shorten(s.reason ?? '', 60)}` : '']),
+        { tty: out.isTTY }));
+      if (filter.limit && sends.length === filter.limit) out.note(`showing the newest ${filter.limit}; --limit 0 shows all`);
+    }));
 }
 
 function shorten(text: string, max: number): string {

@@ -1,10 +1,16 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
-import { addTransportOptions, transportFlags } from './filter-options.js';
-import { openContext } from './context.js';
+import { addTransportOptions, transportFlags, type TransportFlags } from './filter-options.js';
+import { withContext } from './context.js';
 import { printReport, reportJson } from './send.js';
 import { wholeNumber } from '../config/numbers.js';
 import { examples } from './help.js';
+
+/** What commander hands to run's action. */
+interface RunFlags extends TransportFlags {
+  max?: string;
+  reportTo?: string;
+}
 
 export function registerRun(program: Command): void {
   addTransportOptions(
@@ -14,35 +20,30 @@ export function registerRun(program: Command): void {
     .addHelpText('after', examples(['mailer run', 'mailer run --max 500 --report-to vorstand@verein.example']))
       .option('--max <n>', 'at most n mails in this run (providers cap mails per hour or day)')
       .option('--report-to <address>', 'after a run that sent something, a summary mail (default: reportTo)'),
-  ).action(async (opts: Record<string, any>, command: Command) => {
-    const ctx = await openContext(command, { ...transportFlags(opts), reportTo: opts.reportTo });
-    try {
-      const { runDue } = await import('../send/run.js');
-      const { openTransports } = await import('../mail/transports.js');
-      const { out, store } = ctx;
-      const max = opts.max === undefined ? undefined : wholeNumber(opts.max, '--max');
-      const stamp = () => new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, 'Z');
-      const r = await runDue(store, (n) => openTransports(ctx.settings, n), {
-        max, settings: ctx.settings, now: ctx.now,
-        // One plain line per event: a cron mail that a person can read.
-        onEvent: (line) => out.note(`${stamp()} ${line}`),
+  ).action((opts: RunFlags, command: Command) => withContext(command, { ...transportFlags(opts), reportTo: opts.reportTo }, async (ctx) => {
+    const { runDue } = await import('../send/run.js');
+    const { openTransports } = await import('../mail/transports.js');
+    const { out, store } = ctx;
+    const max = opts.max === undefined ? undefined : wholeNumber(opts.max, '--max');
+    const stamp = () => new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, 'Z');
+    const r = await runDue(store, (n) => openTransports(ctx.settings, n), {
+      max, settings: ctx.settings, now: ctx.now,
+      // One plain line per event: a cron mail that a person can read.
+      onEvent: (line) => out.note(`${stamp()} ${line}`),
+    });
+    if (r.report) printReport(ctx, r.report);
+    if (out.json) {
+      out.jsonResult({
+        handedOver: r.handedOver, budget: r.budget, budgetReason: r.budgetReason, retried: r.retried,
+        mailings: r.mailings.map((s) => ({ mailing: s.mailing, status: s.status, selected: s.selected, sent: s.sent, failed: s.failed, deferred: s.deferred, skipped: s.skipped, queued: s.queued, byReason: s.byReason })),
+        stopped: r.stopped,
+        ...(r.report ? { report: reportJson(r.report) } : {}),
       });
-      if (r.report) printReport(ctx, r.report);
-      if (out.json) {
-        out.jsonResult({
-          handedOver: r.handedOver, budget: r.budget, budgetReason: r.budgetReason, retried: r.retried,
-          mailings: r.mailings.map((s) => ({ mailing: s.mailing, status: s.status, selected: s.selected, sent: s.sent, failed: s.failed, deferred: s.deferred, skipped: s.skipped, queued: s.queued, byReason: s.byReason })),
-          stopped: r.stopped,
-          ...(r.report ? { report: reportJson(r.report) } : {}),
-        });
-      }
-      if (r.stopped) {
-        const { serverStopped } = await import('../send/queue.js');
-        throw serverStopped(r.stopped, 'Unsent mails stay queued.', 'mailer run');
-      }
-      if (r.failed || r.deferred || r.tooLarge) process.exitCode = ExitCode.someFailed;
-    } finally {
-      ctx.close();
     }
-  });
+    if (r.stopped) {
+      const { serverStopped } = await import('../send/queue.js');
+      throw serverStopped(r.stopped, 'Unsent mails stay queued.', 'mailer run');
+    }
+    if (r.failed || r.deferred || r.tooLarge) return ExitCode.someFailed;
+  }));
 }

@@ -1,10 +1,29 @@
 import type { Command } from 'commander';
 import { ExitCode, badInput } from '../errors.js';
 import { parseWhen } from '../config/when.js';
-import { collect, openContext, type Context } from './context.js';
-import { addTransportOptions, transportFlags } from './filter-options.js';
+import { collect, withContext, type Context, type Outcome } from './context.js';
+import { addTransportOptions, transportFlags, type TransportFlags } from './filter-options.js';
 import { wholeNumber } from '../config/numbers.js';
 import { examples } from './help.js';
+
+/** What commander hands to send's action. */
+interface SendFlags extends TransportFlags {
+  where: string[];
+  segment?: string;
+  member: string[];
+  notOpened?: string;
+  test?: boolean;
+  testTo?: string;
+  limit?: string;
+  dryRun?: boolean;
+  allowEmpty?: boolean;
+  /** --no-track sets it false. */
+  track: boolean;
+  resume?: string;
+  at?: string;
+  reportTo?: string;
+  from?: string;
+}
 
 export function registerSend(program: Command): void {
   addTransportOptions(program
@@ -26,17 +45,10 @@ export function registerSend(program: Command): void {
     .option('--at <datetime>', 'schedule: 2026-12-01T08:00 (local time); `mailer run` sends it when due')
     .option('--report-to <address>', 'after the run, a summary mail to this address (default: reportTo)')
     .option('--from <address>', 'sender when the template has no From: line'))
-    .action(async (templatePath: string | undefined, opts: Record<string, any>, command: Command) => {
-      const ctx = await openContext(command, { ...transportFlags(opts), testTo: opts.testTo, from: opts.from, reportTo: opts.reportTo });
-      try {
-        await send(ctx, templatePath, opts);
-      } finally {
-        ctx.close();
-      }
-    });
+    .action((templatePath: string | undefined, opts: SendFlags, command: Command) => withContext(command, { ...transportFlags(opts), testTo: opts.testTo, from: opts.from, reportTo: opts.reportTo }, (ctx) => send(ctx, templatePath, opts)));
 }
 
-async function send(ctx: Context, templatePath: string | undefined, opts: Record<string, any>): Promise<void> {
+async function send(ctx: Context, templatePath: string | undefined, opts: SendFlags): Promise<Outcome> {
   const { sendMailing } = await import('../send/send.js');
   const { serverStopped } = await import('../send/queue.js');
   const { openTransports } = await import('../mail/transports.js');
@@ -116,7 +128,7 @@ async function send(ctx: Context, templatePath: string | undefined, opts: Record
   // earlier failures are still in the mailing's counts.
   const interrupted = summary.queued > 0 && !result.outcome.limitReached;
   // A mail too large to send will not go out by waiting: the operator has to act, as for a failure.
-  if (result.outcome.failed > 0 || result.outcome.deferred > 0 || result.outcome.tooLarge > 0 || interrupted) process.exitCode = ExitCode.someFailed;
+  if (result.outcome.failed > 0 || result.outcome.deferred > 0 || result.outcome.tooLarge > 0 || interrupted) return ExitCode.someFailed;
 }
 
 async function printSummary(ctx: Context, summary: import('../send/mailing.js').MailingSummary): Promise<void> {

@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
 import { badInput } from '../errors.js';
-import { openContext } from './context.js';
+import { withContext } from './context.js';
 import { examples } from './help.js';
+
+/** What commander hands to serve's action. */
+interface ServeFlags {
+  port: string;
+  host: string;
+}
 
 export function registerServe(program: Command): void {
   program
@@ -10,8 +16,7 @@ export function registerServe(program: Command): void {
     .addHelpText('after', examples(['mailer serve', 'mailer serve --host 0.0.0.0 --port 8080']))
     .option('--port <p>', 'port to listen on', '8025')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .action(async (opts: { port: string; host: string }, command: Command) => {
-      const ctx = await openContext(command);
+    .action((opts: ServeFlags, command: Command) => withContext(command, {}, async (ctx) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port "${opts.port}" is not a port number`);
       const { trackingServer } = await import('../triage/tracking.js');
@@ -23,8 +28,11 @@ export function registerServe(program: Command): void {
       const address = server.address() as { port: number };
       ctx.out.note(`listening on http://${opts.host}:${address.port} (routes /o/<value>.gif, /u/<value>, /health)`);
       if (!ctx.settings.publicUrl) ctx.out.warn('publicUrl is not set: mails carry no pixel and no unsubscribe link until it is');
-      const stop = () => server.close(() => { ctx.close(); process.exit(0); });
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+      // Serves until Ctrl-C or SIGTERM; the requests in hand are answered before the store closes.
+      await new Promise<void>((resolve) => {
+        const stop = () => server.close(() => resolve());
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    }));
 }

@@ -1,7 +1,14 @@
 import type { Command } from 'commander';
-import { openContext } from './context.js';
-import { collect } from './context.js';
+import { collect, withContext } from './context.js';
 import { examples } from './help.js';
+
+/** What commander hands to stats's action. */
+interface StatsFlags {
+  mailing: string[];
+  type: string[];
+  since?: string;
+  until?: string;
+}
 
 export function registerStats(program: Command): void {
   program
@@ -12,28 +19,23 @@ export function registerStats(program: Command): void {
     .option('--type <type>', 'mail type (repeatable)', collect, [])
     .option('--since <when>', '2026-11-01, 2026-11-01T08:00, or back from now: 90m, 36h, 7d')
     .option('--until <when>', 'same forms; a date alone includes that day')
-    .action(async (opts: Record<string, any>, command: Command) => {
-      const ctx = await openContext(command);
-      try {
-        const { parseSendFilter } = await import('../config/filters.js');
-        const { mailingStats } = await import('../triage/stats.js');
-        const { out, store } = ctx;
-        const filter = parseSendFilter(opts, ctx.now(), (m) => store.members.findMembers(m).map((x) => x.id));
-        const stats = mailingStats(store, filter);
-        if (out.json) {
-          out.jsonResult(stats);
-          return;
-        }
-        if (stats.length === 0) {
-          out.line('no mailings match');
-          return;
-        }
-        const { renderTable } = await import('../ui/table.js');
-        out.line(renderTable(['mailing', 'type', 'selected', 'sent', 'failed', 'deferred', 'bounced', 'opened', 'open rate', 'unsubscribed', 'failed by reason'],
-          stats.map((s) => [s.mailing, s.type, s.selected, s.sent, s.failed, s.deferred, s.bounced, s.opened, `${(s.openRate * 100).toFixed(1)}%`, s.unsubscribed,
-            Object.entries(s.failedByReason).map(([k, n]) => `${k} ${n}`).join(', ')]), { tty: out.isTTY }));
-      } finally {
-        ctx.close();
+    .action((opts: StatsFlags, command: Command) => withContext(command, {}, async (ctx) => {
+      const { parseSendFilter } = await import('../config/filters.js');
+      const { mailingStats } = await import('../triage/stats.js');
+      const { out, store } = ctx;
+      const filter = parseSendFilter(opts, ctx.now(), (m) => store.members.findMembers(m).map((x) => x.id));
+      const stats = mailingStats(store, filter);
+      if (out.json) {
+        out.jsonResult(stats);
+        return;
       }
-    });
+      if (stats.length === 0) {
+        out.line('no mailings match');
+        return;
+      }
+      const { renderTable } = await import('../ui/table.js');
+      out.line(renderTable(['mailing', 'type', 'selected', 'sent', 'failed', 'deferred', 'bounced', 'opened', 'open rate', 'unsubscribed', 'failed by reason'],
+        stats.map((s) => [s.mailing, s.type, s.selected, s.sent, s.failed, s.deferred, s.bounced, s.opened, `${(s.openRate * 100).toFixed(1)}%`, s.unsubscribed,
+          Object.entries(s.failedByReason).map(([k, n]) => `${k} ${n}`).join(', ')]), { tty: out.isTTY }));
+    }));
 }

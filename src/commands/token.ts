@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
-import { openContext } from './context.js';
+import { withContext } from './context.js';
 import { examples } from './help.js';
 
 export function registerToken(program: Command): void {
@@ -12,18 +12,13 @@ export function registerToken(program: Command): void {
     .description('is this link token valid? exit 0 valid, 1 revoked or unknown')
     .addHelpText('after', examples(['mailer token verify 3q2-7Xw9LkV0aJtRZp4mQg', 'mailer token verify 3q2-7Xw9LkV0aJtRZp4mQg --json']))
     .argument('<token>', 'the token from the link')
-    .action(async (token: string, _opts: unknown, command: Command) => {
-      const ctx = await openContext(command);
-      try {
-        const { verifyToken } = await import('../triage/token.js');
-        const r = verifyToken(ctx.store, token);
-        if (ctx.out.json) ctx.out.jsonResult(r);
-        else if (r.state === 'unknown') ctx.out.line('unknown: no mail carried this token');
-        else if (r.state === 'test') ctx.out.line(`test: the token of a test send (${r.send}) for member ${r.member}; not valid for registration`);
-        else ctx.out.line(`${r.state}: member ${r.member}${r.name ? ` (${r.name})` : ''}, sent to ${r.email} in send ${r.send}`);
-        if (r.state !== 'valid') process.exitCode = ExitCode.someFailed;
-      } finally {
-        ctx.close();
-      }
-    });
+    .action((token: string, _opts: unknown, command: Command) => withContext(command, {}, async (ctx) => {
+      const { verifyToken } = await import('../triage/token.js');
+      const r = verifyToken(ctx.store, token);
+      if (ctx.out.json) ctx.out.jsonResult(r);
+      else if (r.state === 'unknown') ctx.out.line('unknown: no mail carried this token');
+      else if (r.state === 'test') ctx.out.line(`test: the token of a test send (${r.send}) for member ${r.member}; not valid for registration`);
+      else ctx.out.line(`${r.state}: member ${r.member}${r.name ? ` (${r.name})` : ''}, sent to ${r.email} in send ${r.send}`);
+      if (r.state !== 'valid') return ExitCode.someFailed;
+    }));
 }

@@ -27,6 +27,13 @@ export async function withSendLock<T>(store: Store, what: string, now: number, f
   }
 }
 
+/** What a second signal does; the program decides (cli.ts ends the process), a test may not. */
+let stopAgain: () => void = () => {};
+
+export function whenAskedToStopAgain(fn: () => void): void {
+  stopAgain = fn;
+}
+
 /**
  * While mail is handed over, the first Ctrl-C or SIGTERM lets the mails in hand finish and be
  * recorded; a second one ends the process at once (the next run then marks those in hand as
@@ -35,7 +42,10 @@ export async function withSendLock<T>(store: Store, what: string, now: number, f
  */
 function askToStop(signal: string): () => void {
   return () => {
-    if (stopRequest.signal.aborted) process.exit(130);
+    if (stopRequest.signal.aborted) {
+      stopAgain();
+      return;
+    }
     process.stderr.write(`\n${signal}: stopping after the work in hand (again to stop at once)\n`);
     stopRequest.abort();
   };

@@ -17,6 +17,14 @@ export interface SendDetail {
   events: SendEvent[];
 }
 
+/** The exact message as it left; a send that has none says why (skipped, not sent yet). */
+export function storedMessage(store: Store, id: number): Buffer {
+  const send = findSend(store, id);
+  const raw = store.sends.rawMessage(id);
+  if (!raw) throw badInput(`send ${id} has no message: it is ${send.status}${send.reason ? ` (${send.reason})` : ''}`, `\`mailer show ${id}\` shows its history`);
+  return raw;
+}
+
 export async function sendDetail(store: Store, id: number): Promise<SendDetail> {
   const send = findSend(store, id);
   const raw = store.sends.rawMessage(id) ?? null;

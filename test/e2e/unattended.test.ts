@@ -166,6 +166,30 @@ test('SIGTERM mid-send: the mails in hand are finished and recorded, the rest st
   }
 });
 
+test('a second SIGTERM while a send stops ends it at once: exit 130, no summary, the mails in hand left claimed', async () => {
+  // The server takes 2 s per mail, so that the mails in hand are still in hand when the second
+  // signal comes: a run that waited for them would print its summary.
+  const server = await startSmtpServer({ delayMs: 2000 });
+  try {
+    const dir = await withMembers(20);
+    const run = startMailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--concurrency', '4', '--json']);
+    let stderr = '';
+    run.child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    await waitFor(() => server.messages.length >= 4);
+    run.child.kill('SIGTERM');
+    await waitFor(() => /stopping after the work in hand/.test(stderr));
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.equal(r.stdout, '', 'ended before the run could report');
+    const db = openDb(dir);
+    assert.ok((db.prepare('SELECT count(*) AS n FROM sends WHERE claimed_at IS NOT NULL').get() as any).n > 0, 'the mails in hand were not waited for');
+    db.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('two runs at once: one exits 4 naming the holder, nobody gets a mail twice', async () => {
   const server = await startSmtpServer({ delayMs: 20 });
   try {
