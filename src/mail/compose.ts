@@ -1,8 +1,8 @@
 import { secureRandom } from '../domain/token.js';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import MimeNodeClass from 'nodemailer/lib/mime-node/index.js';
-import base64 from 'nodemailer/lib/base64/index.js';
-import qp from 'nodemailer/lib/qp/index.js';
+import * as base64 from 'nodemailer/lib/base64/index.js';
+import * as qp from 'nodemailer/lib/qp/index.js';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { badInput } from '../errors.js';
 import type { RenderedMessage } from '../domain/types.js';
