@@ -1,4 +1,5 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import { internals } from './nodemailer-internals.js';
 
 /**
  * Command pipelining (RFC 2920) for the envelope. nodemailer waits for the server's answer to
@@ -34,7 +35,7 @@ interface Envelope {
 
 type Callback = (err: SmtpError | null, info?: Record<string, unknown>) => void;
 
-/** The parts of nodemailer's SMTPConnection this reads and writes. */
+/** The parts of nodemailer's SMTPConnection this reads and writes (nodemailer-internals.ts looks for them). */
 interface Connection {
   _supportedExtensions: string[];
   _responseActions: ((str: string) => void)[];
@@ -146,4 +147,5 @@ function allRejected(connection: Connection, env: Envelope, reply: string): Smtp
   return err;
 }
 
-pipelineEnvelopes(SMTPConnection.prototype as unknown as Connection);
+// Another nodemailer's inside: its own sequential steps, as without PIPELINING.
+if (internals.pipelining) pipelineEnvelopes(SMTPConnection.prototype as unknown as Connection);
