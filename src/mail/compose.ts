@@ -37,13 +37,15 @@ function rememberHeaderNames(proto: { _normalizeHeaderKey?: (key: unknown) => st
  * The sender's headers (From, Reply-To) are the same in every mail of a mailing, yet nodemailer
  * parses and encodes them again for each: address parser, punycode, encoded words, 3 µs a
  * mail. Their encoded form depends on the name and value alone (mailer sets no textEncoding),
- * so it is remembered. The recipient's To differs per mail and is left alone.
+ * so it is remembered. The recipient's To differs per mail and is left alone. (nodemailer 10
+ * made the method public as `encodeHeaderValue`; `_encodeHeaderValue`, which buildHeaders no
+ * longer calls, is an alias of it.)
  */
-function rememberSenderHeaders(proto: { _encodeHeaderValue?: (key: unknown, value: unknown) => string }): void {
-  const encode = proto._encodeHeaderValue;
+function rememberSenderHeaders(proto: { encodeHeaderValue?: (key: unknown, value: unknown) => string }): void {
+  const encode = proto.encodeHeaderValue;
   if (typeof encode !== 'function' || MEMO in encode) return;
   const known = new Map<string, string>();
-  proto._encodeHeaderValue = function (this: unknown, key: unknown, value: unknown): string {
+  proto.encodeHeaderValue = function (this: unknown, key: unknown, value: unknown): string {
     if ((key !== 'From' && key !== 'Reply-To') || typeof value !== 'string') return encode.call(this, key, value);
     const memo = `${key}:${value}`;
     let encoded = known.get(memo);
@@ -53,7 +55,7 @@ function rememberSenderHeaders(proto: { _encodeHeaderValue?: (key: unknown, valu
     }
     return encoded;
   };
-  Object.defineProperty(proto._encodeHeaderValue, MEMO, { value: true });
+  Object.defineProperty(proto.encodeHeaderValue, MEMO, { value: true });
 }
 // Another nodemailer's inside: every header encoded anew, as nodemailer does.
 if (internals.headerMemo) {

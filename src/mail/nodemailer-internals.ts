@@ -53,10 +53,14 @@ export const DIAGNOSIS_MEMBERS: Record<string, Member> = {
   _supportedAuth: { field: 'array' },
 };
 
-/** MimeNode: header names and sender headers encoded once per mailing (compose.ts). */
+/**
+ * MimeNode: header names and sender headers encoded once per mailing (compose.ts). Both are
+ * wrapped, so both must also be what buildHeaders calls (looked for on a header block built at
+ * start-up): nodemailer 10 left `_encodeHeaderValue` as an alias buildHeaders no longer calls.
+ */
 export const HEADER_MEMO_MEMBERS: Record<string, Member> = {
   _normalizeHeaderKey: { method: 1 },
-  _encodeHeaderValue: { method: 2 },
+  encodeHeaderValue: { method: 2 },
 };
 
 /**
@@ -130,10 +134,32 @@ export function detectInternals(classes: Classes = { SMTPConnection, SMTPPool, M
     pipelining: check('SMTPConnection', Connection.prototype, connection, PIPELINING_MEMBERS),
     steps: check('SMTPConnection', Connection.prototype, connection, STEP_MEMBERS),
     diagnosis: check('SMTPConnection', Connection.prototype, connection, DIAGNOSIS_MEMBERS),
-    headerMemo: check('MimeNode', Node.prototype, () => new Node('text/plain'), HEADER_MEMO_MEMBERS),
+    headerMemo: check('MimeNode', Node.prototype, () => new Node('text/plain'), HEADER_MEMO_MEMBERS) && calledByBuildHeaders(Node, missing),
     pool: check('SMTPPool', Pool.prototype, () => ({}), POOL_MEMBERS),
   };
   return { ...result, missing: [...missing] };
+}
+
+/** Whether a header block's build calls the MimeNode methods mailer wraps, on one node. */
+function calledByBuildHeaders(Node: Classes['MimeNode'], missing: Set<string>): boolean {
+  const called = new Set<string>();
+  try {
+    const node = new Node('text/plain') as Record<string, unknown> & { setHeader(k: string, v: string): void; buildHeaders(): string };
+    node.setHeader('From', 'Probe <probe@example.org>');
+    for (const name of Object.keys(HEADER_MEMO_MEMBERS)) {
+      const method = node[name] as (...args: unknown[]) => unknown;
+      node[name] = function (this: unknown, ...args: unknown[]) {
+        called.add(name);
+        return method.apply(this, args);
+      };
+    }
+    node.buildHeaders();
+  } catch {
+    // a node that cannot be built this way calls nothing mailer knows
+  }
+  const uncalled = Object.keys(HEADER_MEMO_MEMBERS).filter((name) => !called.has(name));
+  for (const name of uncalled) missing.add(`MimeNode.${name} (called by buildHeaders)`);
+  return uncalled.length === 0;
 }
 
 /** The one line MAILER_DEBUG=1 writes when mailer fell back; null when nothing is missing. */

@@ -41,7 +41,7 @@ const out: Record<string, unknown> = {
   pipelined: Boolean((SMTPConnection.prototype as unknown as { _setEnvelope: { pipelined?: boolean } })._setEnvelope.pipelined),
   raw: raw.toString('base64'),
   viaSendMail,
-  headerMemo: [MimeNode.prototype, MimeNode.prototype].some((p, i) => MEMO in (p as unknown as Record<string, object>)[i ? '_encodeHeaderValue' : '_normalizeHeaderKey']),
+  headerMemo: [MimeNode.prototype, MimeNode.prototype].some((p, i) => MEMO in (p as unknown as Record<string, object>)[i ? 'encodeHeaderValue' : '_normalizeHeaderKey']),
 };
 try {
   out.response = await transport.deliver({ from: 'bounces+1@verein.example', to: ['joerg@bücher.example'] }, raw);
