@@ -16,7 +16,8 @@ import MimeNode from 'nodemailer/lib/mime-node/index.js';
  * later), so it is not looked for: the pool's `getSocket` option, Mail's `transporter`,
  * SMTPPool's `send(mail, callback)`, and MimeNode's `buildHeaders()`, `getTransferEncoding()`,
  * `content`, `multipart`, `boundary` and `childNodes` (compose.ts's synchronous build; its
- * byte-for-byte test holds it to nodemailer's own build).
+ * byte-for-byte test holds it to nodemailer's own build). coalesceWrites (smtp.ts) uses none:
+ * it wraps the socket mailer opens itself and hands to the pool through `getSocket`.
  */
 
 /** A method by its arity, or a field set by the constructor by what it holds. */
