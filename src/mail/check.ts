@@ -1,9 +1,11 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { parseSmtpUrl, type SmtpTarget } from '../config/smtp-url.js';
-import { addressOf } from './compose.js';
+import type { DeliveryError } from '../domain/ports.js';
+import { addressOf, composeNotice } from './compose.js';
+import { offeredExtensions, offeredLogins } from './nodemailer-internals.js';
+import { SmtpTransport } from './smtp.js';
 
 /**
  * `mailer check`: the server tested the way a technician would, one step at a time, each with
@@ -30,13 +32,13 @@ interface CheckOptions { password?: string; to: string[]; from: string; envelope
 
 export async function checkServer(url: string, opts: CheckOptions): Promise<ServerCheck> {
   const target = parseSmtpUrl(url, opts.password);
-  const result = await runSteps(target, opts);
+  const result = await runSteps(url, target, opts);
   // Each detail quotes the server or nodemailer, and a server may echo the password it was sent.
   for (const step of result.steps) step.detail = target.mask(step.detail);
   return result;
 }
 
-async function runSteps(target: SmtpTarget, opts: CheckOptions): Promise<ServerCheck> {
+async function runSteps(url: string, target: SmtpTarget, opts: CheckOptions): Promise<ServerCheck> {
   const result: ServerCheck = { server: target.display, ok: false, steps: [] };
   const add = (step: CheckStep) => { result.steps.push(step); return step.ok; };
 
@@ -88,8 +90,7 @@ async function runSteps(target: SmtpTarget, opts: CheckOptions): Promise<ServerC
     connection.close();
     return result;
   }
-  const internals = connection as unknown as { _supportedExtensions?: string[]; _supportedAuth?: string[] };
-  const extensions = internals._supportedExtensions ?? [];
+  const extensions = offeredExtensions(connection);
   const tlsState = target.secure ? 'implicit TLS' : connection.secure ? 'STARTTLS' : 'no encryption';
   add({
     step: 'TLS', ok: true, detail: tlsState,
@@ -98,7 +99,7 @@ async function runSteps(target: SmtpTarget, opts: CheckOptions): Promise<ServerC
   add({ step: 'greeting and EHLO', ok: true, detail: extensions.length ? extensions.join(' ') : 'no extensions' });
 
   // 4. login
-  const offersAuth = (internals._supportedAuth ?? []).length > 0;
+  const offersAuth = offeredLogins(connection).length > 0;
   if (target.auth?.user) {
     if (!target.auth.pass) {
       add({ step: 'login', ok: false, detail: `user ${target.auth.user}, no password`, hint: 'set MAILER_SMTP_PASSWORD' });
@@ -121,24 +122,32 @@ async function runSteps(target: SmtpTarget, opts: CheckOptions): Promise<ServerC
     add({ step: 'login', ok: true, detail: 'none configured', hint: offersAuth ? 'the server offers AUTH: if it refuses to relay your mail, put the user in the URL (smtp://user@host) and the password in MAILER_SMTP_PASSWORD' : undefined });
   }
 
-  // 5. test mails
+  connection.quit();
+
+  // 5. test mails, through the transport `send` uses: its pool, pipelining, envelope in ASCII
+  // and error words, so a mail that passes here passes there.
   let allSent = true;
-  for (const to of opts.to) {
-    const raw = await new Promise<Buffer>((resolve, reject) => new MailComposer({
-      from: opts.from, to, subject: 'mailer check: test mail',
-      text: `This is a test mail from mailer check, sent through ${target.display}.\nIf you read this, the server delivers to ${to}.\n`,
-    }).compile().build((err, buf) => (err ? reject(err) : resolve(buf))));
+  if (opts.to.length) {
+    const transport = new SmtpTransport({ url, password: opts.password, maxConnections: 1, timeouts: { greetingMs: TIMEOUT, socketMs: TIMEOUT } });
     try {
-      const info = await new Promise<{ response: string }>((resolve, reject) =>
-        connection.send({ from: opts.envelopeFrom ?? addressOf(opts.from, 'the sender'), to: [to] }, raw, (err, i) => (err ? reject(err) : resolve(i as { response: string }))));
-      add({ step: `test mail to ${to}`, ok: true, detail: info.response });
-    } catch (err) {
-      allSent = false;
-      const e = err as Error & { response?: string };
-      add({ step: `test mail to ${to}`, ok: false, detail: e.response ?? e.message, hint: 'the server refused this recipient or sender; `mailer errors list` explains the code' });
+      for (const to of opts.to) {
+        const raw = await composeNotice({
+          from: opts.from, to, subject: 'mailer check: test mail',
+          text: `This is a test mail from mailer check, sent through ${target.display}.\nIf you read this, the server delivers to ${to}.\n`,
+        });
+        try {
+          const response = await transport.deliver({ from: opts.envelopeFrom ?? addressOf(opts.from, 'the sender'), to: [to] }, raw);
+          add({ step: `test mail to ${to}`, ok: true, detail: response });
+        } catch (err) {
+          allSent = false;
+          const e = err as DeliveryError;
+          add({ step: `test mail to ${to}`, ok: false, detail: e.response ?? e.message, hint: 'the server refused this recipient or sender; `mailer errors list` explains the code' });
+        }
+      }
+    } finally {
+      await transport.close();
     }
   }
-  connection.quit();
   result.ok = allSent;
   return result;
 }

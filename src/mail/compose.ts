@@ -1,11 +1,15 @@
 import { secureRandom } from '../domain/token.js';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import MimeNodeClass from 'nodemailer/lib/mime-node/index.js';
-import base64 from 'nodemailer/lib/base64/index.js';
-import qp from 'nodemailer/lib/qp/index.js';
+import * as base64 from 'nodemailer/lib/base64/index.js';
+import * as qp from 'nodemailer/lib/qp/index.js';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
+import { internals } from './nodemailer-internals.js';
 import { badInput } from '../errors.js';
 import type { RenderedMessage } from '../domain/types.js';
+
+/** Marks mailer's wrappers on MimeNode, so a prototype is never wrapped twice and a test can tell. */
+export const MEMO = 'mailerMemo';
 
 /**
  * nodemailer normalises a header name with three regular expressions on every get and set of
@@ -15,7 +19,7 @@ import type { RenderedMessage } from '../domain/types.js';
  */
 function rememberHeaderNames(proto: { _normalizeHeaderKey?: (key: unknown) => string }): void {
   const normalize = proto._normalizeHeaderKey;
-  if (typeof normalize !== 'function') return;
+  if (typeof normalize !== 'function' || MEMO in normalize) return;
   const known = new Map<string, string>();
   proto._normalizeHeaderKey = function (this: unknown, key: unknown): string {
     if (typeof key !== 'string') return normalize.call(this, key);
@@ -26,20 +30,22 @@ function rememberHeaderNames(proto: { _normalizeHeaderKey?: (key: unknown) => st
     }
     return normalized;
   };
+  Object.defineProperty(proto._normalizeHeaderKey, MEMO, { value: true });
 }
-rememberHeaderNames(MimeNodeClass.prototype as never);
 
 /**
  * The sender's headers (From, Reply-To) are the same in every mail of a mailing, yet nodemailer
  * parses and encodes them again for each: address parser, punycode, encoded words, 3 µs a
  * mail. Their encoded form depends on the name and value alone (mailer sets no textEncoding),
- * so it is remembered. The recipient's To differs per mail and is left alone.
+ * so it is remembered. The recipient's To differs per mail and is left alone. (nodemailer 10
+ * made the method public as `encodeHeaderValue`; `_encodeHeaderValue`, which buildHeaders no
+ * longer calls, is an alias of it.)
  */
-function rememberSenderHeaders(proto: { _encodeHeaderValue?: (key: unknown, value: unknown) => string }): void {
-  const encode = proto._encodeHeaderValue;
-  if (typeof encode !== 'function') return;
+function rememberSenderHeaders(proto: { encodeHeaderValue?: (key: unknown, value: unknown) => string }): void {
+  const encode = proto.encodeHeaderValue;
+  if (typeof encode !== 'function' || MEMO in encode) return;
   const known = new Map<string, string>();
-  proto._encodeHeaderValue = function (this: unknown, key: unknown, value: unknown): string {
+  proto.encodeHeaderValue = function (this: unknown, key: unknown, value: unknown): string {
     if ((key !== 'From' && key !== 'Reply-To') || typeof value !== 'string') return encode.call(this, key, value);
     const memo = `${key}:${value}`;
     let encoded = known.get(memo);
@@ -49,8 +55,13 @@ function rememberSenderHeaders(proto: { _encodeHeaderValue?: (key: unknown, valu
     }
     return encoded;
   };
+  Object.defineProperty(proto.encodeHeaderValue, MEMO, { value: true });
 }
-rememberSenderHeaders(MimeNodeClass.prototype as never);
+// Another nodemailer's inside: every header encoded anew, as nodemailer does.
+if (internals.headerMemo) {
+  rememberHeaderNames(MimeNodeClass.prototype as never);
+  rememberSenderHeaders(MimeNodeClass.prototype as never);
+}
 
 export interface ComposeInput {
   message: RenderedMessage;
@@ -81,6 +92,11 @@ export function composeTree(tree: MimeNode): Buffer {
 
 /** nodemailer's MIME tree of the message: headers encoded and parts chosen as nodemailer does. */
 export function mimeTree(input: ComposeInput): MimeNode {
+  return new MailComposer(composerOptions(input) as ConstructorParameters<typeof MailComposer>[0]).compile() as unknown as MimeNode;
+}
+
+/** What MailComposer is given for the message: plain data, so nodemailer alone can build it too. */
+export function composerOptions(input: ComposeInput): Record<string, unknown> {
   const { message } = input;
   const headers: Record<string, string> = { 'X-Mailer-Send-Id': String(input.sendId) };
   for (const [name, value] of message.extraHeaders) headers[name] = value;
@@ -91,7 +107,7 @@ export function mimeTree(input: ComposeInput): MimeNode {
     headers['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click';
     if (html !== undefined) html = withPixel(html, `${baseUrl}/o/${pixel}.gif`);
   }
-  const composer = new MailComposer({
+  return {
     from: input.from,
     replyTo: input.replyTo ?? undefined,
     // A display name never carries a line break into the To: header.
@@ -103,8 +119,7 @@ export function mimeTree(input: ComposeInput): MimeNode {
     text: message.text,
     html,
     headers,
-  } as ConstructorParameters<typeof MailComposer>[0]);
-  return composer.compile() as unknown as MimeNode;
+  };
 }
 
 /** The parts of nodemailer's MimeNode that serialize() reads. */

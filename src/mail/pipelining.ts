@@ -1,4 +1,5 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import { internals } from './nodemailer-internals.js';
 
 /**
  * Command pipelining (RFC 2920) for the envelope. nodemailer waits for the server's answer to
@@ -15,6 +16,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
  */
 
 interface SmtpError extends Error {
+  response?: string;
   recipient?: string;
   rejected?: string[];
   rejectedErrors?: SmtpError[];
@@ -33,7 +35,7 @@ interface Envelope {
 
 type Callback = (err: SmtpError | null, info?: Record<string, unknown>) => void;
 
-/** The parts of nodemailer's SMTPConnection this reads and writes. */
+/** The parts of nodemailer's SMTPConnection this reads and writes (nodemailer-internals.ts looks for them). */
 interface Connection {
   _supportedExtensions: string[];
   _responseActions: ((str: string) => void)[];
@@ -58,22 +60,37 @@ export function pipelineEnvelopes(proto: Connection): void {
     // nodemailer checks the envelope and writes MAIL FROM with its arguments (SMTPUTF8,
     // 8BITMIME, SIZE), queueing the reading of its answer. A refused envelope answers the
     // callback at once and writes nothing.
+    // nodemailer 8 and later pipeline on their own, but answer a 421 to RCPT TO as a closed
+    // connection, not as the refusal it is; its own steps are asked for MAIL FROM alone, with
+    // PIPELINING out of its sight for that one call.
     const actions = this._responseActions;
     const queued = actions.length;
-    sequential.call(this, envelope, callback);
+    const extensions = this._supportedExtensions;
+    this._supportedExtensions = extensions.filter((e) => e !== 'PIPELINING');
+    try {
+      sequential.call(this, envelope, callback);
+    } finally {
+      this._supportedExtensions = extensions;
+    }
     if (actions.length !== queued + 1) return;
     actions.pop();
 
     const env = this._envelope;
     const recipients = env.rcptQueue.splice(0);
-    // A refusal is answered as soon as nodemailer would answer it: at the reply to MAIL FROM, or
-    // at the last RCPT TO's when none was accepted. A server that refuses with 421 hangs up at
-    // once, and the reply to DATA never comes; the refusal must not wait for it and turn into a
-    // closed connection. The replies still due are read and dropped, so they stay in step.
-    let refused = false;
+    // A refusal is known at the reply to MAIL FROM, or at the last RCPT TO's when none was
+    // accepted. A server that refuses with 421 hangs up at once, and the reply to DATA never
+    // comes: that refusal is answered at once, and must not wait and turn into a closed
+    // connection. Any other is answered once the replies still due are read (and dropped):
+    // nodemailer's pool (8 and later) answers a refusal with RSET on the same connection, and
+    // an RSET written into a data phase the server opened all the same would be taken as the
+    // message's text.
+    let refused: SmtpError | null = null;
     const refuse = (err: SmtpError) => {
-      refused = true;
-      callback(err);
+      refused = err;
+      if (/^421/.test(err.response ?? '')) callback(err);
+    };
+    const answerRefusal = (err: SmtpError) => {
+      if (!/^421/.test(err.response ?? '')) callback(err);
     };
     actions.push((str) => {
       if (str.charAt(0) !== '2') refuse(this._formatError('Mail command failed', 'EENVELOPE', str, 'MAIL FROM'));
@@ -93,13 +110,15 @@ export function pipelineEnvelopes(proto: Connection): void {
       });
     });
     actions.push((str) => {
-      if (refused) {
+      const err = refused;
+      if (err) {
         // A server that opens the data phase all the same (RFC 2920, 3.1, says it must refuse
-        // DATA then) gets an empty message, ending it; its answer to that is read and dropped.
-        // mailer's pool closes a connection after any refusal, so nothing else follows on it.
+        // DATA then) gets an empty message, ending it; the refusal is answered at its reply.
         if (str.charAt(0) === '3') {
-          actions.push(() => {});
+          actions.push(() => answerRefusal(err));
           this._socket.write('.\r\n');
+        } else {
+          answerRefusal(err);
         }
         return;
       }
@@ -128,4 +147,5 @@ function allRejected(connection: Connection, env: Envelope, reply: string): Smtp
   return err;
 }
 
-pipelineEnvelopes(SMTPConnection.prototype as unknown as Connection);
+// Another nodemailer's inside: its own sequential steps, as without PIPELINING.
+if (internals.pipelining) pipelineEnvelopes(SMTPConnection.prototype as unknown as Connection);

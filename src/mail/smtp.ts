@@ -2,7 +2,8 @@ import net from 'node:net';
 import { domainToASCII } from 'node:url';
 import nodemailer from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
-import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import { internals } from './nodemailer-internals.js';
 import type { Envelope, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 import { parseSmtpUrl } from '../config/smtp-url.js';
@@ -70,9 +71,12 @@ export class SmtpTransport implements Transport {
   readonly description: string;
   /** host:port, for the steps that time out */
   private readonly address: string;
-  private readonly transporter: nodemailer.Transporter;
-  /** nodemailer's SMTP pool under the transporter: `send(mail, callback)`, its transport contract */
-  private readonly pool: { send(mail: unknown, callback: (err: Error | null, info?: { response?: string }) => void): boolean };
+  private readonly transporter: ReturnType<typeof nodemailer.createTransport>;
+  /**
+   * nodemailer's SMTP pool under the transporter: `send(mail, callback)`, its transport
+   * contract; null where its inside is not the one known, and each mail goes through sendMail.
+   */
+  private readonly pool: { send(mail: unknown, callback: Reply): boolean } | null;
   /** every reply leaves this class through it, so no password reaches the log or the screen */
   private readonly mask: (text: string) => string;
 
@@ -91,7 +95,8 @@ export class SmtpTransport implements Transport {
       socketTimeout: (options.timeouts ?? TIMEOUTS).socketMs,
       getSocket: openNoDelaySocket,
     } as SMTPPool.Options);
-    this.pool = (this.transporter as unknown as { transporter: SmtpTransport['pool'] }).transporter;
+    const pool = (this.transporter as unknown as { transporter?: unknown }).transporter;
+    this.pool = internals.pool && pool instanceof SMTPPool ? pool as unknown as NonNullable<SmtpTransport['pool']> : null;
   }
 
   /**
@@ -99,22 +104,24 @@ export class SmtpTransport implements Transport {
    * Mailer's per-message work (plugins, a MIME tree for the raw bytes, a random boundary drawn
    * for it) was a tenth of a send's CPU. The object handed over is what nodemailer's pool reads
    * of a mail: its envelope, a Message-ID and header for the log, and the bytes. That shape is
-   * nodemailer's inside, so package.json allows patch releases only (~7.0); the e2e tests send
-   * through it against a real SMTP server.
+   * nodemailer's inside, named and checked in nodemailer-internals.ts; the e2e tests send
+   * through it against a real SMTP server. Without it, nodemailer's public sendMail takes the
+   * same envelope and bytes.
    */
   deliver(envelope: Envelope, raw: Buffer): Promise<string> {
     return new Promise((resolve, reject) => {
+      const smtpEnvelope = { from: asciiDomain(envelope.from), to: envelope.to.map(asciiDomain) };
       const mail = {
         data: {},
         message: {
-          getEnvelope: () => ({ from: asciiDomain(envelope.from), to: envelope.to.map(asciiDomain) }),
+          getEnvelope: () => smtpEnvelope,
           messageId: () => '',
           getHeader: () => '',
           // SMTPConnection.send takes a Buffer as well as a stream, and writes it at once.
           createReadStream: () => raw,
         },
       };
-      const queued = this.pool.send(mail, (err, info) => {
+      const reply: Reply = (err, info) => {
         if (!err) {
           resolve(this.mask(String(info?.response ?? '250 accepted')));
           return;
@@ -126,7 +133,12 @@ export class SmtpTransport implements Transport {
           message: this.mask(e.step ? this.whereItBroke(e) : e.message),
           afterMessage: e.step === AWAITING_REPLY || undefined,
         }));
-      });
+      };
+      if (!this.pool) {
+        this.transporter.sendMail({ envelope: smtpEnvelope, raw }, reply as never);
+        return;
+      }
+      const queued = this.pool.send(mail, reply);
       if (!queued) reject(new DeliveryError({ code: 'ECONNECTION', message: 'the SMTP connection pool is closed' }));
     });
   }
@@ -161,6 +173,8 @@ export function asciiDomain(address: string): string {
   return `${address.slice(0, at)}@${domainToASCII(domain) || domain}`;
 }
 
+type Reply = (err: Error | null, info?: { response?: string }) => void;
+
 /** What a broken connection tells about where it broke, set on nodemailer's error. */
 interface Interrupted {
   step?: string;
@@ -169,7 +183,7 @@ interface Interrupted {
 /** The step after the message's final dot: from here on the server may have taken the mail. */
 const AWAITING_REPLY = 'the reply to the message';
 
-/** The parts of nodemailer's SMTPConnection read and wrapped here. */
+/** The parts of nodemailer's SMTPConnection read and wrapped here (nodemailer-internals.ts looks for them). */
 interface Connection {
   _supportedExtensions: string[];
   /** the step the connection is at, set by the wrappers below */
@@ -245,4 +259,5 @@ export function reportWhereItBroke(proto: Connection): void {
   };
 }
 
-reportWhereItBroke(SMTPConnection.prototype as unknown as Connection);
+// Another nodemailer's inside: its own words for a broken connection.
+if (internals.steps) reportWhereItBroke(SMTPConnection.prototype as unknown as Connection);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { simpleParser } from 'mailparser';
 import { folderWithMembers, mailer, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
-import { closedPort, startSmtpServer, type TestServer } from '../support/smtp.js';
+import { closedPort, startBreakingServer, startSmtpServer, type TestServer } from '../support/smtp.js';
 
 const withMembers = folderWithMembers;
 
@@ -475,6 +475,32 @@ test('check: closed port, TLS to a plain port, wrong password, and a working ser
     const steps = JSON.parse(good.stdout)[0].steps.map((s: any) => [s.step, s.ok]);
     assert.deepEqual(steps, [['name lookup', true], ['TCP connect', true], ['TLS', true], ['greeting and EHLO', true], ['login', true], ['test mail to me@verein.example', true]]);
     assert.deepEqual(server.messages.map((m) => m.to[0]), ['me@verein.example']);
+  } finally {
+    await server.close();
+  }
+});
+
+test('check sends its test mail through the transport send uses: an IDN domain goes into the envelope as punycode, a refusal in its words', async () => {
+  const dir = tempDir();
+  // a server without SMTPUTF8, which records the envelope as it arrives
+  const raw = await startBreakingServer(null);
+  try {
+    const sent = await mailer(dir, ['check', '--smtp', raw.url, '--to', 'info@bücher.example', '--json']);
+    assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+    // a connection of its own, past send's transport, hands the server the domain in raw UTF-8
+    assert.deepEqual(raw.commands.filter((c) => c.startsWith('RCPT')), ['RCPT TO:<info@xn--bcher-kva.example>']);
+    assert.equal(raw.accepted, 1);
+  } finally {
+    await raw.close();
+  }
+  const server = await startSmtpServer({ reject: { 'gone@verein.example': '550 5.1.1 User unknown' } });
+  try {
+    const refused = await mailer(dir, ['check', '--smtp', server.url, '--to', 'gone@verein.example', '--json']);
+    assert.equal(refused.code, 3, refused.stdout + refused.stderr);
+    const step = JSON.parse(refused.stdout)[0].steps.at(-1);
+    assert.deepEqual([step.step, step.ok], ['test mail to gone@verein.example', false]);
+    assert.match(step.detail, /^550 5\.1\.1 User unknown/);
+    assert.equal(server.messages.length, 0);
   } finally {
     await server.close();
   }
