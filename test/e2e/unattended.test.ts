@@ -191,12 +191,15 @@ test('a second SIGTERM while a send stops ends it at once: exit 130, no summary,
 });
 
 test('two runs at once: one exits 4 naming the holder, nobody gets a mail twice', async () => {
-  const server = await startSmtpServer({ delayMs: 20 });
+  // The first run's mails after the second wait for the test: however slowly the machine starts
+  // the second process, the first still holds the lock when it asks.
+  const server = await startSmtpServer({ holdAfter: 2 });
   try {
     const dir = await withMembers(40);
     const first = startMailer(dir, ['send', 'invitation.txt', '--smtp', server.url, '--concurrency', '2']);
     await waitFor(() => server.messages.length >= 2);
     const second = await mailer(dir, ['run', '--smtp', server.url]);
+    server.release();
     assert.equal(second.code, 4, second.stderr);
     assert.match(second.stderr, /another mailer \(send, pid \d+/);
     const firstResult = await first.done;

@@ -23,6 +23,8 @@ export interface TestServerOptions {
   delayMs?: number;
   /** after this many accepted messages the server dies: no listener, every connection cut */
   dieAfter?: number;
+  /** after this many accepted messages the next ones wait, unanswered, until `release()` */
+  holdAfter?: number;
 }
 
 export interface TestServer {
@@ -34,6 +36,8 @@ export interface TestServer {
   close(): Promise<void>;
   /** the server dies at once: listener closed, connections cut */
   kill(): void;
+  /** messages held by `holdAfter` are answered, and no more are held */
+  release(): void;
 }
 
 function replyError(reply: string): Error & { responseCode: number } {
@@ -83,12 +87,14 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
           cb(null, opts.acceptReply);
           if (opts.dieAfter !== undefined && messages.length >= opts.dieAfter) kill();
         };
-        if (opts.delayMs) setTimeout(accept, opts.delayMs);
+        if (held && opts.holdAfter !== undefined && messages.length >= opts.holdAfter) held.push(accept);
+        else if (opts.delayMs) setTimeout(accept, opts.delayMs);
         else accept();
       });
     },
   };
   let dead = false;
+  let held: (() => void)[] | null = [];
   const server = new SMTPServer({ ...options, closeTimeout: 1000 } as SMTPServerOptions);
   const kill = () => {
     dead = true;
@@ -109,6 +115,11 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
     reject,
     close: () => new Promise((resolve) => (dead ? resolve() : server.close(() => resolve()))),
     kill,
+    release() {
+      const waiting = held ?? [];
+      held = null;
+      waiting.forEach((accept) => accept());
+    },
   };
 }
 
