@@ -16,7 +16,7 @@ export function registerRun(program: Command): void {
   addTransportOptions(
     program
       .command('run')
-      .description('for cron: send due mailings, finish interrupted ones, retry deferred sends after their back-off')
+      .description('for cron: make the plans\' mailings when due, send due mailings, finish interrupted ones, retry deferred sends after their back-off')
     .addHelpText('after', examples(['mailer run', 'mailer run --max 500 --report-to vorstand@verein.example']))
       .option('--max <n>', 'at most n mails in this run (providers cap mails per hour or day)')
       .option('--report-to <address>', 'after a run that sent something, a summary mail (default: reportTo)'),

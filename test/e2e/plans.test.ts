@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { simpleParser } from 'mailparser';
 import { INVITATION, folderWithMembers, mailer, membersCsv, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
 import { closedPort, startSmtpServer, type TestServer } from '../support/smtp.js';
@@ -218,7 +220,7 @@ test('--on 31 is the last day of February (leap or not); a weekly plan stays at 
   }
 });
 
-test('{{month}} in English with "language": "en"', async () => {
+test('{{month}} in English with "language": "en"; a template gone at run time is said, and made by the next run', async () => {
   const server = await startSmtpServer();
   try {
     const dir = tempDir();
@@ -227,7 +229,15 @@ test('{{month}} in English with "language": "en"', async () => {
     assert.equal((await mailer(dir, ['import', 'customers.csv'])).code, 0);
     writeFile(dir, 'reminder.txt', 'Subject: Your {{month}} reminder\nFrom: Shop <shop@example.org>\n\nHello {{name}}\n');
     assert.equal((await mailer(dir, ['plan', 'add', 'reminder', '--template', 'reminder.txt', '--where', 'month={{month}}', '--every', 'month', '--at', '09:00'], at('2026-02-10T10:00:00+01:00'))).code, 0);
-    assert.equal((await mailer(dir, ['run'], at('2026-03-01T09:00:00+01:00'))).code, 0);
+    // The template file is read when the mailing is made: gone, the run says so and makes
+    // nothing (exit 1); the next run in the period makes it.
+    fs.renameSync(path.join(dir, 'reminder.txt'), path.join(dir, 'reminder.away'));
+    const gone = await mailer(dir, ['run', '--json'], at('2026-03-01T09:00:00+01:00'));
+    assert.equal(gone.code, 1, gone.stderr);
+    assert.match(gone.stderr, /plan reminder: no mailing made for 2026-03: cannot read template .*reminder\.txt: no such file.*the next run tries again/);
+    assert.deepEqual([JSON.parse(gone.stdout).plans, JSON.parse(gone.stdout).planErrors.length], [[], 1]);
+    fs.renameSync(path.join(dir, 'reminder.away'), path.join(dir, 'reminder.txt'));
+    assert.equal((await mailer(dir, ['run'], at('2026-03-01T09:10:00+01:00'))).code, 0);
     assert.deepEqual(to(server), ['ann@example.org']);
     assert.equal((await simpleParser(server.messages[0].raw)).subject, 'Your March reminder');
   } finally {
