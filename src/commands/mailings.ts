@@ -25,7 +25,7 @@ export function registerMailings(program: Command): void {
       const list = ctx.store.mailings.list(wholeNumber(opts.limit, '--limit'));
       if (ctx.out.json) {
         ctx.out.jsonResult(list.map((m) => ({
-          mailing: m.id, type: m.type, template: m.templatePath, test: m.test, status: m.status, reason: m.statusReason,
+          mailing: m.id, plan: ctx.store.plans.planOfMailing(m.id)?.name ?? null, type: m.type, template: m.templatePath, test: m.test, status: m.status, reason: m.statusReason,
           createdAt: isoTime(m.createdAt), scheduledAt: isoTime(m.scheduledAt), finishedAt: isoTime(m.finishedAt),
           selected: m.selected, sent: m.sent, failed: m.failed, deferred: m.deferred, skipped: m.skipped, queued: m.queued, cancelled: m.cancelled,
         })));
@@ -35,8 +35,12 @@ export function registerMailings(program: Command): void {
         ctx.out.line('no mailings yet: mailer send <template>');
         return;
       }
-      ctx.out.line(renderTable(['id', 'type', 'status', 'when', 'selected', 'sent', 'failed', 'deferred', 'skipped', 'queued', 'cancelled'],
-        list.map((m) => [m.id, m.test ? `${m.type} (test)` : m.type, m.statusReason ? `${m.status}: ${m.statusReason}` : m.status,
+      const planOf = (id: number) => {
+        const p = ctx.store.plans.planOfMailing(id);
+        return p ? `${p.name}${p.kind === 'follow-up' ? ' (follow-up)' : ''}` : '';
+      };
+      ctx.out.line(renderTable(['id', 'type', 'plan', 'status', 'when', 'selected', 'sent', 'failed', 'deferred', 'skipped', 'queued', 'cancelled'],
+        list.map((m) => [m.id, m.test ? `${m.type} (test)` : m.type, planOf(m.id), m.statusReason ? `${m.status}: ${m.statusReason}` : m.status,
           formatTime(m.status === 'scheduled' ? m.scheduledAt : m.finishedAt ?? m.createdAt), m.selected, m.sent, m.failed, m.deferred, m.skipped, m.queued, m.cancelled]),
         { tty: ctx.out.isTTY }));
     }));

@@ -16,13 +16,14 @@ export function registerRun(program: Command): void {
   addTransportOptions(
     program
       .command('run')
-      .description('for cron: send due mailings, finish interrupted ones, retry deferred sends after their back-off')
+      .description('for cron: make the plans\' mailings when due, send due mailings, finish interrupted ones, retry deferred sends after their back-off')
     .addHelpText('after', examples(['mailer run', 'mailer run --max 500 --report-to vorstand@verein.example']))
       .option('--max <n>', 'at most n mails in this run (providers cap mails per hour or day)')
       .option('--report-to <address>', 'after a run that sent something, a summary mail (default: reportTo)'),
   ).action((opts: RunFlags, command: Command) => withContext(command, { ...transportFlags(opts), reportTo: opts.reportTo }, async (ctx) => {
     const { runDue } = await import('../send/run.js');
     const { openTransports } = await import('../mail/transports.js');
+    const { isoTime } = await import('../ui/output.js');
     const { out, store } = ctx;
     const max = opts.max === undefined ? undefined : wholeNumber(opts.max, '--max');
     const stamp = () => new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, 'Z');
@@ -31,12 +32,22 @@ export function registerRun(program: Command): void {
       // One plain line per event: a cron mail that a person can read.
       onEvent: (line) => out.note(`${stamp()} ${line}`),
     });
+    const { localLabel } = await import('../config/plan-schedule.js');
+    for (const m of r.plans.missed) {
+      out.warn(`plan ${m.plan}: ${m.followUp ? 'the follow-up of ' : 'the period '}${m.period} (due ${localLabel(m.due)}) passed without a run; it is not sent late`);
+    }
+    for (const e of r.plans.errors) {
+      out.warn(`plan ${e.plan}: no ${e.followUp ? 'follow-up ' : ''}mailing made for ${e.period}: ${e.message}; the next run tries again`);
+    }
     if (r.report) printReport(ctx, r.report);
     if (out.json) {
       out.jsonResult({
         handedOver: r.handedOver, budget: r.budget, budgetReason: r.budgetReason, retried: r.retried,
         mailings: r.mailings.map((s) => ({ mailing: s.mailing, status: s.status, selected: s.selected, sent: s.sent, failed: s.failed, deferred: s.deferred, skipped: s.skipped, queued: s.queued, byReason: s.byReason })),
         stopped: r.stopped,
+        plans: r.plans.made.map((m) => ({ plan: m.plan, period: m.period, mailing: m.mailing, followUp: m.followUp, selected: m.selected })),
+        missed: r.plans.missed.map((m) => ({ plan: m.plan, period: m.period, followUp: m.followUp, due: isoTime(m.due) })),
+        planErrors: r.plans.errors,
         ...(r.report ? { report: reportJson(r.report) } : {}),
       });
     }
@@ -44,6 +55,6 @@ export function registerRun(program: Command): void {
       const { serverStopped } = await import('../send/queue.js');
       throw serverStopped(r.stopped, 'Unsent mails stay queued.', 'mailer run');
     }
-    if (r.failed || r.deferred || r.tooLarge) return ExitCode.someFailed;
+    if (r.failed || r.deferred || r.tooLarge || r.plans.errors.length) return ExitCode.someFailed;
   }));
 }

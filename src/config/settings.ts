@@ -37,6 +37,8 @@ export interface Settings {
   verp: boolean;
   /** a mail whose encoded message is larger is not sent (skip reason too-large) */
   maxMessageBytes: number;
+  /** month names of plans ({{month}}) and the words of recipient pages */
+  language: 'de' | 'en';
   configFile: string | null;
 }
 
@@ -53,7 +55,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language'];
 
 /** Providers refuse mails over 10-25 MB; a mail that large is a mistake in a mailing. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 10_000_000;
@@ -108,8 +110,16 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     track: file.track !== false,
     verp: file.verp === true,
     maxMessageBytes: optionalWholeNumber(env.MAILER_MAX_MESSAGE_BYTES ?? file.maxMessageBytes, 'maxMessageBytes') ?? DEFAULT_MAX_MESSAGE_BYTES,
+    language: parseLanguage(pick(undefined, env.MAILER_LANGUAGE, file.language === undefined ? undefined : String(file.language)), configFile),
     configFile,
   };
+}
+
+function parseLanguage(value: string | undefined, file: string | null): 'de' | 'en' {
+  if (value === undefined) return 'de';
+  const v = value.trim().toLowerCase();
+  if (v === 'de' || v === 'en') return v;
+  throw badInput(`${file ?? 'MAILER_LANGUAGE'}: "language" is "${value}", not de or en`, 'set "language": "de" or "en"');
 }
 
 function parseBackoff(value: unknown, file: string): number[] {

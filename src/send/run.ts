@@ -6,6 +6,7 @@ import { reportTo, settleMailing, type ReportResult } from './send.js';
 import { stopRequest, withSendLock, withTransports, type OpenTransports } from './session.js';
 import type { Settings } from '../config/settings.js';
 import { runBudget } from './quota.js';
+import { makePlanMailings, type PlanRunResult } from './plan.js';
 
 /**
  * `mailer run`, for cron: starts the mailings that are due, finishes interrupted ones, and
@@ -31,14 +32,19 @@ export interface RunResult {
   /** mails skipped for being over maxMessageBytes */
   tooLarge: number;
   report?: ReportResult;
+  /** the plans' mailings made by this run, and the periods it found passed unmade */
+  plans: PlanRunResult;
 }
 
 export async function runDue(store: Store, openTransports: OpenTransports, req: RunRequest): Promise<RunResult> {
   const say = req.onEvent ?? (() => {});
   return withSendLock(store, 'run', req.now(), async () => {
     const now = req.now();
+    // First the plans: a mailing made here is due now and is sent below with the others (or
+    // stays scheduled for the next run when the quota is used up).
+    const plans = makePlanMailings(store, req.settings, now, say);
     const { budget, reason } = runBudget(store, req.settings, req.max === undefined ? undefined : { n: req.max, flag: '--max' }, now);
-    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0 };
+    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0, plans };
     const retryIds = () => store.sends.dueRetries(req.now(), remaining() ?? 1_000_000);
     const remaining = () => (budget === null ? undefined : budget - result.handedOver);
     if (budget === 0) {

@@ -10,7 +10,7 @@ import { deliverSends, mailingQueue, type QueueOutcome, type QueueProgress } fro
 import { deliveryStore, queueSettings } from './delivery-store.js';
 import { DEFAULT_CONCURRENCY, type Settings } from '../config/settings.js';
 import { loadTemplate } from './template.js';
-import type { FieldCondition, Mailing, MemberSelection } from '../domain/types.js';
+import type { FieldCondition, Mailing, MailingSettings, MemberSelection } from '../domain/types.js';
 import { isValidAddress } from '../domain/address.js';
 
 export interface SendRequest {
@@ -71,6 +71,14 @@ export function checkConditionFields(store: Store, conditions: FieldCondition[])
   }
 }
 
+/** What a mailing keeps of the settings: the send and a plan's mailings alike. */
+export function mailingSettings(settings: Settings, opts: { allowEmpty: boolean; noTrack?: boolean }): MailingSettings {
+  return {
+    from: settings.from, replyTo: settings.replyTo, bounceAddress: settings.bounceAddress, allowEmpty: opts.allowEmpty,
+    track: settings.track && !opts.noTrack, publicUrl: settings.publicUrl, verp: settings.verp,
+  };
+}
+
 export async function sendMailing(
   store: Store,
   openTransports: OpenTransports,
@@ -109,10 +117,7 @@ export async function sendMailing(
     }
     plan = {
       template, selection, testTo, limit: req.test ? req.limit ?? 5 : req.limit, now: req.now(), maxMessageBytes: settings.maxMessageBytes,
-      settings: {
-        from: settings.from, replyTo: settings.replyTo, bounceAddress: settings.bounceAddress, allowEmpty: req.allowEmpty,
-        track: settings.track && !req.noTrack, publicUrl: settings.publicUrl, verp: settings.verp,
-      },
+      settings: mailingSettings(settings, { allowEmpty: req.allowEmpty, noTrack: req.noTrack }),
     };
     if (req.dryRun) return { kind: 'dry-run', result: dryRun(store, plan) };
     if (req.at !== undefined) {

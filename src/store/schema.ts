@@ -244,4 +244,41 @@ export const migrations: string[] = [
   DROP INDEX events_send;
   CREATE UNIQUE INDEX events_send ON events(send_id, kind);
   `,
+  /* recurring plans — the plan, and one row per period it made or missed */ `
+  -- A plan as added; its template files are read when a mailing is made, its --where values
+  -- as typed ({{month}} filled in per period). Removed plans stay, so that their mailings
+  -- keep their name; the name is free again for a new plan.
+  CREATE TABLE plans (
+    id                 INTEGER PRIMARY KEY,
+    name               TEXT NOT NULL,
+    template_path      TEXT NOT NULL,
+    follow_up_template TEXT,
+    conditions         TEXT NOT NULL DEFAULT '[]',
+    segment            TEXT,
+    every              TEXT NOT NULL CHECK (every IN ('month', 'week', 'day')),
+    on_day             INTEGER,
+    at_minute          INTEGER NOT NULL,
+    follow_up_days     INTEGER,
+    paused             INTEGER NOT NULL DEFAULT 0,
+    -- no period due before this is made or missed: the next occurrence after add (or resume)
+    first_due          INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,
+    removed_at         INTEGER
+  );
+  CREATE UNIQUE INDEX plans_name ON plans(name) WHERE removed_at IS NULL;
+
+  -- One row per plan, period (its due time) and kind, inserted in the transaction that makes
+  -- the mailing: the UNIQUE index, not a read before the write, is what makes a period's
+  -- mailing once however many runs meet in it. A period that passed unmade gets a row too,
+  -- with no mailing, so that it is reported once.
+  CREATE TABLE plan_periods (
+    plan_id    INTEGER NOT NULL REFERENCES plans(id),
+    period     INTEGER NOT NULL,
+    kind       TEXT NOT NULL CHECK (kind IN ('main', 'follow-up')),
+    mailing_id INTEGER REFERENCES mailings(id),
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (plan_id, period, kind)
+  ) WITHOUT ROWID;
+  CREATE INDEX plan_periods_mailing ON plan_periods(mailing_id) WHERE mailing_id IS NOT NULL;
+  `,
 ];
