@@ -44,6 +44,6 @@ export function registerRun(program: Command): void {
       const { serverStopped } = await import('../send/queue.js');
       throw serverStopped(r.stopped, 'Unsent mails stay queued.', 'mailer run');
     }
-    if (r.failed || r.deferred || r.tooLarge) return ExitCode.someFailed;
+    if (r.failed || r.deferred || r.tooLarge || r.unattachable) return ExitCode.someFailed;
   }));
 }

@@ -30,6 +30,8 @@ export interface RunResult {
   deferred: number;
   /** mails skipped for being over maxMessageBytes */
   tooLarge: number;
+  /** mails skipped because a file could not be attached */
+  unattachable: number;
   report?: ReportResult;
 }
 
@@ -38,7 +40,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
   return withSendLock(store, 'run', req.now(), async () => {
     const now = req.now();
     const { budget, reason } = runBudget(store, req.settings, req.max === undefined ? undefined : { n: req.max, flag: '--max' }, now);
-    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0 };
+    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0, unattachable: 0 };
     const retryIds = () => store.sends.dueRetries(req.now(), remaining() ?? 1_000_000);
     const remaining = () => (budget === null ? undefined : budget - result.handedOver);
     if (budget === 0) {
@@ -96,6 +98,7 @@ function count(result: RunResult, outcome: QueueOutcome): void {
   result.failed += outcome.failed;
   result.deferred += outcome.deferred;
   result.tooLarge += outcome.tooLarge;
+  result.unattachable += outcome.unattachable;
   result.stopped ??= outcome.stopped;
 }
 

@@ -244,4 +244,19 @@ export const migrations: string[] = [
   DROP INDEX events_send;
   CREATE UNIQUE INDEX events_send ON events(send_id, kind);
   `,
+  /* attachments: per send, the files attached, not their bytes */ `
+  -- The stored message of a send with attachments is the message as sent with each file's
+  -- base64 body cut out at \`offset\`: show --raw puts the files back, and only when each
+  -- still has the SHA-256 it was sent with. The path is where the file was read from.
+  CREATE TABLE attachments (
+    send_id  INTEGER NOT NULL REFERENCES sends(id),
+    position INTEGER NOT NULL,
+    name     TEXT NOT NULL,
+    path     TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    sha256   TEXT NOT NULL,
+    offset   INTEGER NOT NULL,
+    PRIMARY KEY (send_id, position)
+  ) WITHOUT ROWID;
+  `,
 ];
