@@ -91,6 +91,8 @@ export interface UnsentRecord {
   id: number; status: 'failed' | 'deferred'; email: string; server: string | null;
   responseCode: number | null; enhancedCode: string | null; response: string;
   category: string; permanent: boolean; retryAt: number | null; now: number;
+  /** the files of a message the server refused after reading it: what a retry compares with */
+  attachments?: AttachmentRecord[];
 }
 
 /**

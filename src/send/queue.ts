@@ -315,10 +315,10 @@ class Delivery {
             // A temporary failure past the last back-off step gives up with its last reason.
             const response = c.permanent ? c.text : `${c.text} (gave up after ${send.attempts} attempts)`;
             tally.failed();
-            return { kind: 'unsent', unsent: { ...base, response, status: 'failed', permanent: c.permanent, retryAt: null } };
+            return { kind: 'unsent', unsent: { ...base, response, status: 'failed', permanent: c.permanent, retryAt: null, attachments: attached() } };
           }
           tally.deferred();
-          return { kind: 'unsent', unsent: { ...base, status: 'deferred', permanent: false, retryAt: now + wait } };
+          return { kind: 'unsent', unsent: { ...base, status: 'deferred', permanent: false, retryAt: now + wait, attachments: attached() } };
         }
         // The server, not this mail, is the problem: back to the queue, giving its place under
         // --limit to the next; another server may take it, if a place is still free.
@@ -400,6 +400,12 @@ export async function deliverSends(store: DeliveryStore, transports: Transport[]
   if (tally.givenBack > 0 && !outcome.stopped && !outcome.interrupted && run.pool.leaveOutFailing()) run.stop();
   tally.settleLimit();
   return outcome;
+}
+
+/** What a retry or a re-target says of the files it attached that are not the ones sent first. */
+export function changedAttachmentNotes(outcome: QueueOutcome | null): string[] {
+  return (outcome?.attachmentsChanged ?? []).map(({ send, name }) =>
+    `send ${send}: the attachment ${name} changed since the mail was first sent; the current file was attached (mailer show ${send} lists its SHA-256)`);
 }
 
 /**

@@ -177,6 +177,7 @@ export class Sends {
       this.stmt.markUnsent.run({
         id: r.id, status: r.status, category: r.category, reason: r.response, retryAt: r.retryAt, now: r.now,
       });
+      if (r.attachments) this.writeAttachments(r.id, r.attachments);
       this.insertAttempt(r, r.status);
     });
   }

@@ -4,6 +4,8 @@ export interface ReceivedMessage {
   from: string;
   to: string[];
   raw: Buffer;
+  /** it came over TLS */
+  secure?: boolean;
 }
 
 export interface TestServerOptions {
@@ -23,6 +25,8 @@ export interface TestServerOptions {
   delayMs?: number;
   /** after this many accepted messages the server dies: no listener, every connection cut */
   dieAfter?: number;
+  /** offer STARTTLS with this key and certificate */
+  tls?: { key: Buffer; cert: Buffer };
 }
 
 export interface TestServer {
@@ -49,7 +53,8 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
   const reject = { ...(opts.reject ?? {}) };
   const options: SMTPServerOptions = {
     logger: false,
-    disabledCommands: opts.auth ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    disabledCommands: [...(opts.tls ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])],
+    ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert } : {}),
     authOptional: !opts.auth,
     allowInsecureAuth: true,
     onAuth(auth, _session, cb) {
@@ -78,6 +83,7 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
           messages.push({
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
+            secure: session.secure,
             raw: Buffer.concat(chunks),
           });
           cb(null, opts.acceptReply);
