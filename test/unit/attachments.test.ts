@@ -60,3 +60,17 @@ test('base64Length is the length of nodemailer\'s base64 lines', () => {
     assert.equal(base64Length(n), lines.join('\r\n').length, String(n));
   }
 });
+
+test('Attachment: lines are instructions, not headers: repeatable, rendered per member, a line break refused', async () => {
+  const { parseTemplate, render } = await import('../../src/send/template.js');
+  const t = parseTemplate('Subject: Befund\nAttachment: befunde/{{id}}.pdf\nX-Praxis: Roth\nattachment: {{anhang}}\n\nHallo', { path: 'befund.txt', html: null, footer: null });
+  assert.deepEqual(t.extraHeaders, [['X-Praxis', 'Roth']]);
+  const r = render(t, { id: '7', anhang: 'merkblatt.pdf', name: '', email: '', token: '' }, { allowEmpty: true });
+  assert.ok(r.ok);
+  assert.deepEqual(r.message.attachments, ['befunde/7.pdf', 'merkblatt.pdf']);
+  assert.deepEqual(r.message.extraHeaders, [['X-Praxis', 'Roth']]);
+  const bad = render(t, { id: '7', anhang: 'a.pdf\nBcc: x@example.org', name: '', email: '', token: '' }, { allowEmpty: true });
+  assert.ok(!bad.ok && bad.category === 'header-injection');
+  const none = render(parseTemplate('Subject: S\n\nHallo', { path: 's.txt', html: null, footer: null }), { id: '1', name: '', email: '', token: '' }, { allowEmpty: true });
+  assert.ok(none.ok && none.message.attachments === undefined);
+});
