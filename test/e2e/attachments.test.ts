@@ -208,3 +208,28 @@ test('requireTls: a server without STARTTLS is refused before anything is sent (
     await tls.close();
   }
 });
+
+test('retry attaches the file as it is now and says it changed since the mail was refused; show --raw then gives the retried mail', { timeout: 60_000 }, async () => {
+  const rejectData: Record<string, string> = { 'ben@example.org': '451 4.7.1 try again later' };
+  const server = await startSmtpServer({ rejectData });
+  try {
+    const { dir, files } = await practice([['1', 'Anna', 'anna@example.org'], ['2', 'Ben', 'ben@example.org']], ['1', '2']);
+    const first = await mailer(dir, ['send', 'befund.txt', '--smtp', server.url, '--json']);
+    assert.equal(first.code, 1, first.stderr);
+    assert.equal(JSON.parse(first.stdout).deferred, 1);
+    const corrected = Buffer.concat([files['2'], Buffer.from('korrigiert')]);
+    writeFile(path.join(dir, 'befunde'), '2.pdf', corrected);
+    delete rejectData['ben@example.org'];
+    const r = await mailer(dir, ['retry', '--deferred', '--smtp', server.url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /2\.pdf changed since the mail was first sent; the current file was attached/);
+    const received = server.messages.find((m) => m.to[0] === 'ben@example.org')!;
+    assert.equal(sha((await attachmentsOf(received))[0].content), sha(corrected));
+    const log = JSON.parse((await mailer(dir, ['log', '--member', '2', '--json'])).stdout) as any[];
+    const raw = await mailer(dir, ['show', String(log[0].id), '--raw']);
+    assert.equal(raw.code, 0, raw.stderr);
+    assert.ok(raw.stdoutBytes.equals(received.raw));
+  } finally {
+    await server.close();
+  }
+});

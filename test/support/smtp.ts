@@ -25,6 +25,8 @@ export interface TestServerOptions {
   delayMs?: number;
   /** after this many accepted messages the server dies: no listener, every connection cut */
   dieAfter?: number;
+  /** address → reply given after the whole message was read (the server refuses the mail, not the address) */
+  rejectData?: Record<string, string>;
   /** offer STARTTLS with this key and certificate */
   tls?: { key: Buffer; cert: Buffer };
 }
@@ -80,6 +82,8 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
       stream.on('end', () => {
         const accept = () => {
           if (dead) return;
+          const refused = session.envelope.rcptTo.map((r) => opts.rejectData?.[r.address.toLowerCase()]).find(Boolean);
+          if (refused) return cb(replyError(refused));
           messages.push({
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
