@@ -136,7 +136,8 @@ export function composeTreeParts(tree: MimeNode): ComposedParts {
       size += base64Length(file.size);
     }
   });
-  return { skeleton: Buffer.concat(out), slots, size };
+  // a mail without files is one piece: not copied again
+  return { skeleton: out.length === 1 ? out[0] : Buffer.concat(out), slots, size };
 }
 
 /** The length of `bytes` bytes as nodemailer's base64 stream writes them: lines of 76, CRLF between, none after the last. */
