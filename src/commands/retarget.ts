@@ -28,6 +28,8 @@ export function registerRetarget(program: Command): void {
       sendId: parseId(id, 'send id'), to: opts.to, reason: opts.reason, settings: ctx.settings, now: ctx.now,
     });
     const s = r.replacement;
+    const { changedAttachmentNotes } = await import('../send/queue.js');
+    for (const note of changedAttachmentNotes(r.outcome)) out.warn(note);
     if (out.json) {
       out.jsonResult({ original: r.original.id, send: s.id, member: s.memberKey, email: s.email, status: s.status, category: s.category, reason: s.reason, revoked: r.revoked });
     } else {

@@ -31,7 +31,7 @@ export function registerRetry(program: Command): void {
       const { parseSendFilter } = await import('../config/filters.js');
       const { retrySends } = await import('../send/retry.js');
       const { HOPELESS_CATEGORIES } = await import('../domain/catalog.js');
-      const { serverStopped } = await import('../send/queue.js');
+      const { serverStopped, changedAttachmentNotes } = await import('../send/queue.js');
       const { openTransports } = await import('../mail/transports.js');
       const { renderTable } = await import('../ui/table.js');
       const { out, store } = ctx;
@@ -41,6 +41,7 @@ export function registerRetry(program: Command): void {
         dryRun: !!opts.dryRun, settings: ctx.settings, now: ctx.now,
       });
       const leftOut = Object.values(r.leftOut).reduce((a, b) => a + b, 0);
+      for (const note of changedAttachmentNotes(r.outcome)) out.warn(note);
       if (out.json) {
         out.jsonResult({
           dryRun: r.dryRun, selected: r.selected, retried: r.retried, sent: r.sent, failed: r.failed, deferred: r.deferred,

@@ -55,6 +55,6 @@ export function registerRun(program: Command): void {
       const { serverStopped } = await import('../send/queue.js');
       throw serverStopped(r.stopped, 'Unsent mails stay queued.', 'mailer run');
     }
-    if (r.failed || r.deferred || r.tooLarge || r.plans.errors.length) return ExitCode.someFailed;
+    if (r.failed || r.deferred || r.tooLarge || r.unattachable || r.plans.errors.length) return ExitCode.someFailed;
   }));
 }

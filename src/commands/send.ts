@@ -128,7 +128,7 @@ async function send(ctx: Context, templatePath: string | undefined, opts: SendFl
   // earlier failures are still in the mailing's counts.
   const interrupted = summary.queued > 0 && !result.outcome.limitReached;
   // A mail too large to send will not go out by waiting: the operator has to act, as for a failure.
-  if (result.outcome.failed > 0 || result.outcome.deferred > 0 || result.outcome.tooLarge > 0 || interrupted) return ExitCode.someFailed;
+  if (result.outcome.failed > 0 || result.outcome.deferred > 0 || result.outcome.tooLarge > 0 || result.outcome.unattachable > 0 || interrupted) return ExitCode.someFailed;
 }
 
 async function printSummary(ctx: Context, summary: import('../send/mailing.js').MailingSummary): Promise<void> {

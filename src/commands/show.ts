@@ -22,8 +22,15 @@ export function registerShow(program: Command): void {
       const { out, store } = ctx;
       const sendId = parseId(id, 'send id');
       if (opts.raw) {
-        out.write(storedMessage(store, sendId));
-        return;
+        const stored = await storedMessage(store, sendId);
+        if (stored.ok) {
+          out.write(stored.raw);
+          return;
+        }
+        // Never a message that was not the one sent: the changed file is named instead.
+        for (const c of stored.changed) out.warn(`send ${sendId}: the attachment ${c.name} (${c.path}) cannot be put back: ${c.why}; the exact message cannot be rebuilt`);
+        const { ExitCode } = await import('../errors.js');
+        return ExitCode.someFailed;
       }
       const d = await sendDetail(store, sendId);
       const s = d.send;
@@ -36,6 +43,7 @@ export function registerShow(program: Command): void {
           retargetedTo: s.retargetedTo,
           headers: Object.fromEntries(d.headers),
           text: d.text,
+          attachments: d.attachments.map((a) => ({ name: a.name, size: a.size, sha256: a.sha256 })),
           bounces: d.bounces.map((b) => ({ at: isoTime(b.at), action: b.action, status: b.statusCode, diagnostic: b.diagnostic, category: b.category, permanent: b.permanent, matchedBy: b.matchedBy, source: b.source })),
           events: d.events.map((e) => ({ kind: e.kind, at: isoTime(e.at), times: e.times, lastAt: isoTime(e.lastAt) })),
           attempts: d.attempts.map((a) => ({
@@ -66,6 +74,7 @@ export function registerShow(program: Command): void {
         }
         out.line();
         out.line((d.text ?? '').replace(/\s+$/, ''));
+        for (const a of d.attachments) out.line(`[attachment ${a.name}, ${a.size} bytes, SHA-256 ${a.sha256}]`);
         if (d.htmlBytes !== null) out.line(`\n[HTML alternative, ${d.htmlBytes} bytes — mailer show ${s.id} --raw > mail.eml opens it in a mail program]`);
       } else {
         out.line(`no message stored: ${s.status === 'skipped' ? `skipped — ${s.reason}` : s.status === 'queued' ? 'not sent yet' : s.reason ?? s.status}`);

@@ -39,6 +39,8 @@ export interface Settings {
   maxMessageBytes: number;
   /** month names of plans ({{month}}) and the words of recipient pages */
   language: 'de' | 'en';
+  /** refuse a server that offers no TLS (health data, invoices): exit 3 before anything is sent */
+  requireTls: boolean;
   configFile: string | null;
 }
 
@@ -55,7 +57,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'requireTls'];
 
 /** Providers refuse mails over 10-25 MB; a mail that large is a mistake in a mailing. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 10_000_000;
@@ -111,6 +113,7 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     verp: file.verp === true,
     maxMessageBytes: optionalWholeNumber(env.MAILER_MAX_MESSAGE_BYTES ?? file.maxMessageBytes, 'maxMessageBytes') ?? DEFAULT_MAX_MESSAGE_BYTES,
     language: parseLanguage(pick(undefined, env.MAILER_LANGUAGE, file.language === undefined ? undefined : String(file.language)), configFile),
+    requireTls: file.requireTls === true,
     configFile,
   };
 }

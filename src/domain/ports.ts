@@ -1,5 +1,5 @@
 import type { DeliveryFailure } from './catalog.js';
-import type { ClaimResult, InterruptedRecord, Mailing, SentRecord, UnsentRecord } from './types.js';
+import type { AttachmentRecord, ClaimResult, InterruptedRecord, Mailing, SentRecord, UnsentRecord } from './types.js';
 
 /**
  * What the send engine needs from the database: claiming a send, recording what became of it,
@@ -22,6 +22,8 @@ export interface DeliveryStore {
   /** Back to the queue, the attempt kept; with `maybeSent`, the message kept and marked as possibly sent twice. */
   recordInterrupted(r: InterruptedRecord): void;
   mailing(id: number): Mailing | undefined;
+  /** the files a send's stored message went out with, to tell a changed one */
+  attachments?(sendId: number): AttachmentRecord[];
   /** the key that signs the links in a mail */
   linkSecret(): Buffer;
   /** A mailing's queued send ids after `after`, in id order, at most `limit`. */
@@ -42,8 +44,17 @@ export interface Transport {
    * Hands one finished message over; resolves with the server's reply, or throws a
    * DeliveryError. `label` names it where a name is needed (the outbox file): the send id.
    */
-  deliver(envelope: Envelope, raw: Buffer, label: string): Promise<string>;
+  deliver(envelope: Envelope, raw: Buffer | OutgoingMessage, label: string): Promise<string>;
   close(): Promise<void>;
+}
+
+/**
+ * A message whose attachments are read from their files while it is handed over, so a mailing
+ * never holds more than the mails in hand; `size` is its exact length in bytes.
+ */
+export interface OutgoingMessage {
+  readonly size: number;
+  chunks(): AsyncIterable<Buffer>;
 }
 
 export interface Envelope {

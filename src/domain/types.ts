@@ -82,6 +82,8 @@ export type ClaimResult =
 /** A send the server took: its message is kept with it. */
 export interface SentRecord {
   id: number; email: string; server: string; messageId: string; raw: Buffer; response: string; now: number;
+  /** the files attached, their bodies left out of `raw` */
+  attachments?: AttachmentRecord[];
 }
 
 /** A send the server refused, for now (deferred, with when to try again) or for good (failed). */
@@ -89,6 +91,8 @@ export interface UnsentRecord {
   id: number; status: 'failed' | 'deferred'; email: string; server: string | null;
   responseCode: number | null; enhancedCode: string | null; response: string;
   category: string; permanent: boolean; retryAt: number | null; now: number;
+  /** the files of a message the server refused after reading it: what a retry compares with */
+  attachments?: AttachmentRecord[];
 }
 
 /**
@@ -98,6 +102,7 @@ export interface UnsentRecord {
 export interface InterruptedRecord {
   id: number; email: string; server: string | null; responseCode: number | null;
   enhancedCode: string | null; response: string; category: string; now: number; maybeSent?: Buffer;
+  attachments?: AttachmentRecord[];
 }
 
 export interface Attempt {
@@ -160,6 +165,22 @@ export interface RenderedMessage {
   extraHeaders: [string, string][];
   text: string;
   html: string | null;
+  /** the template's Attachment: paths as rendered for this member, relative to its folder */
+  attachments?: string[];
+}
+
+/**
+ * One file attached to a sent mail, as the log keeps it: not the bytes, but what finds and
+ * checks them again. `offset` is where its base64 body sits in the stored message, which is the
+ * message as sent with every attachment body left out.
+ */
+export interface AttachmentRecord {
+  name: string;
+  /** the file it was read from, resolved inside the template's folder */
+  path: string;
+  size: number;
+  sha256: string;
+  offset: number;
 }
 
 /** Who holds a lock of the database (the send lock): a process on a host, since when, doing what. */

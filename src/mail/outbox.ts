@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Envelope, Transport } from '../domain/ports.js';
+import type { Envelope, OutgoingMessage, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 
 /** The embedded default: each message becomes `<send id>.eml` in a folder, exactly as it would leave. */
@@ -13,7 +13,9 @@ export class OutboxTransport implements Transport {
     this.description = `outbox ${dir}`;
   }
 
-  async deliver(_envelope: Envelope, raw: Buffer, label: string): Promise<string> {
+  async deliver(_envelope: Envelope, message: Buffer | OutgoingMessage, label: string): Promise<string> {
+    // A message with files reads them anew for each write
+    const raw = () => (Buffer.isBuffer(message) ? message : message.chunks());
     // Each message holds an address and personal links: readable by their owner only. A folder
     // that exists already is the user's and keeps its mode; the files in it are still 0600.
     this.ready ??= fs.mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
@@ -25,11 +27,11 @@ export class OutboxTransport implements Transport {
     const file = path.join(this.dir, `${label}.eml`);
     try {
       await this.ready;
-      await fs.writeFile(file, raw, { mode: 0o600, flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
+      await fs.writeFile(file, raw(), { mode: 0o600, flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
         if (err.code !== 'EEXIST') throw err;
         // A file left by another database keeps its own mode when written over: made anew.
         await fs.rm(file);
-        await fs.writeFile(file, raw, { mode: 0o600, flag: 'wx' });
+        await fs.writeFile(file, raw(), { mode: 0o600, flag: 'wx' });
       });
     } catch (err) {
       throw new DeliveryError({ code: (err as NodeJS.ErrnoException).code, message: `cannot write ${file}: ${(err as Error).message}` });

@@ -1,10 +1,12 @@
 import net from 'node:net';
+import { Readable } from 'node:stream';
+import { ExitCode, MailerError } from '../errors.js';
 import { domainToASCII } from 'node:url';
 import nodemailer from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import { internals } from './nodemailer-internals.js';
-import type { Envelope, Transport } from '../domain/ports.js';
+import type { Envelope, OutgoingMessage, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 import { parseSmtpUrl } from '../config/smtp-url.js';
 // MAIL FROM, RCPT TO and DATA in one write where the server offers PIPELINING
@@ -17,6 +19,8 @@ export interface SmtpOptions {
   maxConnections: number;
   /** how long a greeting and each answer may take; shorter only in tests */
   timeouts?: { greetingMs: number; socketMs: number };
+  /** the requireTls setting: every connection must be encrypted (smtps://, or STARTTLS) */
+  requireTls?: boolean;
 }
 
 const CONNECT_TIMEOUT = 15_000;
@@ -79,14 +83,21 @@ export class SmtpTransport implements Transport {
   private readonly pool: { send(mail: unknown, callback: Reply): boolean } | null;
   /** every reply leaves this class through it, so no password reaches the log or the screen */
   private readonly mask: (text: string) => string;
+  private readonly connection: { host: string; port: number; secure: boolean };
+  private readonly requireTls: boolean;
 
   constructor(options: SmtpOptions) {
     const { display, mask, ...connection } = parseSmtpUrl(options.url, options.password);
     this.description = display;
     this.mask = mask;
     this.address = `${connection.host}:${connection.port}`;
+    this.connection = connection;
+    this.requireTls = !!options.requireTls && !connection.secure;
     this.transporter = nodemailer.createTransport({
       ...connection,
+      // Each connection of the run insists on STARTTLS, not just the first: a server (or a
+      // man in the middle) that stops offering it mid-run gets no mail in clear.
+      ...(this.requireTls ? { requireTLS: true } : {}),
       pool: true,
       maxConnections: options.maxConnections,
       maxMessages: Infinity,
@@ -108,17 +119,41 @@ export class SmtpTransport implements Transport {
    * through it against a real SMTP server. Without it, nodemailer's public sendMail takes the
    * same envelope and bytes.
    */
-  deliver(envelope: Envelope, raw: Buffer): Promise<string> {
+  /**
+   * With requireTls, before anything is sent: a server on smtp:// must offer STARTTLS and
+   * complete it, else exit 3 naming the server and the setting. (smtps:// is TLS from the start.)
+   */
+  async checkTls(): Promise<void> {
+    if (!this.requireTls) return;
+    const { host, port, secure } = this.connection;
+    const conn = new SMTPConnection({ host, port, secure, requireTLS: true, connectionTimeout: CONNECT_TIMEOUT, greetingTimeout: TIMEOUTS.greetingMs, logger: false } as never);
+    const failure = await new Promise<(Error & { code?: string; command?: string }) | null>((resolve) => {
+      conn.once('error', (err: Error) => resolve(err));
+      conn.connect(() => resolve(null));
+    });
+    if (failure) conn.close(); else conn.quit();
+    if (!failure) return;
+    const none = failure.command === 'STARTTLS' || /STARTTLS/.test(failure.message);
+    throw new MailerError(`requireTls is set, and the mail server ${this.description} ${none ? 'offers no TLS (no STARTTLS)' : `could not be reached over TLS: ${this.mask(failure.message)}`}: nothing was sent`, {
+      exitCode: ExitCode.serverUnusable,
+      hint: none ? 'use a server that offers STARTTLS (usually port 587) or smtps:// on port 465; "requireTls": false in mailer.json sends without encryption'
+        : '`mailer check` tests the server step by step',
+    });
+  }
+
+  deliver(envelope: Envelope, raw: Buffer | OutgoingMessage): Promise<string> {
     return new Promise((resolve, reject) => {
       const smtpEnvelope = { from: asciiDomain(envelope.from), to: envelope.to.map(asciiDomain) };
+      const body = () => (Buffer.isBuffer(raw) ? raw : Readable.from(raw.chunks(), { objectMode: false }));
       const mail = {
         data: {},
         message: {
           getEnvelope: () => smtpEnvelope,
           messageId: () => '',
           getHeader: () => '',
-          // SMTPConnection.send takes a Buffer as well as a stream, and writes it at once.
-          createReadStream: () => raw,
+          // SMTPConnection.send takes a Buffer as well as a stream, and writes a Buffer at once;
+          // a message with files streams them in as it goes.
+          createReadStream: () => body(),
         },
       };
       const reply: Reply = (err, info) => {
@@ -135,7 +170,7 @@ export class SmtpTransport implements Transport {
         }));
       };
       if (!this.pool) {
-        this.transporter.sendMail({ envelope: smtpEnvelope, raw }, reply as never);
+        this.transporter.sendMail({ envelope: smtpEnvelope, raw: body() }, reply as never);
         return;
       }
       const queued = this.pool.send(mail, reply);

@@ -9,5 +9,12 @@ export async function openTransports(settings: Settings, concurrency: number): P
   }
   const { SmtpTransport } = await import('./smtp.js');
   // Each server gets the full connection count: when one is left out the others carry the load.
-  return settings.smtp.map((url) => new SmtpTransport({ url, password: settings.smtpPassword, maxConnections: concurrency }));
+  const transports = settings.smtp.map((url) => new SmtpTransport({ url, password: settings.smtpPassword, maxConnections: concurrency, requireTls: settings.requireTls }));
+  try {
+    for (const t of transports) await t.checkTls();
+  } catch (err) {
+    await Promise.all(transports.map((t) => t.close()));
+    throw err;
+  }
+  return transports;
 }

@@ -22,6 +22,7 @@ export function deliveryStore(store: Store): DeliveryStore {
     recordInterrupted: sends.recordInterrupted.bind(sends),
     nextQueued: sends.nextQueued.bind(sends),
     mailing: mailings.mailing.bind(mailings),
+    attachments: sends.attachments.bind(sends),
     linkSecret: triage.linkSecret.bind(triage),
     immediate: store.immediate.bind(store),
   };

@@ -1,10 +1,13 @@
+import path from 'node:path';
 import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { addressOf, compose, newMessageId } from '../mail/compose.js';
+import { addressOf, base64Length, composeParts, MessageWithFiles, newMessageId, type AttachmentFile } from '../mail/compose.js';
+import { attachmentFiles, ATTACHMENT_CATEGORIES } from './attachments.js';
+import type { OutgoingMessage } from '../domain/ports.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../config/settings.js';
 import { parseTemplate, checkPlaceholders, memberView, render, type Template } from './template.js';
 import type { RenderedMessage } from '../domain/types.js';
-import type { Mailing, MailingSettings, MemberSelection } from '../domain/types.js';
+import type { Mailing, MailingSettings, Member, MemberSelection } from '../domain/types.js';
 import { LinkSigner, type MailLinks } from '../domain/token.js';
 
 /**
@@ -37,14 +40,18 @@ export interface SizeSkip {
  * byte smaller), so a mail that is surely over is refused before composing it, which for a mail
  * of many megabytes costs seconds and hundreds of MB; given the composed message, it is exact.
  */
-export function sizeSkip(maxBytes: number, message: RenderedMessage, composed?: Buffer): SizeSkip | null {
-  const bytes = composed ? composed.length : Buffer.byteLength(message.text) + (message.html === null ? 0 : Buffer.byteLength(message.html));
+export function sizeSkip(maxBytes: number, message: RenderedMessage, composedBytes?: number, files: AttachmentFile[] = []): SizeSkip | null {
+  const bytes = composedBytes ?? Buffer.byteLength(message.text) + (message.html === null ? 0 : Buffer.byteLength(message.html))
+    + files.reduce((sum, f) => sum + base64Length(f.size), 0);
   if (bytes <= maxBytes) return null;
   return {
     category: 'too-large',
-    reason: `the message is ${composed ? '' : 'at least '}${bytes} bytes encoded, over maxMessageBytes ${maxBytes}; shorten the template, or raise "maxMessageBytes" in mailer.json if the server takes it`,
+    reason: `the message is ${composedBytes !== undefined ? '' : 'at least '}${bytes} bytes encoded${files.length ? ' (attachments included)' : ''}, over maxMessageBytes ${maxBytes}; ${files.length ? 'attach less, ' : ''}shorten the template, or raise "maxMessageBytes" in mailer.json if the server takes it`,
   };
 }
+
+/** Skip reasons that say the mail itself cannot go as it is (the operator has to act): a run with any exits 1. */
+export const UNSENDABLE_CATEGORIES: ReadonlySet<string> = new Set(['too-large', ...ATTACHMENT_CATEGORIES]);
 
 /**
  * What every mail of one mailing shares, worked out once per mailing rather than per mail. The
@@ -62,6 +69,8 @@ export interface MailingContext {
   /** the public URL for pixel and unsubscribe links, when this mailing is tracked */
   trackingUrl: string | null;
   verp: boolean;
+  /** the template's folder: Attachment: paths are relative to it and may not leave it */
+  folder: string;
 }
 
 /** For a template that passed checkTemplate with these settings. */
@@ -75,6 +84,7 @@ export function mailingContext(template: Template, settings: MailingSettings, te
     replyTo: settings.replyTo || null,
     trackingUrl: settings.track && settings.publicUrl && !test ? settings.publicUrl.replace(/\/+$/, '') : null,
     verp: !!settings.verp && !!settings.bounceAddress,
+    folder: path.resolve(path.dirname(template.path)),
   };
 }
 
@@ -89,14 +99,34 @@ const MIME_FRAME_BYTES = 64 * 1024;
  * A mail that fits under maxBytes however it is encoded: the dry run need not compose it to
  * know, which would cost it three times its rendering for mails nowhere near the limit.
  */
-export function surelyFits(maxBytes: number, message: RenderedMessage): boolean {
+export function surelyFits(maxBytes: number, message: RenderedMessage, files: AttachmentFile[] = []): boolean {
   let bytes = Buffer.byteLength(message.text) + Buffer.byteLength(message.subject);
   if (message.html !== null) bytes += Buffer.byteLength(message.html);
   for (const value of [message.from, message.replyTo, ...message.extraHeaders.map(([, v]) => v)]) if (value) bytes += Buffer.byteLength(value);
-  return bytes * MOST_BYTES_PER_RENDERED_BYTE + MIME_FRAME_BYTES <= maxBytes;
+  // A file's base64 length is known from its size alone; its part's headers (the name in
+  // RFC 2231 and RFC 2047 forms, the type, the boundary) stay within a few KB.
+  let files64 = 0;
+  for (const f of files) files64 += base64Length(f.size) + 4 * Buffer.byteLength(f.name) + 1024;
+  return bytes * MOST_BYTES_PER_RENDERED_BYTE + MIME_FRAME_BYTES + files64 <= maxBytes;
 }
 
-export type Composed = { ok: true; raw: Buffer; messageId: string } | { ok: false; skip: SizeSkip };
+/** A member's files, or why the mail cannot be sent with them (attachment-path, attachment-missing). */
+export function filesFor(ctx: MailingContext, message: RenderedMessage) {
+  return attachmentFiles(ctx.folder, message.attachments ?? []);
+}
+
+/**
+ * `raw` is the message as the log keeps it, and as the server gets it when `files` is null;
+ * with files, their bodies are left out of `raw`, and `files` reads them in on the way.
+ */
+export type Composed =
+  | { ok: true; raw: Buffer; files: MessageWithFiles | null; size: number; messageId: string }
+  | { ok: false; skip: SizeSkip };
+
+/** What the transport is handed for a composed mail. */
+export function outgoing(composed: Extract<Composed, { ok: true }>): Buffer | OutgoingMessage {
+  return composed.files ?? composed.raw;
+}
 
 /**
  * One rendered mail as it is handed to the server, or the reason it is too large to be.
@@ -104,9 +134,9 @@ export type Composed = { ok: true; raw: Buffer; messageId: string } | { ok: fals
  */
 export function composeFor(
   ctx: MailingContext, message: RenderedMessage, to: { name: string | null; address: string },
-  sendId: number, links: (sendId: number) => MailLinks, maxBytes: number,
+  sendId: number, links: (sendId: number) => MailLinks, maxBytes: number, files: AttachmentFile[] = [],
 ): Composed {
-  const surelyTooLarge = sizeSkip(maxBytes, message);
+  const surelyTooLarge = sizeSkip(maxBytes, message, undefined, files);
   if (surelyTooLarge) return { ok: false, skip: surelyTooLarge };
   const messageId = newMessageId(sendId, ctx.fromAddress);
   let tracking: { baseUrl: string; unsubscribe: string; pixel: string } | undefined;
@@ -114,7 +144,7 @@ export function composeFor(
     const { unsubscribe, open } = links(sendId);
     tracking = { baseUrl: ctx.trackingUrl, unsubscribe, pixel: open };
   }
-  const raw = compose({
+  const parts = composeParts({
     message,
     from: message.from ?? ctx.fromHeader,
     // The template's Reply-To wins over the setting; one rendered empty (a blank line, or a
@@ -126,9 +156,11 @@ export function composeFor(
     sendId,
     test: ctx.test,
     tracking,
+    attachments: files,
   });
-  const oversize = sizeSkip(maxBytes, message, raw);
-  return oversize ? { ok: false, skip: oversize } : { ok: true, raw, messageId };
+  const oversize = sizeSkip(maxBytes, message, parts.size, files);
+  if (oversize) return { ok: false, skip: oversize };
+  return { ok: true, raw: parts.skeleton, files: parts.slots.length ? new MessageWithFiles(parts) : null, size: parts.size, messageId };
 }
 
 export function checkTemplate(store: Store, template: Template, settings: MailingSettings): void {
@@ -207,15 +239,7 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
       result.leftQueued++;
       continue;
     } else {
-      const rendered = render(ctx.template, memberView(member, email, DRY_RUN_TOKEN), { allowEmpty: ctx.allowEmpty });
-      if (!rendered.ok) {
-        skip = { category: rendered.category, reason: rendered.reason };
-      } else if (!surelyFits(maxBytes, rendered.message)) {
-        // Composed as the run composes it, with stand-ins of the same length for the send id,
-        // the token and the links: the size measured is the mail's size (to a few bytes).
-        const composed = composeFor(ctx, rendered.message, { name: member.name, address: email! }, DRY_RUN_SEND_ID, () => DRY_RUN_LINKS, maxBytes);
-        if (!composed.ok) skip = composed.skip;
-      }
+      skip = mailSkip(ctx, member, email!, maxBytes);
     }
     if (skip) {
       result.skipped.push({ member: member.key, email: member.email, ...skip });
@@ -225,6 +249,43 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
     }
   }
   return result;
+}
+
+/**
+ * Why a member's mail cannot go out as the run would make it: a field, a file, its size. The
+ * dry run asks it, and the check a send with attachments makes before it hands anything over.
+ */
+export function mailSkip(ctx: MailingContext, member: Member, email: string, maxBytes: number): { category: string; reason: string } | null {
+  const rendered = render(ctx.template, memberView(member, email, DRY_RUN_TOKEN), { allowEmpty: ctx.allowEmpty });
+  if (!rendered.ok) return { category: rendered.category, reason: rendered.reason };
+  const found = filesFor(ctx, rendered.message);
+  if (!found.ok) return { category: found.category, reason: found.reason };
+  if (surelyFits(maxBytes, rendered.message, found.files)) return null;
+  // Composed as the run composes it, with stand-ins of the same length for the send id, the
+  // token and the links: the size measured is the mail's size (to a few bytes). With files, only
+  // the skeleton is built; their base64 length follows from their sizes.
+  const composed = composeFor(ctx, rendered.message, { name: member.name, address: email }, DRY_RUN_SEND_ID, () => DRY_RUN_LINKS, maxBytes, found.files);
+  return composed.ok ? null : composed.skip;
+}
+
+/**
+ * Before a mailing with attachments hands anything over: every queued member's files are
+ * checked, and a member whose files are missing, lead outside or make the mail too large is
+ * skipped at once, so the run lists them all up front. Returns how many were skipped so.
+ */
+export function checkAttachments(store: Store, mailing: Mailing, maxBytes: number, now: number): number {
+  const template = mailingTemplate(mailing);
+  if (template.parts.attachments.length === 0) return 0;
+  const ctx = mailingContext(template, mailing.settings, mailing.test);
+  let skipped = 0;
+  for (const { send, member, email } of store.sends.queuedOf(mailing.id)) {
+    const skip = mailSkip(ctx, member, email, maxBytes);
+    if (skip && UNSENDABLE_CATEGORIES.has(skip.category)) {
+      store.sends.markSkipped(send, skip.category, skip.reason, now);
+      skipped++;
+    }
+  }
+  return skipped;
 }
 
 export interface MailingSummary {

@@ -3,7 +3,7 @@ import { BatchedWriter } from './batched-writer.js';
 import { TransportPool } from './transport-pool.js';
 import type { Catalog } from '../domain/catalog.js';
 import { verpAddress } from '../mail/compose.js';
-import { composeFor, mailingContext, mailingTemplate, type MailingContext } from './mailing.js';
+import { composeFor, filesFor, outgoing, mailingContext, mailingTemplate, type MailingContext } from './mailing.js';
 import type { DeliveryStore, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 import { memberView, render } from './template.js';
@@ -50,6 +50,10 @@ export interface QueueOutcome extends QueueProgress {
   interrupted: boolean;
   /** of the skipped, those over maxMessageBytes: a run with any exits 1 */
   tooLarge: number;
+  /** of the skipped, those whose files could not be attached (missing, or outside the folder): a run with any exits 1 */
+  unattachable: number;
+  /** files attached now that differ from the ones the same mail went out with before (a retry, a re-target) */
+  attachmentsChanged: { send: number; name: string }[];
 }
 
 const PAGE = 512;
@@ -88,7 +92,7 @@ export function listSource(ids: number[]): SendSource {
  * reported to `onProgress`, with the outcome as it stands.
  */
 class Tally {
-  readonly outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false, tooLarge: 0 };
+  readonly outcome: QueueOutcome = { done: 0, sent: 0, failed: 0, deferred: 0, skipped: 0, stopped: null, limitReached: false, interrupted: false, tooLarge: 0, unattachable: 0, attachmentsChanged: [] };
   // What --limit counts: sends claimed for the server. One skipped on the way (suppressed since
   // it was queued, a field empty) or put back (no server left) gives its place to the next.
   private taken = 0;
@@ -124,9 +128,10 @@ class Tally {
   }
 
   /** a claimed send that cannot be rendered or is too large: skipped, its place free */
-  skipped(tooLarge: boolean): void {
+  skipped(tooLarge: boolean, unattachable = false): void {
     this.outcome.skipped++;
     if (tooLarge) this.outcome.tooLarge++;
+    if (unattachable) this.outcome.unattachable++;
     this.taken--;
   }
 
@@ -260,13 +265,29 @@ class Delivery {
       tally.skipped(false);
       return { kind: 'skipped', id: sendId, category: rendered.category, reason: rendered.reason };
     }
-    const composed = composeFor(ctx, rendered.message, { name: member.name, address: send.email! }, sendId, this.links, this.maxBytes);
+    // Looked for again at the hand-over: a file may have gone since the check before the run.
+    const found = filesFor(ctx, rendered.message);
+    if (!found.ok) {
+      tally.skipped(false, true);
+      return { kind: 'skipped', id: sendId, category: found.category, reason: found.reason };
+    }
+    const composed = composeFor(ctx, rendered.message, { name: member.name, address: send.email! }, sendId, this.links, this.maxBytes, found.files);
     if (!composed.ok) {
       const { skip } = composed;
       tally.skipped(true);
       return { kind: 'skipped', id: sendId, category: skip.category, reason: skip.reason };
     }
-    const { raw, messageId } = composed;
+    const { raw, files, messageId } = composed;
+    const message = outgoing(composed);
+    const before = files ? this.attachedBefore(send) : [];
+    const attached = () => {
+      const records = files?.records() ?? undefined;
+      for (const r of records ?? []) {
+        const earlier = before.find((b) => b.name === r.name);
+        if (earlier && earlier.sha256 !== r.sha256) tally.outcome.attachmentsChanged.push({ send: sendId, name: r.name });
+      }
+      return records;
+    };
     const envelopeFrom = ctx.verp ? verpAddress(ctx.envelopeFrom, sendId) : ctx.envelopeFrom;
     const tried = new Set<Transport>();
     let transport = pool.pick(tried);
@@ -278,10 +299,10 @@ class Delivery {
       tried.add(transport);
       await this.throttle.take();
       try {
-        const response = await transport.deliver({ from: envelopeFrom, to: [send.email!] }, raw, String(sendId));
+        const response = await transport.deliver({ from: envelopeFrom, to: [send.email!] }, message, String(sendId));
         pool.succeeded(transport);
         tally.sent();
-        return { kind: 'sent', sent: { id: sendId, email: send.email!, server: transport.description, messageId, raw, response } };
+        return { kind: 'sent', sent: { id: sendId, email: send.email!, server: transport.description, messageId, raw, response, attachments: attached() } };
       } catch (err) {
         const failure = err instanceof DeliveryError ? err : new DeliveryError({ message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
         const c = opts.catalog.classify(failure);
@@ -294,14 +315,14 @@ class Delivery {
             // A temporary failure past the last back-off step gives up with its last reason.
             const response = c.permanent ? c.text : `${c.text} (gave up after ${send.attempts} attempts)`;
             tally.failed();
-            return { kind: 'unsent', unsent: { ...base, response, status: 'failed', permanent: c.permanent, retryAt: null } };
+            return { kind: 'unsent', unsent: { ...base, response, status: 'failed', permanent: c.permanent, retryAt: null, attachments: attached() } };
           }
           tally.deferred();
-          return { kind: 'unsent', unsent: { ...base, status: 'deferred', permanent: false, retryAt: now + wait } };
+          return { kind: 'unsent', unsent: { ...base, status: 'deferred', permanent: false, retryAt: now + wait, attachments: attached() } };
         }
         // The server, not this mail, is the problem: back to the queue, giving its place under
         // --limit to the next; another server may take it, if a place is still free.
-        store.recordInterrupted({ ...base, maybeSent: c.category === 'maybe-sent' ? raw : undefined });
+        store.recordInterrupted({ ...base, ...(c.category === 'maybe-sent' ? { maybeSent: raw, attachments: files?.records() ?? undefined } : {}) });
         tally.putBack();
         pool.failed(transport, c);
         if (!pool.usable) {
@@ -319,6 +340,12 @@ class Delivery {
       }
     }
     return NOTHING;
+  }
+
+  /** The files this mail went out with before, if it did: a retry's own, or a re-target's original. */
+  private attachedBefore(send: Send) {
+    const earlier = this.store.attachments?.(send.id) ?? [];
+    return earlier.length || send.retargetOf === null ? earlier : this.store.attachments?.(send.retargetOf) ?? [];
   }
 
   /** The write that records what became of a send; runs inside a batched write. */
@@ -373,6 +400,12 @@ export async function deliverSends(store: DeliveryStore, transports: Transport[]
   if (tally.givenBack > 0 && !outcome.stopped && !outcome.interrupted && run.pool.leaveOutFailing()) run.stop();
   tally.settleLimit();
   return outcome;
+}
+
+/** What a retry or a re-target says of the files it attached that are not the ones sent first. */
+export function changedAttachmentNotes(outcome: QueueOutcome | null): string[] {
+  return (outcome?.attachmentsChanged ?? []).map(({ send, name }) =>
+    `send ${send}: the attachment ${name} changed since the mail was first sent; the current file was attached (mailer show ${send} lists its SHA-256)`);
 }
 
 /**

@@ -31,6 +31,8 @@ export interface RunResult {
   deferred: number;
   /** mails skipped for being over maxMessageBytes */
   tooLarge: number;
+  /** mails skipped because a file could not be attached */
+  unattachable: number;
   report?: ReportResult;
   /** the plans' mailings made by this run, and the periods it found passed unmade */
   plans: PlanRunResult;
@@ -44,7 +46,7 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
     // stays scheduled for the next run when the quota is used up).
     const plans = makePlanMailings(store, req.settings, now, say);
     const { budget, reason } = runBudget(store, req.settings, req.max === undefined ? undefined : { n: req.max, flag: '--max' }, now);
-    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0, plans };
+    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0, unattachable: 0, plans };
     const retryIds = () => store.sends.dueRetries(req.now(), remaining() ?? 1_000_000);
     const remaining = () => (budget === null ? undefined : budget - result.handedOver);
     if (budget === 0) {
@@ -102,6 +104,7 @@ function count(result: RunResult, outcome: QueueOutcome): void {
   result.failed += outcome.failed;
   result.deferred += outcome.deferred;
   result.tooLarge += outcome.tooLarge;
+  result.unattachable += outcome.unattachable;
   result.stopped ??= outcome.stopped;
 }
 

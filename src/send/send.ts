@@ -1,7 +1,7 @@
 import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { parseCondition } from '../config/filters.js';
-import { createMailing, dryRun, summarize, type DryRunResult, type MailingSummary } from './mailing.js';
+import { checkAttachments, createMailing, dryRun, summarize, type DryRunResult, type MailingSummary } from './mailing.js';
 import { withSendLock, withTransports, type OpenTransports } from './session.js';
 import type { Transport } from '../domain/ports.js';
 import { buildReport, deliverReport } from './report.js';
@@ -130,6 +130,9 @@ export async function sendMailing(
 
   return withSendLock(store, mailing ? `send --resume ${mailing.id}` : 'send', req.now(), async () => {
     const current = mailing ?? createMailing(store, plan!).mailing;
+    // Every member's files are looked at before the first mail goes: the ones that cannot be
+    // sent are listed at the end of this run, not found one by one over hours.
+    const unsendable = mailing ? 0 : checkAttachments(store, current, settings.maxMessageBytes, req.now());
     // This run hands over at most --limit mails, and no more than the provider's quota allows.
     const { budget, reason } = runBudget(store, settings, req.limit !== undefined && !current.test ? { n: req.limit, flag: '--limit' } : undefined, req.now());
     const cancelled = () => badInput(`mailing ${current.id} was cancelled`, 'send the template again to make a new mailing');
@@ -145,6 +148,7 @@ export async function sendMailing(
         limit: budget ?? undefined,
         onProgress: hooks.onProgress,
       });
+      outcome.unattachable += unsendable;
       settleMailing(store, current.id, outcome, reason ?? undefined, req.now());
       const summary = summarize(store, current.id);
       const report = current.test || outcome.done === 0 ? undefined : await reportTo(store, transports, settings, [summary]);

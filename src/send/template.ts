@@ -28,6 +28,7 @@ export interface Template extends RenderedMessage {
     from: Part | null;
     replyTo: Part | null;
     extraHeaders: Part[];
+    attachments: Part[];
     text: Part;
     html: Part | null;
     footer: Part | null;
@@ -48,7 +49,8 @@ export type RenderResult =
 /** Names every template can use, whatever the member file had. */
 export const BUILT_IN_FIELDS = ['id', 'email', 'name', 'token'] as const;
 
-const CONTROL_HEADERS = new Set(['subject', 'from', 'reply-to', 'type']);
+/** Instructions to mailer, not headers: they never reach the sent mail (a path would tell recipients about the office's folders). */
+const CONTROL_HEADERS = new Set(['subject', 'from', 'reply-to', 'type', 'attachment']);
 /** Headers mailer sets itself: a template may not override the recipient or the ids. */
 const RESERVED_HEADERS = new Set(['to', 'cc', 'bcc', 'message-id', 'x-mailer-send-id', 'date', 'mime-version', 'content-type', 'content-transfer-encoding']);
 
@@ -104,6 +106,7 @@ export function parseTemplate(source: string, opts: { path: string; html: string
     from: optional(get('from'), opts.path),
     replyTo: optional(get('reply-to'), opts.path),
     extraHeaders: extraHeaders.map(([, v]) => part(v, opts.path)),
+    attachments: headers.filter(([k]) => k.toLowerCase() === 'attachment').map(([, v]) => part(v, opts.path)),
     text: part(body, opts.path),
     html: optional(opts.html, opts.htmlPath ?? `${opts.path} (its HTML part)`),
     footer: optional(opts.footer, `the footer of ${opts.path}`),
@@ -215,6 +218,12 @@ export function render(template: Template, view: Record<string, string>, opts: {
   if (parts.footer) {
     text = `${text.replace(/\n*$/, '')}\n\n-- \n${renderPart(parts.footer, context, unescaped)}`;
   }
+  const attachments: string[] = [];
+  for (const attachment of parts.attachments) {
+    const value = header('Attachment', attachment);
+    if (typeof value !== 'string') return value;
+    attachments.push(value);
+  }
   const html = parts.html === null ? null : renderPart(parts.html, context);
-  return { ok: true, message: { subject, from, replyTo, extraHeaders, text, html } };
+  return { ok: true, message: { subject, from, replyTo, extraHeaders, text, html, ...(attachments.length ? { attachments } : {}) } };
 }

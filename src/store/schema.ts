@@ -281,4 +281,19 @@ export const migrations: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX plan_periods_mailing ON plan_periods(mailing_id) WHERE mailing_id IS NOT NULL;
   `,
+  /* attachments: per send, the files attached, not their bytes */ `
+  -- The stored message of a send with attachments is the message as sent with each file's
+  -- base64 body cut out at \`offset\`: show --raw puts the files back, and only when each
+  -- still has the SHA-256 it was sent with. The path is where the file was read from.
+  CREATE TABLE attachments (
+    send_id  INTEGER NOT NULL REFERENCES sends(id),
+    position INTEGER NOT NULL,
+    name     TEXT NOT NULL,
+    path     TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    sha256   TEXT NOT NULL,
+    offset   INTEGER NOT NULL,
+    PRIMARY KEY (send_id, position)
+  ) WITHOUT ROWID;
+  `,
 ];

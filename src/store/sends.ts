@@ -1,5 +1,5 @@
 import { badInput } from '../errors.js';
-import type { Attempt, ClaimResult, InterruptedRecord, Member, Send, SentRecord, UnsentRecord } from '../domain/types.js';
+import type { AttachmentRecord, Attempt, ClaimResult, InterruptedRecord, Member, Send, SentRecord, UnsentRecord } from '../domain/types.js';
 import type { Statements, Store } from './store.js';
 import { SKIP_CATEGORY, SKIP_REASON, type Row } from './queries.js';
 
@@ -58,6 +58,12 @@ const SQL = {
     WHERE s.id = ?`,
   attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
   messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,
+  /* A send's files as last attached: a new attempt's files replace the earlier ones. */
+  clearAttachments: `DELETE FROM attachments WHERE send_id = ?`,
+  insertAttachment: `
+    INSERT INTO attachments (send_id, position, name, path, size, sha256, offset)
+    VALUES (@sendId, @position, @name, @path, @size, @sha256, @offset)`,
+  attachmentsBySend: `SELECT * FROM attachments WHERE send_id = ? ORDER BY position`,
   /* Re-target: the member's address changes (history by trigger), the old one is revoked,
      and so is every token that went to it. */
   setMemberAddress: `UPDATE members SET email = @email, email_problem = NULL, email_since = @now, updated_at = @now WHERE id = @id`,
@@ -157,6 +163,7 @@ export class Sends {
     this.store.atomically(() => {
       this.stmt.markSent.run({ id: r.id, reason: r.response, messageId: r.messageId, now: r.now });
       this.stmt.insertMessage.run(r.id, r.raw);
+      this.writeAttachments(r.id, r.attachments);
       this.stmt.insertAttempt.run({
         sendId: r.id, at: r.now, email: r.email, server: r.server, outcome: 'sent',
         responseCode: parseCode(r.response), enhancedCode: null, response: r.response,
@@ -170,6 +177,7 @@ export class Sends {
       this.stmt.markUnsent.run({
         id: r.id, status: r.status, category: r.category, reason: r.response, retryAt: r.retryAt, now: r.now,
       });
+      if (r.attachments) this.writeAttachments(r.id, r.attachments);
       this.insertAttempt(r, r.status);
     });
   }
@@ -184,6 +192,7 @@ export class Sends {
       if (r.maybeSent) {
         this.stmt.requeueMaybeSent.run({ id: r.id, now: r.now });
         this.stmt.insertMessage.run(r.id, r.maybeSent);
+        this.writeAttachments(r.id, r.attachments);
       } else {
         this.stmt.requeueSend.run({ id: r.id, now: r.now });
       }
@@ -217,6 +226,36 @@ export class Sends {
       responseCode: r.response_code, enhancedCode: r.enhanced_code, response: r.response,
       category: r.category, permanent: r.permanent === null ? null : !!r.permanent,
     }));
+  }
+
+  private writeAttachments(sendId: number, records: AttachmentRecord[] | undefined): void {
+    this.stmt.clearAttachments.run(sendId);
+    records?.forEach((a, position) => this.stmt.insertAttachment.run({ sendId, position, ...a }));
+  }
+
+  /** The files a send's stored message was sent with (none for a mail without). */
+  attachments(sendId: number): AttachmentRecord[] {
+    return (this.stmt.attachmentsBySend.all(sendId) as Row[]).map((r) => ({ name: r.name, path: r.path, size: r.size, sha256: r.sha256, offset: r.offset }));
+  }
+
+  /**
+   * A mailing's queued sends with their member as they are now, in id order, a page at a time
+   * (the caller may write between two). Sends the claim will skip for the address are left out.
+   */
+  *queuedOf(mailing: number): Generator<{ send: number; member: Member; email: string }> {
+    for (let after = 0; ;) {
+      const page = this.nextQueued(mailing, after, 512);
+      if (page.length === 0) return;
+      after = page[page.length - 1];
+      for (const id of page) {
+        const r = this.stmt.deliveryRow.get(id) as Row | undefined;
+        if (!r || (!r.test && r.skip_category !== null)) continue;
+        const email = r.test ? r.email : r.member_email;
+        if (!email) continue;
+        const member: Member = { id: r.member_id, key: r.member_key, email: r.member_email, name: r.member_name, fields: JSON.parse(r.member_fields), emailProblem: r.member_problem };
+        yield { send: id, member, email };
+      }
+    }
   }
 
   rawMessage(sendId: number): Buffer | undefined {

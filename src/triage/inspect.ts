@@ -2,13 +2,16 @@ import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { findSend } from '../store/sends.js';
 import { explain } from '../domain/catalog.js';
-import type { Attempt, Send, BounceRecord, SendEvent } from '../domain/types.js';
+import type { AttachmentRecord, Attempt, Send, BounceRecord, SendEvent } from '../domain/types.js';
+import { rebuildMessage, type RebuildResult } from '../mail/compose.js';
 import { readOwnMessage, type MessageView } from '../mail/message-view.js';
 
 /** One send as `show` presents it: the message as it left, and what happened to it. */
 export interface SendDetail {
   send: Send;
   raw: Buffer | null;
+  /** the files the message went out with (their bodies are not in `raw`) */
+  attachments: AttachmentRecord[];
   headers: [string, string][];
   text: string | null;
   htmlBytes: number | null;
@@ -17,19 +20,23 @@ export interface SendDetail {
   events: SendEvent[];
 }
 
-/** The exact message as it left; a send that has none says why (skipped, not sent yet). */
-export function storedMessage(store: Store, id: number): Buffer {
+/**
+ * The exact message as it left; a send that has none says why (skipped, not sent yet). With
+ * attachments, the files are put back in, when each still has the SHA-256 it went out with.
+ */
+export async function storedMessage(store: Store, id: number): Promise<RebuildResult> {
   const send = findSend(store, id);
   const raw = store.sends.rawMessage(id);
   if (!raw) throw badInput(`send ${id} has no message: it is ${send.status}${send.reason ? ` (${send.reason})` : ''}`, `\`mailer show ${id}\` shows its history`);
-  return raw;
+  const attachments = store.sends.attachments(id);
+  return attachments.length ? rebuildMessage(raw, attachments) : { ok: true, raw };
 }
 
 export async function sendDetail(store: Store, id: number): Promise<SendDetail> {
   const send = findSend(store, id);
   const raw = store.sends.rawMessage(id) ?? null;
   const detail: SendDetail = {
-    send, raw, headers: [], text: null, htmlBytes: null,
+    send, raw, attachments: store.sends.attachments(id), headers: [], text: null, htmlBytes: null,
     attempts: store.sends.attempts(id).map((a) => ({ ...a, explanation: a.category ? explain(a.category) : '' })),
     bounces: store.triage.bounces(id),
     events: store.triage.events(id),

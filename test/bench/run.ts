@@ -7,6 +7,7 @@
  *
  * Exits 1 when a figure misses its target, so a script can tell; it is never part of `npm test`.
  */
+import { benchAttachments } from './attachments.js';
 import { benchHelp } from './help.js';
 import { benchImport } from './import.js';
 import { benchLog } from './log.js';
@@ -18,6 +19,7 @@ const BENCHES: Record<string, (o: BenchOptions) => Promise<BenchResult>> = {
   send: benchSend,
   log: benchLog,
   help: benchHelp,
+  attachments: benchAttachments,
 };
 
 async function main(): Promise<void> {

@@ -4,6 +4,8 @@ export interface ReceivedMessage {
   from: string;
   to: string[];
   raw: Buffer;
+  /** it came over TLS */
+  secure?: boolean;
 }
 
 export interface TestServerOptions {
@@ -25,6 +27,10 @@ export interface TestServerOptions {
   dieAfter?: number;
   /** after this many accepted messages the next ones wait, unanswered, until `release()` */
   holdAfter?: number;
+  /** address → reply given after the whole message was read (the server refuses the mail, not the address) */
+  rejectData?: Record<string, string>;
+  /** offer STARTTLS with this key and certificate */
+  tls?: { key: Buffer; cert: Buffer };
 }
 
 export interface TestServer {
@@ -53,7 +59,8 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
   const reject = { ...(opts.reject ?? {}) };
   const options: SMTPServerOptions = {
     logger: false,
-    disabledCommands: opts.auth ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    disabledCommands: [...(opts.tls ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])],
+    ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert } : {}),
     authOptional: !opts.auth,
     allowInsecureAuth: true,
     onAuth(auth, _session, cb) {
@@ -79,9 +86,12 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
       stream.on('end', () => {
         const accept = () => {
           if (dead) return;
+          const refused = session.envelope.rcptTo.map((r) => opts.rejectData?.[r.address.toLowerCase()]).find(Boolean);
+          if (refused) return cb(replyError(refused));
           messages.push({
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
+            secure: session.secure,
             raw: Buffer.concat(chunks),
           });
           cb(null, opts.acceptReply);

@@ -72,3 +72,48 @@ test('compose() gives the very bytes of an unpatched nodemailer\'s streamed buil
   const reference = await unpatched(options);
   for (let i = 0; i < n; i++) assert.equal(ours[i], reference[i], labels[i]);
 });
+
+test('a message with files: the skeleton and the streamed files give the very bytes of nodemailer\'s own build, its size is exact, a name outside ASCII goes as RFC 2231', { timeout: 30_000 }, async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { composeTreeParts, MessageWithFiles } = await import('../../src/mail/compose.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-compose-'));
+  try {
+    // around the 57-byte line and the 3-byte group, and larger than one read of the stream
+    const sizes = [0, 1, 2, 3, 56, 57, 58, 114, 1000, 200_003];
+    const names = ['Befund_Müller.pdf', 'leer.pdf', 'Notiz mit Leerzeichen.txt', 'bild.png', 'Ärztebrief – März.pdf', 'x.bin', 'a"b;c.pdf', 'r.pdf', 's.pdf', 'groß.pdf'];
+    const files = sizes.map((size, i) => {
+      const file = path.join(dir, `${i}-${names[i]}`);
+      fs.writeFileSync(file, Buffer.from(Array.from({ length: size }, (_, j) => (j * 7 + i) % 256)));
+      return { path: file, name: names[i], size };
+    });
+    const options: Record<string, unknown>[] = [];
+    const ours: { raw: string; size: number }[] = [];
+    const groups = [[0], [1, 2], [3, 4, 5], [6, 7, 8, 9]];
+    for (const [n, group] of groups.entries()) {
+      const input: ComposeInput = {
+        message: { subject: 'Ihr Befund', from: null, replyTo: null, extraHeaders: [], text: n % 2 ? 'Hallo Jörg,\nanbei.' : 'Hallo', html: n === 3 ? '<p>anbei</p>' : null },
+        from: 'Praxis <info@praxis.example>', replyTo: null, to: { name: 'Jörg', address: 'j@example.org' },
+        messageId: `<${n}.f@praxis.example>`, sendId: n, test: false, attachments: group.map((i) => files[i]),
+      };
+      const given = { ...composerOptions(input), date: DATE };
+      options.push(given);
+      const parts = composeTreeParts(new MailComposer(given).compile() as unknown as Tree);
+      assert.equal(parts.slots.length, group.length);
+      const chunks: Buffer[] = [];
+      for await (const c of new MessageWithFiles(parts).chunks()) chunks.push(c);
+      ours.push({ raw: Buffer.concat(chunks).toString('latin1'), size: parts.size });
+    }
+    const reference = await unpatched(options);
+    for (let i = 0; i < groups.length; i++) {
+      assert.equal(ours[i].raw, reference[i], `files ${groups[i]}`);
+      assert.equal(ours[i].size, Buffer.byteLength(ours[i].raw, 'latin1'), 'the size told before reading the files');
+    }
+    // RFC 2231: filename*0*=utf-8''Befund_M%C3%BCller.pdf
+    assert.match(ours[0].raw, /filename\*0\*=utf-8''Befund_M%C3%BCller\.pdf/);
+    assert.match(ours[0].raw, /Content-Type: application\/pdf/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

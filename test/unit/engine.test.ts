@@ -177,7 +177,7 @@ interface Row {
 const a = 'a@example.org';
 const b = 'b@example.org';
 const c = 'c@example.org';
-const zero = { sent: 0, failed: 0, deferred: 0, skipped: 0, tooLarge: 0, limitReached: false, interrupted: false };
+const zero = { sent: 0, failed: 0, deferred: 0, skipped: 0, tooLarge: 0, unattachable: 0, attachmentsChanged: [], limitReached: false, interrupted: false };
 
 const rows: Row[] = [
   {
