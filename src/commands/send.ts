@@ -138,7 +138,9 @@ async function printSummary(ctx: Context, summary: import('../send/mailing.js').
   out.line(renderTable(['selected', 'sent', 'failed', 'deferred', 'skipped', 'queued'],
     [[summary.selected, summary.sent, summary.failed, summary.deferred, summary.skipped, summary.queued]], { tty: out.isTTY }));
   const reasons = Object.entries(summary.byReason);
-  if (reasons.length) out.line(`by reason: ${reasons.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  // An opt-out is of the mailing's topic (or of all topics): the line says which.
+  const topic = reasons.some(([k]) => k === 'unsubscribed') ? store.mailings.mailing(summary.mailing)?.topic : undefined;
+  if (reasons.length) out.line(`by reason: ${reasons.map(([k, n]) => `${k === 'unsubscribed' ? `unsubscribed (${topic})` : k} ${n}`).join(', ')}`);
   const notSent = store.log.logSends({ mailings: [summary.mailing], statuses: ['failed', 'deferred', 'skipped'], limit: 20 });
   if (notSent.length) {
     out.line();

@@ -244,4 +244,22 @@ export const migrations: string[] = [
   DROP INDEX events_send;
   CREATE UNIQUE INDEX events_send ON events(send_id, kind);
   `,
+  /* 10: topics — an unsubscribe stops one topic; required mails cannot be opted out of */ `
+  -- What an unsubscribe from a mailing stops (its template's Topic:, else its Type), whether
+  -- members cannot opt out of it (Required: yes), and its From as written, for the pages.
+  -- A mailing made before takes its type as its topic. Every suppression recorded before
+  -- stays where it is: address-wide, the unsubscribes among them too.
+  ALTER TABLE mailings ADD COLUMN topic TEXT;
+  ALTER TABLE mailings ADD COLUMN required INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE mailings ADD COLUMN sender TEXT;
+  UPDATE mailings SET topic = type;
+  -- One address's opt-out of one topic ('*': every topic members may opt out of).
+  CREATE TABLE optouts (
+    email      TEXT NOT NULL,
+    topic      TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (email, topic)
+  ) WITHOUT ROWID;
+  `,
 ];
