@@ -17,9 +17,8 @@ const TOPIC_HELP = 'only mails of this topic (the template\'s Topic:, else its T
 export function registerSuppress(program: Command): void {
   const suppress = program.command('suppress').description('addresses no mail goes to (unsubscribed, bounced, asked not to), or no mail of one topic')
     .addHelpText('after', examples([
-      "mailer suppress add anna@example.org --reason 'asked by phone'",
+      "mailer suppress add anna@example.org --reason 'hard bounce, letter sent'",
       "mailer suppress add ben@example.org --topic newsletter --reason 'asked by phone'",
-      'mailer suppress list --topic newsletter',
     ]));
   suppress
     .command('add')
@@ -56,7 +55,7 @@ export function registerSuppress(program: Command): void {
     .command('list')
     .option('--topic <topic>', 'only the opt-outs of this topic')
     .description('the suppressed addresses and topic opt-outs, newest first')
-    .addHelpText('after', examples(['mailer suppress list', 'mailer suppress list --topic newsletter', 'mailer suppress list --json']))
+    .addHelpText('after', examples(['mailer suppress list --topic newsletter', 'mailer suppress list --json']))
     .action((opts: TopicFlags, command: Command) => withContext(command, {}, async (ctx) => {
       const { formatTime, isoTime } = await import('../ui/output.js');
       const { topicToSuppress } = await import('../members/suppressions.js');
