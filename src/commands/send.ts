@@ -84,7 +84,10 @@ async function send(ctx: Context, templatePath: string | undefined, opts: SendFl
   if (result.kind === 'dry-run') {
     const r = result.result;
     if (out.json) {
-      out.jsonResult({ dryRun: true, selected: r.selected, wouldSend: r.wouldSendCount, skipped: r.skipped.length, queued: r.leftQueued, recipients: r.wouldSend, skippedMembers: r.skipped });
+      // byReason as the run's summary counts it, so a dry run and the run compare line by line.
+      const byReason: Record<string, number> = {};
+      for (const s of r.skipped) byReason[s.category] = (byReason[s.category] ?? 0) + 1;
+      out.jsonResult({ dryRun: true, selected: r.selected, wouldSend: r.wouldSendCount, skipped: r.skipped.length, queued: r.leftQueued, byReason, recipients: r.wouldSend, skippedMembers: r.skipped });
       return;
     }
     const { renderTable } = await import('../ui/table.js');
