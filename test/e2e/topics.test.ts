@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { simpleParser } from 'mailparser';
@@ -315,4 +316,35 @@ test('topics: a database from before topics opens with its suppressions address-
   writeFile(dir, 'invitation.txt', INVITATION);
   const dry = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--dry-run', '--json'])).stdout);
   assert.deepEqual(dry.skippedMembers.map((s: any) => [s.email, s.category]), [['anna@example.org', 'suppressed'], ['ben@example.org', 'suppressed']]);
+});
+
+test('serve keeps answering /health while 200 slow clients hold connections', async () => {
+  const dir = tempDir();
+  const proc = await serve(dir);
+  const port = Number(new URL(proc.base).port);
+  const sockets: net.Socket[] = [];
+  try {
+    await Promise.all(Array.from({ length: 200 }, () => new Promise<void>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        // A request line and half a header, then nothing: a slowloris client.
+        socket.write('GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+        resolve();
+      });
+      socket.on('error', () => resolve());
+      sockets.push(socket);
+    })));
+    for (let i = 0; i < 5; i++) {
+      const started = Date.now();
+      const r = await fetch(`${proc.base}/health`);
+      assert.equal(r.status, 200);
+      assert.deepEqual(await r.json(), { ok: true });
+      assert.ok(Date.now() - started < 2_000, `${Date.now() - started} ms`);
+    }
+    assert.ok(sockets.filter((s) => !s.destroyed).length >= 150, 'the slow clients were still connected');
+    assert.equal(proc.exited, false);
+  } finally {
+    for (const s of sockets) s.destroy();
+    proc.child.kill('SIGTERM');
+    await proc.done;
+  }
 });
