@@ -60,3 +60,21 @@ test('template: Topic: (default the type), Required: and Track: are read and nev
   assert.throws(() => t('Required: maybe\n'), /"Required: maybe" is neither yes nor no/);
   assert.throws(() => t('Topic: *\n'), /the topic "\*" is not a plain name/);
 });
+
+test('settings: language de or en (default de), organisation one line', async () => {
+  const { resolveSettings } = await import('../../src/config/settings.js');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-settings-'));
+  const config = (data: unknown) => {
+    fs.writeFileSync(path.join(dir, 'mailer.json'), JSON.stringify(data));
+    return resolveSettings({}, {}, dir);
+  };
+  assert.deepEqual([config({}).language, config({}).organisation], ['de', undefined]);
+  assert.deepEqual([config({ language: 'en', organisation: ' Turnverein ' }).language, config({ organisation: ' Turnverein ' }).organisation], ['en', 'Turnverein']);
+  assert.throws(() => config({ language: 'fr' }), /"language" must be one of "de", "en", not "fr"/);
+  assert.throws(() => config({ organisation: 'a\nb' }), /"organisation" must be the sender's name on one line/);
+  assert.throws(() => config({ organisation: 7 }), /"organisation"/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
