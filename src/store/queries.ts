@@ -21,13 +21,14 @@ export type Row = Record<string, any>;
  */
 const OPTED_OUT = `(SELECT CASE t.topic WHEN '*' THEN 'all topics' ELSE t.topic END FROM optouts t
   WHERE g.required = 0 AND t.email = m.email AND t.topic IN (g.topic, '*') ORDER BY t.topic = '*' LIMIT 1)`;
+// (The reason's last branch is NULL when there is no opt-out: one lookup, not two.)
 export const SKIP_CATEGORY = `CASE WHEN m.email_problem IS NOT NULL THEN m.email_problem WHEN x.reason IS NOT NULL THEN 'suppressed'
   WHEN ${OPTED_OUT} IS NOT NULL THEN 'unsubscribed' END`;
 export const SKIP_REASON = `
   CASE WHEN m.email_problem = 'no-address' THEN 'the member has no e-mail address'
        WHEN m.email_problem IS NOT NULL THEN 'the address ' || coalesce(m.email, '') || ' is not a valid e-mail address'
        WHEN x.reason IS NOT NULL THEN 'the address is suppressed: ' || x.reason
-       WHEN ${OPTED_OUT} IS NOT NULL THEN 'unsubscribed (' || ${OPTED_OUT} || ')' END`;
+       ELSE 'unsubscribed (' || ${OPTED_OUT} || ')' END`;
 /** `g` for a mailing not recorded yet (the dry run): its topic and required (0/1) bound, in that order. */
 export const MAILING_TOPIC = `(SELECT ? AS topic, ? AS required) g`;
 
