@@ -84,7 +84,10 @@ async function send(ctx: Context, templatePath: string | undefined, opts: SendFl
   if (result.kind === 'dry-run') {
     const r = result.result;
     if (out.json) {
-      out.jsonResult({ dryRun: true, selected: r.selected, wouldSend: r.wouldSendCount, skipped: r.skipped.length, queued: r.leftQueued, recipients: r.wouldSend, skippedMembers: r.skipped });
+      // byReason as the run's summary counts it, so a dry run and the run compare line by line.
+      const byReason: Record<string, number> = {};
+      for (const s of r.skipped) byReason[s.category] = (byReason[s.category] ?? 0) + 1;
+      out.jsonResult({ dryRun: true, selected: r.selected, wouldSend: r.wouldSendCount, skipped: r.skipped.length, queued: r.leftQueued, byReason, recipients: r.wouldSend, skippedMembers: r.skipped });
       return;
     }
     const { renderTable } = await import('../ui/table.js');
@@ -138,7 +141,9 @@ async function printSummary(ctx: Context, summary: import('../send/mailing.js').
   out.line(renderTable(['selected', 'sent', 'failed', 'deferred', 'skipped', 'queued'],
     [[summary.selected, summary.sent, summary.failed, summary.deferred, summary.skipped, summary.queued]], { tty: out.isTTY }));
   const reasons = Object.entries(summary.byReason);
-  if (reasons.length) out.line(`by reason: ${reasons.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  // An opt-out is of the mailing's topic (or of all topics): the line says which.
+  const topic = reasons.some(([k]) => k === 'unsubscribed') ? store.mailings.mailing(summary.mailing)?.topic : undefined;
+  if (reasons.length) out.line(`by reason: ${reasons.map(([k, n]) => `${k === 'unsubscribed' ? `unsubscribed (${topic})` : k} ${n}`).join(', ')}`);
   const notSent = store.log.logSends({ mailings: [summary.mailing], statuses: ['failed', 'deferred', 'skipped'], limit: 20 });
   if (notSent.length) {
     out.line();

@@ -19,8 +19,9 @@ export function registerServe(program: Command): void {
     .action((opts: ServeFlags, command: Command) => withContext(command, {}, async (ctx) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port "${opts.port}" is not a port number`);
-      const { trackingServer } = await import('../triage/tracking.js');
-      const server = trackingServer(ctx.store, ctx.now, (line) => ctx.out.warn(line));
+      const { trackingServer, SERVE_LIMITS } = await import('../triage/tracking.js');
+      const pages = { language: ctx.settings.language, organisation: ctx.settings.organisation };
+      const server = trackingServer(ctx.store, ctx.now, (line) => ctx.out.warn(line), SERVE_LIMITS, pages);
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) => reject(badInput(`cannot listen on ${opts.host}:${port}: ${err.code ?? err.message}`, 'choose another --port')));
         server.listen(port, opts.host, () => resolve());

@@ -34,8 +34,15 @@ export function registerStats(program: Command): void {
         return;
       }
       const { renderTable } = await import('../ui/table.js');
-      out.line(renderTable(['mailing', 'type', 'selected', 'sent', 'failed', 'deferred', 'bounced', 'opened', 'open rate', 'unsubscribed', 'failed by reason'],
-        stats.map((s) => [s.mailing, s.type, s.selected, s.sent, s.failed, s.deferred, s.bounced, s.opened, `${(s.openRate * 100).toFixed(1)}%`, s.unsubscribed,
-          Object.entries(s.failedByReason).map(([k, n]) => `${k} ${n}`).join(', ')]), { tty: out.isTTY }));
+      out.line(renderTable(['mailing', 'type', 'topic', 'selected', 'sent', 'failed', 'deferred', 'bounced', 'opened', 'open rate', 'unsubscribed', 'failed by reason', 'skipped by reason'],
+        stats.map((s) => [s.mailing, s.type, s.required ? `${s.topic} (required)` : s.topic, s.selected, s.sent, s.failed, s.deferred, s.bounced, s.opened,
+          `${(s.openRate * 100).toFixed(1)}%`, s.unsubscribed,
+          Object.entries(s.failedByReason).map(([k, n]) => `${k} ${n}`).join(', '),
+          Object.entries(s.skippedByReason).map(([k, n]) => `${k === 'unsubscribed' ? `unsubscribed (${s.topic})` : k} ${n}`).join(', ')]), { tty: out.isTTY }));
+      const optOuts = store.triage.optOutCounts();
+      const topics = Object.entries(optOuts.byTopic).map(([t, n]) => `${t === '*' ? 'all topics' : t} ${n}`);
+      if (topics.length || optOuts.addressWide) {
+        out.line(`opted out by topic: ${topics.length ? topics.join(', ') : 'none'}; suppressed for every mail: ${optOuts.addressWide}`);
+      }
     }));
 }

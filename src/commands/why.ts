@@ -28,6 +28,7 @@ export function registerWhy(program: Command): void {
           otherMembersWithThisAddress: r.others,
           addresses: r.addresses.map((a) => ({ email: a.email, addedAt: isoTime(a.addedAt), replacedAt: isoTime(a.replacedAt), revokedAt: isoTime(a.revokedAt), revokeReason: a.revokeReason })),
           suppressions: r.suppressions.map((s) => ({ email: s.email, reason: s.reason, since: isoTime(s.createdAt) })),
+          optOuts: r.optOuts.map((o) => ({ email: o.email, topic: o.topic, reason: o.reason, since: isoTime(o.createdAt) })),
           sends: r.sends.map((s) => ({
             ...sendRecord(s), explanation: s.explanation, retargetedTo: s.retargetedTo, retargetOf: s.retargetOf, opened: s.opened,
             bounces: s.bounces.map((b) => ({ at: isoTime(b.at), action: b.action, status: b.statusCode, diagnostic: b.diagnostic })),
@@ -41,6 +42,9 @@ export function registerWhy(program: Command): void {
       if (r.others.length) out.line(`(the address also belongs to member ${r.others.join(', ')})`);
       if (r.typo) out.line(`⚠ ${r.typo.address} looks like a typo — did they mean ${r.typo.suggestion}?`);
       for (const s of r.suppressions) out.line(`⚠ ${s.email} is suppressed since ${formatTime(s.createdAt)}: ${s.reason}`);
+      for (const o of r.optOuts) {
+        out.line(`⚠ ${o.email} has opted out of ${o.topic === '*' ? 'all topics' : `the topic "${o.topic}"`} since ${formatTime(o.createdAt)}: ${o.reason}`);
+      }
       out.line();
       out.line('addresses:');
       for (const a of r.addresses) {

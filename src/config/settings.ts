@@ -37,8 +37,10 @@ export interface Settings {
   verp: boolean;
   /** a mail whose encoded message is larger is not sent (skip reason too-large) */
   maxMessageBytes: number;
-  /** month names of plans ({{month}}) and the words of recipient pages */
-  language: 'de' | 'en';
+  /** month names of plans ({{month}}), and the recipient pages' language for a member who has no language field (default de) */
+  language: Language;
+  /** the sender the recipient pages name (else the mail's From name) */
+  organisation?: string;
   /** refuse a server that offers no TLS (health data, invoices): exit 3 before anything is sent */
   requireTls: boolean;
   configFile: string | null;
@@ -57,7 +59,11 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'requireTls'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls'];
+
+/** The languages of the recipient pages. */
+export const LANGUAGES = ['de', 'en'] as const;
+export type Language = (typeof LANGUAGES)[number];
 
 /** Providers refuse mails over 10-25 MB; a mail that large is a mistake in a mailing. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 10_000_000;
@@ -112,17 +118,26 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     track: file.track !== false,
     verp: file.verp === true,
     maxMessageBytes: optionalWholeNumber(env.MAILER_MAX_MESSAGE_BYTES ?? file.maxMessageBytes, 'maxMessageBytes') ?? DEFAULT_MAX_MESSAGE_BYTES,
-    language: parseLanguage(pick(undefined, env.MAILER_LANGUAGE, file.language === undefined ? undefined : String(file.language)), configFile),
+    language: languageSetting(pick(undefined, env.MAILER_LANGUAGE, file.language === undefined ? undefined : String(file.language)), configFile),
+    organisation: organisationSetting(file.organisation, configFile),
     requireTls: file.requireTls === true,
     configFile,
   };
 }
 
-function parseLanguage(value: string | undefined, file: string | null): 'de' | 'en' {
+function languageSetting(value: string | undefined, file: string | null): Language {
   if (value === undefined) return 'de';
-  const v = value.trim().toLowerCase();
-  if (v === 'de' || v === 'en') return v;
-  throw badInput(`${file ?? 'MAILER_LANGUAGE'}: "language" is "${value}", not de or en`, 'set "language": "de" or "en"');
+  const language = LANGUAGES.find((l) => l === value.trim().toLowerCase());
+  if (!language) throw badInput(`${file ?? 'MAILER_LANGUAGE'}: "language" must be one of ${LANGUAGES.map((l) => `"${l}"`).join(', ')}, not ${JSON.stringify(value)}`);
+  return language;
+}
+
+function organisationSetting(value: unknown, file: string | null): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.trim() === '' || /[\r\n]/.test(value)) {
+    throw badInput(`${file}: "organisation" must be the sender's name on one line, e.g. "Verein e.V."`);
+  }
+  return value.trim();
 }
 
 function parseBackoff(value: unknown, file: string): number[] {

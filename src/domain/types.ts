@@ -20,6 +20,10 @@ export interface Member {
 export interface Mailing {
   id: number;
   type: string;
+  /** what an unsubscribe from it stops */
+  topic: string;
+  /** members cannot opt out of it: topic opt-outs do not apply, it carries no unsubscribe link */
+  required: boolean;
   templatePath: string;
   template: string;
   htmlTemplate: string | null;
@@ -217,6 +221,12 @@ export interface LinkedSend {
   id: number;
   email: string | null;
   memberKey: string;
+  memberName: string | null;
+  memberFields: Record<string, unknown>;
+  /** the mailing's topic, whether it is required, its From as written */
+  topic: string;
+  required: boolean;
+  sender: string | null;
   /** its address was re-targeted away: the registration token is dead, unsubscribing still works */
   revoked: boolean;
 }
@@ -234,3 +244,11 @@ export interface Suppression {
   reason: string;
   createdAt: number;
 }
+
+/** A suppression (topic null: every mail) or an opt-out of one topic ('*': every topic one may opt out of). */
+export interface OptOut extends Suppression {
+  topic: string | null;
+}
+
+/** The topic that stands for every topic members may opt out of. */
+export const ALL_TOPICS = '*';

@@ -77,9 +77,10 @@ export interface ComposeInput {
   test: boolean;
   /**
    * open pixel and one-click unsubscribe (RFC 8058) under this public URL, each with its own
-   * value (never the registration token: proxies fetch the pixel, servers log both)
+   * value (never the registration token: proxies fetch the pixel, servers log both); null
+   * leaves that one out (a required mail has no unsubscribe)
    */
-  tracking?: { baseUrl: string; unsubscribe: string; pixel: string };
+  tracking?: { baseUrl: string; unsubscribe: string | null; pixel: string | null };
   /** files attached, in the template's order: read while the mail is handed over */
   attachments?: AttachmentFile[];
 }
@@ -257,9 +258,11 @@ export function composerOptions(input: ComposeInput): Record<string, unknown> {
   let html = message.html ?? undefined;
   if (input.tracking) {
     const { baseUrl, unsubscribe, pixel } = input.tracking;
-    headers['List-Unsubscribe'] = `<${baseUrl}/u/${unsubscribe}>`;
-    headers['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click';
-    if (html !== undefined) html = withPixel(html, `${baseUrl}/o/${pixel}.gif`);
+    if (unsubscribe !== null) {
+      headers['List-Unsubscribe'] = `<${baseUrl}/u/${unsubscribe}>`;
+      headers['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click';
+    }
+    if (html !== undefined && pixel !== null) html = withPixel(html, `${baseUrl}/o/${pixel}.gif`);
   }
   return {
     from: input.from,

@@ -1,5 +1,7 @@
 import { badInput } from '../errors.js';
 import { addressProblem, normalizeAddress } from '../domain/address.js';
+import { ALL_TOPICS } from '../domain/types.js';
+import { topicName } from '../config/topic.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -14,9 +16,33 @@ export function addressToSuppress(address: string): string {
   return email;
 }
 
-/** Allows mail to an address again; the address in its stored form. */
-export function unsuppressAddress(store: Store, address: string): string {
+/** The topic of `--topic`: a topic's name, or "*" for every topic members may opt out of. */
+export function topicToSuppress(topic: string): string {
+  return topic.trim() === ALL_TOPICS ? ALL_TOPICS : topicName(topic, '--topic');
+}
+
+/**
+ * Stops mail to an address: every mail (required ones too) without a topic, else the mails of
+ * that topic that members may opt out of.
+ */
+export function suppressAddress(store: Store, email: string, topic: string | null, reason: string, now: number): void {
+  if (topic === null) store.triage.suppress(email, reason, now);
+  else store.triage.optOut(email, topic, reason, now);
+}
+
+/** Allows mail to an address again (of one topic, with a topic); the address in its stored form. */
+export function unsuppressAddress(store: Store, address: string, topic: string | null = null): string {
   const email = normalizeAddress(address);
-  if (!store.triage.unsuppress(email)) throw badInput(`${email} is not suppressed`, 'mailer suppress list shows the suppressed addresses');
+  if (topic !== null) {
+    if (!store.triage.removeOptOut(email, topic)) {
+      throw badInput(`${email} has not opted out of the topic "${topic}"`, `mailer suppress list --topic "${topic}" shows who has`);
+    }
+    return email;
+  }
+  if (!store.triage.unsuppress(email)) {
+    const topics = store.triage.optOutsOf(email).map((o) => o.topic);
+    throw badInput(`${email} is not suppressed${topics.length ? ` for every mail; it has opted out of ${topics.map((t) => `"${t}"`).join(', ')}` : ''}`,
+      topics.length ? `remove one with: mailer suppress remove ${email} --topic "${topics[0]}"` : 'mailer suppress list shows the suppressed addresses');
+  }
   return email;
 }

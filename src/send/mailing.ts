@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { addressOf, base64Length, composeParts, MessageWithFiles, newMessageId, type AttachmentFile } from '../mail/compose.js';
+import { addressOf, base64Length, composeParts, MessageWithFiles, newMessageId, type AttachmentFile, type ComposeInput } from '../mail/compose.js';
 import { attachmentFiles, ATTACHMENT_CATEGORIES } from './attachments.js';
 import type { OutgoingMessage } from '../domain/ports.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../config/settings.js';
@@ -68,6 +68,12 @@ export interface MailingContext {
   replyTo: string | null;
   /** the public URL for pixel and unsubscribe links, when this mailing is tracked */
   trackingUrl: string | null;
+  /** List-Unsubscribe and its one-click POST: never in a required mail */
+  listUnsubscribe: boolean;
+  /** the open pixel: in a required mail only when its template says Track: yes */
+  pixel: boolean;
+  /** the public URL for {{unsubscribe_url}}, when the template shows that link */
+  unsubscribeUrl: string | null;
   verp: boolean;
   /** the template's folder: Attachment: paths are relative to it and may not leave it */
   folder: string;
@@ -82,10 +88,20 @@ export function mailingContext(template: Template, settings: MailingSettings, te
     allowEmpty: !!settings.allowEmpty,
     envelopeFrom: settings.bounceAddress ? addressOf(settings.bounceAddress, 'bounceAddress') : fromAddress,
     replyTo: settings.replyTo || null,
-    trackingUrl: settings.track && settings.publicUrl && !test ? settings.publicUrl.replace(/\/+$/, '') : null,
+    trackingUrl: settings.track && settings.publicUrl && !test ? publicBase(settings.publicUrl) : null,
+    listUnsubscribe: !template.required,
+    pixel: template.required ? template.track === true : template.track !== false,
+    unsubscribeUrl: template.names.has('unsubscribe_url') && settings.publicUrl ? publicBase(settings.publicUrl) : null,
     verp: !!settings.verp && !!settings.bounceAddress,
     folder: path.resolve(path.dirname(template.path)),
   };
+}
+
+const publicBase = (url: string) => url.replace(/\/+$/, '');
+
+/** The page of a send's unsubscribe value, as {{unsubscribe_url}} shows it. */
+export function unsubscribeUrl(ctx: MailingContext, links: MailLinks): string {
+  return ctx.unsubscribeUrl === null ? '' : `${ctx.unsubscribeUrl}/u/${links.unsubscribe}`;
 }
 
 /**
@@ -139,10 +155,10 @@ export function composeFor(
   const surelyTooLarge = sizeSkip(maxBytes, message, undefined, files);
   if (surelyTooLarge) return { ok: false, skip: surelyTooLarge };
   const messageId = newMessageId(sendId, ctx.fromAddress);
-  let tracking: { baseUrl: string; unsubscribe: string; pixel: string } | undefined;
-  if (ctx.trackingUrl) {
+  let tracking: ComposeInput['tracking'];
+  if (ctx.trackingUrl && (ctx.listUnsubscribe || ctx.pixel)) {
     const { unsubscribe, open } = links(sendId);
-    tracking = { baseUrl: ctx.trackingUrl, unsubscribe, pixel: open };
+    tracking = { baseUrl: ctx.trackingUrl, unsubscribe: ctx.listUnsubscribe ? unsubscribe : null, pixel: ctx.pixel ? open : null };
   }
   const parts = composeParts({
     message,
@@ -171,6 +187,16 @@ export function checkTemplate(store: Store, template: Template, settings: Mailin
   }
   addressOf(from, 'the sender');
   if (settings.bounceAddress) addressOf(settings.bounceAddress, 'bounceAddress');
+  if (template.names.has('unsubscribe_url')) {
+    if (template.required) {
+      throw badInput(`${template.path}: {{unsubscribe_url}} in a mail with "Required: yes", which members cannot unsubscribe from`,
+        'remove the link from the template, or the line "Required: yes" if members may opt out of this mail');
+    }
+    if (!settings.publicUrl) {
+      throw badInput(`${template.path}: {{unsubscribe_url}} needs "publicUrl" (where mailer serve is reached) in mailer.json`,
+        'set "publicUrl", e.g. "https://mail.verein.example", or remove the link from the template');
+    }
+  }
 }
 
 export function createMailing(store: Store, input: PlanInput): { mailing: Mailing; selected: number } {
@@ -179,6 +205,9 @@ export function createMailing(store: Store, input: PlanInput): { mailing: Mailin
   return store.transaction(() => {
     const mailing = store.mailings.createMailing({
       type: template.type,
+      topic: template.topic,
+      required: template.required,
+      sender: template.from ?? input.settings.from ?? null,
       templatePath: template.path,
       template: template.source,
       htmlTemplate: template.html,
@@ -227,7 +256,8 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
   const test = input.testTo !== undefined;
   const maxBytes = input.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const ctx = mailingContext(input.template, input.settings, test);
-  for (const member of store.members.selectedMembers(input.selection, test ? input.limit : undefined)) {
+  const topic = { topic: input.template.topic, required: input.template.required };
+  for (const member of store.members.selectedMembers(input.selection, topic, test ? input.limit : undefined)) {
     result.selected++;
     const email = input.testTo ?? member.email;
     let skip: { category: string; reason: string } | null = null;
@@ -256,7 +286,7 @@ export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResul
  * dry run asks it, and the check a send with attachments makes before it hands anything over.
  */
 export function mailSkip(ctx: MailingContext, member: Member, email: string, maxBytes: number): { category: string; reason: string } | null {
-  const rendered = render(ctx.template, memberView(member, email, DRY_RUN_TOKEN), { allowEmpty: ctx.allowEmpty });
+  const rendered = render(ctx.template, memberView(member, email, DRY_RUN_TOKEN, unsubscribeUrl(ctx, DRY_RUN_LINKS)), { allowEmpty: ctx.allowEmpty });
   if (!rendered.ok) return { category: rendered.category, reason: rendered.reason };
   const found = filesFor(ctx, rendered.message);
   if (!found.ok) return { category: found.category, reason: found.reason };

@@ -3,7 +3,7 @@ import { BatchedWriter } from './batched-writer.js';
 import { TransportPool } from './transport-pool.js';
 import type { Catalog } from '../domain/catalog.js';
 import { verpAddress } from '../mail/compose.js';
-import { composeFor, filesFor, outgoing, mailingContext, mailingTemplate, type MailingContext } from './mailing.js';
+import { composeFor, filesFor, outgoing, mailingContext, mailingTemplate, unsubscribeUrl, type MailingContext } from './mailing.js';
 import type { DeliveryStore, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 import { memberView, render } from './template.js';
@@ -260,7 +260,8 @@ class Delivery {
     const { store, opts, tally, pool } = this;
     const sendId = send.id;
     const ctx = this.contextOf(send.mailingId);
-    const rendered = render(ctx.template, memberView(member, send.email, token), { allowEmpty: ctx.allowEmpty });
+    const view = memberView(member, send.email, token, ctx.unsubscribeUrl === null ? '' : unsubscribeUrl(ctx, this.links(sendId)));
+    const rendered = render(ctx.template, view, { allowEmpty: ctx.allowEmpty });
     if (!rendered.ok) {
       tally.skipped(false);
       return { kind: 'skipped', id: sendId, category: rendered.category, reason: rendered.reason };

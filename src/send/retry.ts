@@ -58,7 +58,7 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
   for (const send of selected) {
     const member = store.members.memberById(send.memberId)!;
     // The rule the queue skips by: a member left out here would be skipped by the claim.
-    const skip = store.members.memberSkip(member.id);
+    const skip = store.members.memberSkip(member.id, send.mailingId);
     if (skip && skip.category !== 'suppressed') { leaveOut(skip.category); continue; }
     // The same address that was refused as unknown will be refused again; a new one may not.
     if (!req.includePermanent && send.category && HOPELESS_CATEGORIES.has(send.category) && member.email === send.email) {

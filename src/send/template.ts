@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Mustache from 'mustache';
 import { badInput } from '../errors.js';
+import { topicName } from '../config/topic.js';
 import type { Member, RenderedMessage } from '../domain/types.js';
 
 /**
@@ -12,6 +13,12 @@ import type { Member, RenderedMessage } from '../domain/types.js';
 export interface Template extends RenderedMessage {
   path: string;
   type: string;
+  /** what an unsubscribe from this mail stops (Topic:, else the type) */
+  topic: string;
+  /** Required: yes — members cannot opt out of it: no unsubscribe header or link, opt-outs ignored */
+  required: boolean;
+  /** Track: yes|no, when the template says; a required mail carries a pixel only with yes */
+  track: boolean | null;
   footer: string | null;
   /** the file as read, kept with the mailing so a resume renders the same mail */
   source: string;
@@ -47,10 +54,10 @@ export type RenderResult =
   | { ok: false; category: 'empty-field' | 'header-injection'; reason: string };
 
 /** Names every template can use, whatever the member file had. */
-export const BUILT_IN_FIELDS = ['id', 'email', 'name', 'token'] as const;
+export const BUILT_IN_FIELDS = ['id', 'email', 'name', 'token', 'unsubscribe_url'] as const;
 
 /** Instructions to mailer, not headers: they never reach the sent mail (a path would tell recipients about the office's folders). */
-const CONTROL_HEADERS = new Set(['subject', 'from', 'reply-to', 'type', 'attachment']);
+const CONTROL_HEADERS = new Set(['subject', 'from', 'reply-to', 'type', 'topic', 'required', 'track', 'attachment']);
 /** Headers mailer sets itself: a template may not override the recipient or the ids. */
 const RESERVED_HEADERS = new Set(['to', 'cc', 'bcc', 'message-id', 'x-mailer-send-id', 'date', 'mime-version', 'content-type', 'content-transfer-encoding']);
 
@@ -111,9 +118,13 @@ export function parseTemplate(source: string, opts: { path: string; html: string
     html: optional(opts.html, opts.htmlPath ?? `${opts.path} (its HTML part)`),
     footer: optional(opts.footer, `the footer of ${opts.path}`),
   };
+  const type = get('type') || path.basename(opts.path, path.extname(opts.path));
   return {
     path: opts.path,
-    type: get('type') || path.basename(opts.path, path.extname(opts.path)),
+    type,
+    topic: topicName(get('topic') ?? type, opts.path),
+    required: yesNo(get('required'), 'Required', opts.path) ?? false,
+    track: yesNo(get('track'), 'Track', opts.path),
     subject,
     from: get('from'),
     replyTo: get('reply-to'),
@@ -125,6 +136,13 @@ export function parseTemplate(source: string, opts: { path: string; html: string
     ...names,
     parts,
   };
+}
+
+function yesNo(value: string | null, header: string, file: string): boolean | null {
+  if (value === null) return null;
+  if (/^(yes|ja|true)$/i.test(value)) return true;
+  if (/^(no|nein|false)$/i.test(value)) return false;
+  throw badInput(`${file}: "${header}: ${value}" is neither yes nor no`, `write "${header}: yes" or leave the line out`);
 }
 
 /**
@@ -173,8 +191,8 @@ export function checkPlaceholders(template: Template, knownFields: Iterable<stri
   }
 }
 
-export function memberView(member: Member, email: string | null, token: string): Record<string, string> {
-  return { ...member.fields, id: member.key, email: email ?? '', name: member.name ?? '', token };
+export function memberView(member: Member, email: string | null, token: string, unsubscribeUrl = ''): Record<string, string> {
+  return { ...member.fields, id: member.key, email: email ?? '', name: member.name ?? '', token, unsubscribe_url: unsubscribeUrl };
 }
 
 const unescaped = { escape: (value: unknown) => String(value) };

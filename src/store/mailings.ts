@@ -5,8 +5,8 @@ import { SKIP_CATEGORY, SKIP_REASON, selectionWhere, type Row } from './queries.
 /** This group's fixed statements by name, each with why where it is not plain; prepared when the store opens. */
 const SQL = {
   insertMailing: `
-    INSERT INTO mailings (type, template_path, template, html_template, footer, settings, test, status, created_at)
-    VALUES (@type, @templatePath, @template, @htmlTemplate, @footer, @settings, @test, @status, @now)`,
+    INSERT INTO mailings (type, topic, required, sender, template_path, template, html_template, footer, settings, test, status, created_at)
+    VALUES (@type, @topic, @required, @sender, @templatePath, @template, @htmlTemplate, @footer, @settings, @test, @status, @now)`,
   mailingById: `SELECT * FROM mailings WHERE id = ?`,
   setMailingSelected: `UPDATE mailings SET selected = ? WHERE id = ?`,
   /* A run takes a mailing up; one cancelled meanwhile (cancel takes no send lock) stays so. */
@@ -51,11 +51,12 @@ export class Mailings {
   }
 
   createMailing(m: {
-    type: string; templatePath: string; template: string; htmlTemplate: string | null;
+    /** topic defaults to the type; a mailing is not required unless said */
+    type: string; topic?: string; required?: boolean; sender?: string | null; templatePath: string; template: string; htmlTemplate: string | null;
     footer: string | null; settings: MailingSettings; test: boolean; status: MailingStatus; now: number;
   }): Mailing {
     const info = this.stmt.insertMailing.run({
-      ...m, settings: JSON.stringify(m.settings), test: m.test ? 1 : 0,
+      ...m, settings: JSON.stringify(m.settings), test: m.test ? 1 : 0, topic: m.topic ?? m.type, required: m.required ? 1 : 0, sender: m.sender ?? null,
     });
     return this.mailing(Number(info.lastInsertRowid))!;
   }
@@ -91,11 +92,11 @@ export class Mailings {
       SELECT ?, m.id, ${test ? '?' : 'm.email'}, ?, ?,
         ${test ? `'queued', NULL, NULL` : `CASE WHEN ${SKIP_CATEGORY} IS NULL THEN 'queued' ELSE 'skipped' END, ${SKIP_CATEGORY}, ${SKIP_REASON}`},
         ?, ?
-      FROM members m LEFT JOIN suppressions x ON x.email = m.email
-      WHERE ${where} ORDER BY m.id ${opts.limit !== undefined ? 'LIMIT ?' : ''}`;
+      FROM mailings g, members m LEFT JOIN suppressions x ON x.email = m.email
+      WHERE g.id = ? AND (${where}) ORDER BY m.id ${opts.limit !== undefined ? 'LIMIT ?' : ''}`;
     const head = test
-      ? [mailing.id, opts.testTo, mailing.type, 1, opts.now, opts.now]
-      : [mailing.id, mailing.type, 0, opts.now, opts.now];
+      ? [mailing.id, opts.testTo, mailing.type, 1, opts.now, opts.now, mailing.id]
+      : [mailing.id, mailing.type, 0, opts.now, opts.now, mailing.id];
     const tail = opts.limit !== undefined ? [opts.limit] : [];
     const info = this.store.shape(sql).run(...head, ...params, ...tail);
     this.stmt.setMailingSelected.run(info.changes, mailing.id);
@@ -137,7 +138,7 @@ export class Mailings {
 function toMailing(r: Row | undefined): Mailing | undefined {
   if (!r) return undefined;
   return {
-    id: r.id, type: r.type, templatePath: r.template_path, template: r.template,
+    id: r.id, type: r.type, topic: r.topic ?? r.type, required: !!r.required, templatePath: r.template_path, template: r.template,
     htmlTemplate: r.html_template, footer: r.footer, settings: JSON.parse(r.settings),
     test: !!r.test, status: r.status, statusReason: r.status_reason, selected: r.selected,
     createdAt: r.created_at, finishedAt: r.finished_at, scheduledAt: r.scheduled_at ?? null,

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { databaseBusy, isDatabaseBusy } from '../errors.js';
 import type { AddressRecord, FieldCondition, Member, MemberSelection } from '../domain/types.js';
 import type { Statements, Store } from './store.js';
-import { SKIP_CATEGORY, SKIP_REASON, selectionWhere, type Row } from './queries.js';
+import { MAILING_TOPIC, SKIP_CATEGORY, SKIP_REASON, selectionWhere, type Row } from './queries.js';
 
 const UPSERT_BATCH = 100;
 /**
@@ -59,7 +59,7 @@ const SQL = {
   /* Whether a member can be mailed at their address now, by the queue's rule (retry's leave-outs). */
   memberSkip: `
     SELECT ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
-    FROM members m LEFT JOIN suppressions x ON x.email = m.email WHERE m.id = ?`,
+    FROM mailings g, members m LEFT JOIN suppressions x ON x.email = m.email WHERE m.id = @member AND g.id = @mailing`,
   saveSegment: `
     INSERT INTO segments (name, conditions, created_at) VALUES (?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET conditions = excluded.conditions, created_at = excluded.created_at`,
@@ -239,9 +239,9 @@ export class Members {
     return (this.stmt.memberCount.get() as Row).n;
   }
 
-  /** Why the member cannot be mailed at their address now, by the rule of the queue; null when they can. */
-  memberSkip(memberId: number): { category: string; reason: string } | null {
-    const r = this.stmt.memberSkip.get(memberId) as Row | undefined;
+  /** Why the member cannot be mailed a mail of this mailing at their address now, by the rule of the queue; null when they can. */
+  memberSkip(memberId: number, mailingId: number): { category: string; reason: string } | null {
+    const r = this.stmt.memberSkip.get({ member: memberId, mailing: mailingId }) as Row | undefined;
     return r && r.skip_category !== null ? { category: r.skip_category, reason: r.skip_reason } : null;
   }
 
@@ -283,15 +283,15 @@ export class Members {
 
   /**
    * The selected members, for a dry run, in the order a send would take them, each with the
-   * reason a send would skip them at their address (null when it would not).
+   * reason a send of this topic would skip them at their address (null when it would not).
    */
-  *selectedMembers(selection: MemberSelection, limit?: number): Generator<Member & { skip: { category: string; reason: string } | null }> {
+  *selectedMembers(selection: MemberSelection, topic: { topic: string; required: boolean }, limit?: number): Generator<Member & { skip: { category: string; reason: string } | null }> {
     const { where, params } = selectionWhere(selection);
     const sql = `
       SELECT m.*, ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
-      FROM members m LEFT JOIN suppressions x ON x.email = m.email
+      FROM ${MAILING_TOPIC}, members m LEFT JOIN suppressions x ON x.email = m.email
       WHERE ${where} ORDER BY m.id ${limit !== undefined ? `LIMIT ${Math.floor(limit)}` : ''}`;
-    for (const row of this.store.shape(sql).iterate(...params) as Iterable<Row>) {
+    for (const row of this.store.shape(sql).iterate(topic.topic, topic.required ? 1 : 0, ...params) as Iterable<Row>) {
       yield { ...toMember(row)!, skip: row.skip_category === null ? null : { category: row.skip_category, reason: row.skip_reason } };
     }
   }

@@ -10,15 +10,27 @@ export type Row = Record<string, any>;
 
 /**
  * Why a member cannot be mailed at their current address, or NULL when they can: the one rule
- * of the queue, the dry run and the claim (which reads the address again, since an import may
- * have corrected or removed it, or the address been suppressed, after the mailing was queued).
- * Over `members m LEFT JOIN suppressions x ON x.email = m.email`.
+ * of the queue, the dry run, the claim (which reads the address again, since an import may
+ * have corrected or removed it, or the address been suppressed, after the mailing was queued)
+ * and retry. Over `members m LEFT JOIN suppressions x ON x.email = m.email` and `g`, the
+ * mailing's `topic` and `required` (MAILING_TOPIC for one not recorded yet).
+ *
+ * An address-wide suppression (bounce, complaint, by hand) stops every mail, required ones too:
+ * those members are listed as skipped, so the office can reach them another way. An opt-out of
+ * the mailing's topic, or of all topics, stops only mails members may opt out of.
  */
-export const SKIP_CATEGORY = `CASE WHEN m.email_problem IS NOT NULL THEN m.email_problem WHEN x.reason IS NOT NULL THEN 'suppressed' END`;
+const OPTED_OUT = `(SELECT CASE t.topic WHEN '*' THEN 'all topics' ELSE t.topic END FROM optouts t
+  WHERE g.required = 0 AND t.email = m.email AND t.topic IN (g.topic, '*') ORDER BY t.topic = '*' LIMIT 1)`;
+// (The reason's last branch is NULL when there is no opt-out: one lookup, not two.)
+export const SKIP_CATEGORY = `CASE WHEN m.email_problem IS NOT NULL THEN m.email_problem WHEN x.reason IS NOT NULL THEN 'suppressed'
+  WHEN ${OPTED_OUT} IS NOT NULL THEN 'unsubscribed' END`;
 export const SKIP_REASON = `
   CASE WHEN m.email_problem = 'no-address' THEN 'the member has no e-mail address'
        WHEN m.email_problem IS NOT NULL THEN 'the address ' || coalesce(m.email, '') || ' is not a valid e-mail address'
-       WHEN x.reason IS NOT NULL THEN 'the address is suppressed: ' || x.reason END`;
+       WHEN x.reason IS NOT NULL THEN 'the address is suppressed: ' || x.reason
+       ELSE 'unsubscribed (' || ${OPTED_OUT} || ')' END`;
+/** `g` for a mailing not recorded yet (the dry run): its topic and required (0/1) bound, in that order. */
+export const MAILING_TOPIC = `(SELECT ? AS topic, ? AS required) g`;
 
 /** Columns a member condition can name directly; every other name is a field of the import. */
 const MEMBER_COLUMNS: Record<string, string> = { id: 'm.key', email: 'm.email', name: 'm.name' };

@@ -244,7 +244,7 @@ export const migrations: string[] = [
   DROP INDEX events_send;
   CREATE UNIQUE INDEX events_send ON events(send_id, kind);
   `,
-  /* recurring plans — the plan, and one row per period it made or missed */ `
+  /* 10: recurring plans — the plan, and one row per period it made or missed */ `
   -- A plan as added; its template files are read when a mailing is made, its --where values
   -- as typed ({{month}} filled in per period). Removed plans stay, so that their mailings
   -- keep their name; the name is free again for a new plan.
@@ -281,7 +281,7 @@ export const migrations: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX plan_periods_mailing ON plan_periods(mailing_id) WHERE mailing_id IS NOT NULL;
   `,
-  /* attachments: per send, the files attached, not their bytes */ `
+  /* 11: attachments: per send, the files attached, not their bytes */ `
   -- The stored message of a send with attachments is the message as sent with each file's
   -- base64 body cut out at \`offset\`: show --raw puts the files back, and only when each
   -- still has the SHA-256 it was sent with. The path is where the file was read from.
@@ -294,6 +294,24 @@ export const migrations: string[] = [
     sha256   TEXT NOT NULL,
     offset   INTEGER NOT NULL,
     PRIMARY KEY (send_id, position)
+  ) WITHOUT ROWID;
+  `,
+  /* 12: topics — an unsubscribe stops one topic; required mails cannot be opted out of */ `
+  -- What an unsubscribe from a mailing stops (its template's Topic:, else its Type), whether
+  -- members cannot opt out of it (Required: yes), and its From as written, for the pages.
+  -- A mailing made before takes its type as its topic. Every suppression recorded before
+  -- stays where it is: address-wide, the unsubscribes among them too.
+  ALTER TABLE mailings ADD COLUMN topic TEXT;
+  ALTER TABLE mailings ADD COLUMN required INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE mailings ADD COLUMN sender TEXT;
+  UPDATE mailings SET topic = type;
+  -- One address's opt-out of one topic ('*': every topic members may opt out of).
+  CREATE TABLE optouts (
+    email      TEXT NOT NULL,
+    topic      TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (email, topic)
   ) WITHOUT ROWID;
   `,
 ];

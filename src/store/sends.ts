@@ -54,7 +54,8 @@ const SQL = {
     SELECT s.*, m.key AS member_key, m.name AS member_name, m.email AS member_email,
       m.fields AS member_fields, m.email_problem AS member_problem,
       ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
-    FROM sends s JOIN members m ON m.id = s.member_id LEFT JOIN suppressions x ON x.email = m.email
+    FROM sends s JOIN members m ON m.id = s.member_id JOIN mailings g ON g.id = s.mailing_id
+      LEFT JOIN suppressions x ON x.email = m.email
     WHERE s.id = ?`,
   attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
   messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,

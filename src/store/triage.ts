@@ -1,7 +1,11 @@
 import type { CatalogRule } from '../domain/catalog.js';
-import type { BounceRecord, LinkedSend, SendEvent, Suppression } from '../domain/types.js';
+import type { BounceRecord, LinkedSend, OptOut, SendEvent, Suppression } from '../domain/types.js';
 import type { Statements, Store } from './store.js';
 import type { Row } from './queries.js';
+
+/** What a recipient page shows of a link's send: the member, and the mailing's topic and sender. */
+const LINKED = `m.key AS member_key, m.name AS member_name, m.fields AS member_fields,
+  coalesce(g.topic, g.type) AS topic, g.required, coalesce(g.sender, json_extract(g.settings, '$.from')) AS sender`;
 
 /** This group's fixed statements by name, each with why where it is not plain; prepared when the store opens. */
 const SQL = {
@@ -12,12 +16,26 @@ const SQL = {
   addSuppression: `
     INSERT INTO suppressions (email, reason, created_at) VALUES (@email, @reason, @now)
     ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at`,
-  addSuppressionIfNew: `
-    INSERT INTO suppressions (email, reason, created_at) VALUES (@email, @reason, @now)
-    ON CONFLICT (email) DO NOTHING`,
   removeSuppression: `DELETE FROM suppressions WHERE email = ?`,
   suppression: `SELECT email, reason, created_at FROM suppressions WHERE email = ?`,
   suppressions: `SELECT email, reason, created_at FROM suppressions ORDER BY created_at DESC, email`,
+  /* A click again, or a second mail's link, keeps the first date. */
+  addOptOutIfNew: `
+    INSERT INTO optouts (email, topic, reason, created_at) VALUES (@email, @topic, @reason, @now)
+    ON CONFLICT (email, topic) DO NOTHING`,
+  addOptOut: `
+    INSERT INTO optouts (email, topic, reason, created_at) VALUES (@email, @topic, @reason, @now)
+    ON CONFLICT (email, topic) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at`,
+  removeOptOut: `DELETE FROM optouts WHERE email = @email AND topic = @topic`,
+  optOutsOf: `SELECT email, topic, reason, created_at FROM optouts WHERE email = ? ORDER BY created_at DESC, topic`,
+  /* address-wide first (topic NULL), then the opt-outs of one topic or of every topic */
+  optOuts: `
+    SELECT email, NULL AS topic, reason, created_at FROM suppressions WHERE @topic IS NULL
+    UNION ALL
+    SELECT email, topic, reason, created_at FROM optouts WHERE @topic IS NULL OR topic = @topic
+    ORDER BY created_at DESC, email, topic`,
+  optOutCounts: `SELECT topic, count(*) AS n FROM optouts GROUP BY topic ORDER BY topic`,
+  suppressionCount: `SELECT count(*) AS n FROM suppressions`,
   bounceByFingerprint: `SELECT id FROM bounces WHERE fingerprint = ?`,
   insertBounce: `
     INSERT INTO bounces (fingerprint, send_id, matched_by, recipient, action, status_code, diagnostic, category, permanent, source, at)
@@ -33,14 +51,14 @@ const SQL = {
   linkSecret: `SELECT key, legacy_send, legacy_sent_at FROM link_secret WHERE id = 1`,
   /* The send of an unsubscribe or pixel link (its value checked by HMAC already). */
   linkedSend: `
-    SELECT s.id, s.email, s.token_revoked_at, m.key AS member_key FROM sends s JOIN members m ON m.id = s.member_id
+    SELECT s.id, s.email, s.token_revoked_at, ${LINKED} FROM sends s JOIN members m ON m.id = s.member_id JOIN mailings g ON g.id = s.mailing_id
     WHERE s.id = ? AND s.test = 0`,
   /* A mail handed over before links had their own values carried the registration token in
      them; it counts there for those sends only. A send queued then but sent since carries the
      new links, and its token is a registration token only. */
   sendByLegacyLink: `
-    SELECT s.id, s.email, s.token_revoked_at, m.key AS member_key
-    FROM sends s JOIN members m ON m.id = s.member_id JOIN link_secret k ON k.id = 1
+    SELECT s.id, s.email, s.token_revoked_at, ${LINKED}
+    FROM sends s JOIN members m ON m.id = s.member_id JOIN mailings g ON g.id = s.mailing_id JOIN link_secret k ON k.id = 1
     WHERE s.token = ? AND s.test = 0 AND s.id <= k.legacy_send AND s.sent_at <= k.legacy_sent_at`,
   /* One row per send and kind: a repeat counts, it adds no row. */
   insertEvent: `
@@ -73,11 +91,6 @@ export class Triage {
     this.stmt.addSuppression.run({ email, reason, now });
   }
 
-  /** Suppresses an address not suppressed yet; one that is keeps its reason and date. */
-  suppressUnlessSuppressed(email: string, reason: string, now: number): void {
-    this.stmt.addSuppressionIfNew.run({ email, reason, now });
-  }
-
   unsuppress(email: string): boolean {
     return this.stmt.removeSuppression.run(email).changes > 0;
   }
@@ -89,6 +102,32 @@ export class Triage {
 
   suppressions(): Suppression[] {
     return (this.stmt.suppressions.all() as Row[]).map((r) => ({ email: r.email, reason: r.reason, createdAt: r.created_at }));
+  }
+
+  /** An opt-out of one topic (ALL_TOPICS: of all); `ifNew` keeps one recorded before as it was. */
+  optOut(email: string, topic: string, reason: string, now: number, ifNew = false): void {
+    (ifNew ? this.stmt.addOptOutIfNew : this.stmt.addOptOut).run({ email, topic, reason, now });
+  }
+
+  removeOptOut(email: string, topic: string): boolean {
+    return this.stmt.removeOptOut.run({ email, topic }).changes > 0;
+  }
+
+  /** One address's opt-outs of topics, newest first. */
+  optOutsOf(email: string): OptOut[] {
+    return (this.stmt.optOutsOf.all(email) as Row[]).map(toOptOut);
+  }
+
+  /** Address-wide suppressions and topic opt-outs, newest first; with a topic, that topic's opt-outs only. */
+  optOuts(topic: string | null): OptOut[] {
+    return (this.stmt.optOuts.all({ topic }) as Row[]).map(toOptOut);
+  }
+
+  /** How many addresses have opted out of each topic, and how many are suppressed for every mail. */
+  optOutCounts(): { addressWide: number; byTopic: Record<string, number> } {
+    const byTopic: Record<string, number> = {};
+    for (const r of this.stmt.optOutCounts.all() as Row[]) byTopic[r.topic] = r.n;
+    return { addressWide: (this.stmt.suppressionCount.get() as Row).n, byTopic };
   }
 
   hasBounce(fingerprint: string): boolean {
@@ -132,7 +171,10 @@ export class Triage {
    */
   linkedSend(by: { id: number } | { legacyToken: string }): LinkedSend | undefined {
     const r = ('id' in by ? this.stmt.linkedSend.get(by.id) : this.stmt.sendByLegacyLink.get(by.legacyToken)) as Row | undefined;
-    return r ? { id: r.id, email: r.email, memberKey: r.member_key, revoked: r.token_revoked_at !== null } : undefined;
+    return r ? {
+      id: r.id, email: r.email, memberKey: r.member_key, memberName: r.member_name, memberFields: JSON.parse(r.member_fields),
+      topic: r.topic, required: !!r.required, sender: r.sender, revoked: r.token_revoked_at !== null,
+    } : undefined;
   }
 
   /** Records an open or unsubscribe; a repeat only counts up the send's row of that kind. */
@@ -143,4 +185,8 @@ export class Triage {
   events(sendId: number): SendEvent[] {
     return (this.stmt.eventsBySend.all(sendId) as Row[]).map((r) => ({ kind: r.kind, at: r.at, lastAt: r.last_at, times: r.times }));
   }
+}
+
+function toOptOut(r: Row): OptOut {
+  return { email: r.email, topic: r.topic, reason: r.reason, createdAt: r.created_at };
 }

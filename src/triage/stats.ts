@@ -5,6 +5,9 @@ import type { SendFilter } from '../domain/types.js';
 export interface MailingStats {
   mailing: number;
   type: string;
+  /** what an unsubscribe from it stops; a required mailing cannot be opted out of */
+  topic: string;
+  required: boolean;
   selected: number;
   sent: number;
   failed: number;
@@ -12,6 +15,8 @@ export interface MailingStats {
   deferred: number;
   bounced: number;
   skipped: number;
+  /** skipped by category: unsubscribed (from its topic), suppressed, no-address … */
+  skippedByReason: Record<string, number>;
   opened: number;
   /** unique opens of the delivered ones (sent and not bounced) */
   openRate: number;
@@ -34,7 +39,10 @@ export function mailingStats(store: Store, filter: SendFilter): MailingStats[] {
     let s = byMailing.get(row.mailing);
     if (!s) {
       const m = store.mailings.mailing(row.mailing)!;
-      s = { mailing: m.id, type: m.type, selected: 0, sent: 0, failed: 0, failedByReason: {}, deferred: 0, bounced: 0, skipped: 0, opened: 0, openRate: 0, unsubscribed: 0 };
+      s = {
+        mailing: m.id, type: m.type, topic: m.topic, required: m.required, selected: 0, sent: 0, failed: 0, failedByReason: {}, deferred: 0, bounced: 0,
+        skipped: 0, skippedByReason: {}, opened: 0, openRate: 0, unsubscribed: 0,
+      };
       byMailing.set(row.mailing, s);
     }
     s.selected += row.n;
@@ -42,6 +50,10 @@ export function mailingStats(store: Store, filter: SendFilter): MailingStats[] {
     if (row.status === 'failed' || row.status === 'bounced') {
       const key = row.category ?? 'other';
       s.failedByReason[key] = (s.failedByReason[key] ?? 0) + row.n;
+    }
+    if (row.status === 'skipped') {
+      const key = row.category ?? 'other';
+      s.skippedByReason[key] = (s.skippedByReason[key] ?? 0) + row.n;
     }
   }
   for (const e of events) {
@@ -53,3 +65,4 @@ export function mailingStats(store: Store, filter: SendFilter): MailingStats[] {
   for (const s of byMailing.values()) s.openRate = s.sent > 0 ? s.opened / s.sent : 0;
   return [...byMailing.values()].sort((a, b) => b.mailing - a.mailing);
 }
+

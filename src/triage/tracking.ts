@@ -1,8 +1,9 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Store } from '../store/store.js';
-import type { LinkedSend } from '../domain/types.js';
+import { ALL_TOPICS, type LinkedSend } from '../domain/types.js';
 import { LinkSigner, type LinkPurpose } from '../domain/token.js';
+import { PAGE_HEADERS, plainPage, unsubscribePage, unsubscribedPage, type Page, type PageSettings, type PlainPage } from './pages.js';
 
 /**
  * The HTTP side of a mailing: the open pixel, one-click unsubscribe (RFC 8058) and a health
@@ -16,7 +17,8 @@ import { LinkSigner, type LinkPurpose } from '../domain/token.js';
 const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
 const VALUE = '([A-Za-z0-9_-]{16,64})';
 const PIXEL_ROUTE = new RegExp(`^/o/${VALUE}\\.gif$`);
-const UNSUBSCRIBE_ROUTE = new RegExp(`^/u/${VALUE}$`);
+/** Any value: a malformed one is looked up too, so its 404 takes as long as an unknown one's. */
+const UNSUBSCRIBE_ROUTE = /^\/u\/([^/]{0,200})$/;
 const METHODS = 'GET, HEAD, POST';
 
 /** A one-click POST is a few dozen bytes; a page's form not much more. */
@@ -45,13 +47,15 @@ export function loggedTarget(target: string | undefined): string {
 export const SERVE_LIMITS: ServeLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, checkEveryMs: 1_000 };
 
 /** The HTTP server of `mailer serve`, not yet listening. `log` gets one line per refused request. */
-export function trackingServer(store: Store, now: () => number, log: (line: string) => void, limits: ServeLimits = SERVE_LIMITS): Server {
+export function trackingServer(
+  store: Store, now: () => number, log: (line: string) => void, limits: ServeLimits = SERVE_LIMITS, pages: PageSettings = { language: 'de' },
+): Server {
   const server = http.createServer({
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     connectionsCheckingInterval: limits.checkEveryMs,
     maxHeaderSize: 16 * 1024,
-  }, trackingHandler(store, now, log));
+  }, trackingHandler(store, now, log, pages));
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   // What the parser refuses (a broken request line, an oversized header, a timeout) never
   // reaches the handler; answered here with the status and one line in the log.
@@ -72,8 +76,13 @@ export function trackingServer(store: Store, now: () => number, log: (line: stri
   return server;
 }
 
-export function trackingHandler(store: Store, now: () => number, log: (line: string) => void) {
+export function trackingHandler(store: Store, now: () => number, log: (line: string) => void, pages: PageSettings = { language: 'de' }) {
   const links = new LinkSigner(store.triage.linkSecret());
+  const plain = (res: ServerResponse, kind: PlainPage) => page(res, plainPage(kind, pages));
+  const notAllowed = (res: ServerResponse, allow: string) => {
+    res.setHeader('Allow', allow);
+    plain(res, 'not-allowed');
+  };
 
   /**
    * The send of a link's value for this purpose. A mail sent before links had values of their
@@ -84,13 +93,13 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
     return id !== undefined ? store.triage.linkedSend({ id }) : store.triage.linkedSend({ legacyToken: value });
   };
 
-  const route = async (req: IncomingMessage, res: ServerResponse, refuse: (status: number, why: string) => void): Promise<void> => {
+  const route = async (req: IncomingMessage, res: ServerResponse, refuse: (status: 400 | 413, why: string) => void): Promise<void> => {
     const method = req.method ?? '';
     const path = pathOf(req.url);
     if (path === undefined) return refuse(400, 'not a valid request target');
     if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') {
       res.setHeader('Allow', METHODS);
-      return page(res, 405, 'Not allowed', 'Use the link in the mail.');
+      return plain(res, 'not-allowed');
     }
     if (path === '/health') {
       if (method === 'POST') return notAllowed(res, 'GET, HEAD');
@@ -110,17 +119,15 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
       return send(res, 200, 'image/gif', PIXEL);
     }
     const unsubscribe = UNSUBSCRIBE_ROUTE.exec(path);
-    if (!unsubscribe) return page(res, 404, 'Not found', 'There is nothing here.');
+    if (!unsubscribe) return plain(res, 'unknown');
     // Unsubscribing works for a re-targeted address too: whoever has it wants no more mail there.
     const found = linked('unsubscribe', unsubscribe[1]);
     if (!found || !found.email) {
       if (method === 'POST') req.resume();
-      return page(res, 404, 'Link unknown', 'This link is not (or no longer) valid.');
+      return plain(res, 'unknown');
     }
-    if (method !== 'POST') {
-      return page(res, 200, 'Unsubscribe', `Stop mails to ${escape(found.email)}?`,
-        `<form method="post"><input type="hidden" name="confirm" value="${links.value('confirm', found.id)}"><button type="submit">Unsubscribe</button></form>`);
-    }
+    // A GET only shows the page: link scanners fetch every URL of a mail.
+    if (method !== 'POST') return page(res, unsubscribePage(found, links.value('confirm', found.id), pages));
     const body = await readBody(req, MAX_BODY_BYTES);
     if (body === 'too-large') {
       res.shouldKeepAlive = false;
@@ -133,26 +140,29 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
     const oneClick = fields.get('List-Unsubscribe') === 'One-Click';
     const confirmed = fields.get('confirm') === links.value('confirm', found.id);
     if (!oneClick && !confirmed) return refuse(400, 'the body is neither List-Unsubscribe=One-Click nor the page\'s form');
+    // One click stops the mail's topic; "all topics" only from the page's own button. Neither
+    // stops a required mail: the address stays mailable for those.
+    const topic = confirmed && fields.get('scope') === 'all' ? ALL_TOPICS : found.topic;
     const email = found.email;
     store.transaction(() => {
-      // A bounce or the office's own reason already there says more than this click does.
-      store.triage.suppressUnlessSuppressed(email, 'unsubscribed', now());
+      // An opt-out recorded before keeps its date.
+      store.triage.optOut(email, topic, 'unsubscribed', now(), true);
       store.triage.addEvent(found.id, 'unsubscribe', now());
     });
-    return page(res, 200, 'Unsubscribed', `${escape(email)} gets no more mails from us.`);
+    return page(res, unsubscribedPage(found, topic, pages));
   };
 
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const refuse = (status: number, why: string) => {
+    const refuse = (status: 400 | 413, why: string) => {
       log(`bad request from ${req.socket.remoteAddress ?? '?'}: ${status} ${req.method} ${loggedTarget(req.url)}: ${why}`);
-      if (status === 400 || status === 413) res.shouldKeepAlive = false;
-      page(res, status, status === 413 ? 'Too large' : 'Bad request', 'Use the link in the mail.');
+      res.shouldKeepAlive = false;
+      plain(res, status === 413 ? 'too-large' : 'bad-request');
     };
     const failed = (err: unknown) => {
       log(`error on ${req.method} ${loggedTarget(req.url)}: ${(err as Error)?.message ?? err}`);
       if (res.headersSent) return void res.destroy();
       if (PIXEL_ROUTE.test(pathOf(req.url) ?? '')) return send(res, 200, 'image/gif', PIXEL);
-      page(res, 500, 'Sorry', 'Something went wrong; please try again later.');
+      plain(res, 'error');
     };
     try {
       route(req, res, refuse).catch(failed);
@@ -214,29 +224,14 @@ export function formFields(contentType: string | undefined, body: Buffer): Map<s
   return fields;
 }
 
-function notAllowed(res: ServerResponse, allow: string): void {
-  res.setHeader('Allow', allow);
-  page(res, 405, 'Not allowed', 'Use the link in the mail.');
-}
-
 /** HEAD gets the same head without the body (node leaves it out for HEAD). */
 function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }
 
-function page(res: ServerResponse, status: number, title: string, text: string, extra = ''): void {
-  // The pages carry a send's link in their URL: never framed (clickjacking of the button),
-  // never cached, never passed on as a referrer.
-  res.setHeader('Content-Security-Policy', "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
-  res.setHeader('X-Frame-Options', 'DENY');
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('Referrer-Policy', 'no-referrer');
-  send(res, status, 'text/html; charset=utf-8',
-    `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1><p>${text}</p>${extra}</body></html>\n`);
-}
-
-function escape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+function page(res: ServerResponse, p: Page): void {
+  for (const [name, value] of Object.entries(PAGE_HEADERS)) res.setHeader(name, value);
+  res.setHeader('Content-Language', p.language);
+  send(res, p.status, 'text/html; charset=utf-8', p.html);
 }

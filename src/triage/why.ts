@@ -2,13 +2,15 @@ import { badInput } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { explain, HOPELESS_CATEGORIES } from '../domain/catalog.js';
 import { suspectTypo } from './typo.js';
-import type { AddressRecord, Member, Send, BounceRecord, Suppression } from '../domain/types.js';
+import type { AddressRecord, Member, OptOut, Send, BounceRecord, Suppression } from '../domain/types.js';
 
 export interface WhyReport {
   member: Member;
   others: string[];
   addresses: AddressRecord[];
   suppressions: Suppression[];
+  /** opt-outs of single topics (or '*', all topics), of the member's addresses */
+  optOuts: OptOut[];
   sends: (Send & { explanation: string; bounces: BounceRecord[]; opened: boolean })[];
   typo: { address: string; suggestion: string } | null;
   nextSteps: string[];
@@ -24,11 +26,12 @@ export function why(store: Store, idOrEmail: string, limit = 20): WhyReport {
   const sends = store.log.logSends({ memberIds: [member.id], limit }).map((s) => ({
     ...s, explanation: s.category ? explain(s.category) : '', bounces: store.triage.bounces(s.id), opened: store.triage.events(s.id).some((e) => e.kind === 'open'),
   }));
-  const suppressions = [...new Set(addresses.map((a) => a.email))]
-    .map((e) => store.triage.suppression(e)).filter((s): s is Suppression => !!s);
+  const emails = [...new Set(addresses.map((a) => a.email))];
+  const suppressions = emails.map((e) => store.triage.suppression(e)).filter((s): s is Suppression => !!s);
+  const optOuts = emails.flatMap((e) => store.triage.optOutsOf(e));
   const suggestion = member.email ? suspectTypo(member.email) : null;
   const report: WhyReport = {
-    member, others: others.map((m) => m.key), addresses, suppressions, sends,
+    member, others: others.map((m) => m.key), addresses, suppressions, optOuts, sends,
     typo: suggestion ? { address: member.email!, suggestion } : null, nextSteps: [],
   };
   report.nextSteps = nextSteps(report);
@@ -52,6 +55,10 @@ function nextSteps(r: WhyReport): string[] {
   }
   if (currentSuppressed) {
     steps.push(`${member.email} is suppressed (${currentSuppressed.reason}); if the member wants mail there again: mailer suppress remove ${member.email}`);
+  }
+  for (const o of r.optOuts.filter((x) => x.email === member.email)) {
+    const topic = o.topic === '*' ? 'all topics' : `the topic "${o.topic}"`;
+    steps.push(`${member.email} has opted out of ${topic} (${o.reason}), required mails still go out; if the member wants it again: mailer suppress remove ${member.email} --topic "${o.topic}"`);
   }
   if (!last) {
     steps.push('no mail has been sent to this member yet');

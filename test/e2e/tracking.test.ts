@@ -140,7 +140,7 @@ test('serve: the pixel records an open, POST unsubscribes (RFC 8058), unknown li
     assert.equal(confirm.status, 200);
     assert.match(await confirm.text(), /<form method="post">/);
     const db0 = openDb(dir);
-    assert.equal((db0.prepare(`SELECT count(*) AS n FROM suppressions`).get() as any).n, 0, 'GET alone does not unsubscribe');
+    assert.equal((db0.prepare(`SELECT (SELECT count(*) FROM suppressions) + (SELECT count(*) FROM optouts) AS n`).get() as any).n, 0, 'GET alone does not unsubscribe');
     db0.close();
     const post = await fetch(`${base}/u/${unsubscribeOf('cem@example.org')}`, {
       method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click',
@@ -169,9 +169,9 @@ test('serve: the pixel records an open, POST unsubscribes (RFC 8058), unknown li
     const table = await mailer(dir, ['stats']);
     assert.match(table.stdout, /33\.3%/);
 
-    // The follow-up: delivered, not opened, not suppressed → Dora (new address), Eva, Fritz.
+    // The follow-up: delivered, not opened, not unsubscribed from its topic → Dora (new address), Eva, Fritz.
     const before = server.messages.length;
-    writeFile(dir, 'reminder.txt', 'Subject: Erinnerung\nFrom: Verein <news@verein.example>\n\nHallo {{name}}\n');
+    writeFile(dir, 'reminder.txt', 'Subject: Erinnerung\nFrom: Verein <news@verein.example>\nTopic: newsletter\n\nHallo {{name}}\n');
     const follow = JSON.parse((await mailer(dir, ['send', 'reminder.txt', '--not-opened', String(first.mailing), '--no-track', '--smtp', server.url, '--json'])).stdout);
     const followed = server.messages.slice(before).map((m) => m.to[0]).sort();
     assert.deepEqual(followed, ['dora.neu@example.org', 'eva@example.org', 'fritz@example.org']);

@@ -12,7 +12,7 @@ const NOW = 1_000_000;
 const BACKOFF = [1_000, 2_000];
 
 const MAILING: Mailing = {
-  id: 1, type: 'newsletter', templatePath: 't.txt',
+  id: 1, type: 'newsletter', topic: 'newsletter', required: false, templatePath: 't.txt',
   template: 'Subject: Hallo {{name}}\nFrom: Verein <verein@example.org>\n\nHallo {{name}}, Region {{region}}.\n',
   htmlTemplate: null, footer: null, settings: { from: 'Verein <verein@example.org>' }, test: false, status: 'running',
   statusReason: null, selected: 0, createdAt: 0, finishedAt: null, scheduledAt: null,

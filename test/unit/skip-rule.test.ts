@@ -71,3 +71,61 @@ test('no address, invalid address, suppressed: the same category and reason from
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an opt-out of the topic (or of all topics) skips with reason unsubscribed (topic) everywhere; a required mailing ignores it, not a suppression', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-skip-topic-'));
+  const store = Store.open(path.join(dir, 'mailer.db'));
+  try {
+    const add = store.db.prepare(`INSERT INTO members (key, email, name, fields, created_at, updated_at) VALUES (?, ?, ?, '{}', 0, 0)`);
+    for (const key of ['1', '2', '3', '4']) add.run(key, `m${key}@example.org`, `Member ${key}`);
+    const selection: MemberSelection = { conditions: [], members: [] };
+    const settings = { from: 'Verein <verein@example.org>' };
+    const kinds = {
+      news: 'Subject: News\nFrom: Verein <verein@example.org>\nType: newsletter\n\nHallo {{name}}\n',
+      meeting: 'Subject: Einladung\nFrom: Verein <verein@example.org>\nType: invitation\nTopic: newsletter\nRequired: yes\n\nHallo {{name}}\n',
+    };
+    const template = (kind: keyof typeof kinds) => parseTemplate(kinds[kind], { path: `${kind}.txt`, html: null, footer: null });
+    const mailing = (kind: keyof typeof kinds) => {
+      const t = template(kind);
+      return store.mailings.createMailing({ type: t.type, topic: t.topic, required: t.required, templatePath: t.path, template: t.source, htmlTemplate: null, footer: null, settings, test: false, status: 'running', now: 0 });
+    };
+    const early = { news: mailing('news'), meeting: mailing('meeting') };
+    for (const m of Object.values(early)) store.mailings.enqueue(m, selection, { now: 0 });
+
+    store.triage.optOut('m2@example.org', 'newsletter', 'unsubscribed', 1);
+    store.triage.optOut('m3@example.org', '*', 'unsubscribed', 1);
+    store.triage.optOut('m1@example.org', 'survey', 'unsubscribed', 1);
+    store.triage.suppress('m4@example.org', 'bounced: 5.1.1', 1);
+
+    const suppressed = { category: 'suppressed', reason: 'the address is suppressed: bounced: 5.1.1' };
+    const expected = {
+      news: [null, { category: 'unsubscribed', reason: 'unsubscribed (newsletter)' }, { category: 'unsubscribed', reason: 'unsubscribed (all topics)' }, suppressed],
+      meeting: [null, null, null, suppressed],
+    };
+    for (const kind of ['news', 'meeting'] as const) {
+      const late = mailing(kind);
+      store.mailings.enqueue(late, selection, { now: 2 });
+      const enqueued = store.log.logSends({ mailings: [late.id], limit: 0 }).sort((a, b) => a.id - b.id)
+        .map((s) => (s.status === 'skipped' ? { category: s.category, reason: s.reason } : null));
+      assert.deepEqual(enqueued, expected[kind], `enqueue ${kind}`);
+
+      const dry = dryRun(store, { template: template(kind), selection, settings, now: 2 });
+      const byMember = new Map(dry.skipped.map((s) => [s.member, { category: s.category, reason: s.reason }]));
+      assert.deepEqual(['1', '2', '3', '4'].map((key) => byMember.get(key) ?? null), expected[kind], `dry run ${kind}`);
+
+      const claims = store.log.logSends({ mailings: [early[kind].id], limit: 0 }).sort((a, b) => a.id - b.id)
+        .map((s) => store.sends.claimForDelivery(s.id, `token-${s.id}`, 3)!.skip);
+      assert.deepEqual(claims, expected[kind], `claim ${kind}`);
+
+      store.db.prepare(`UPDATE sends SET status = 'failed', category = 'other', claimed_at = NULL WHERE mailing_id = ?`).run(early[kind].id);
+      const retry = await retrySends(store, async () => [], {
+        failed: true, deferred: false, filter: { mailings: [early[kind].id] }, includePermanent: false, dryRun: true,
+        settings: resolveSettings({}, {}, dir), now: () => 4,
+      });
+      assert.deepEqual(retry.leftOut, kind === 'news' ? { unsubscribed: 2, suppressed: 1 } : { suppressed: 1 }, `retry ${kind}`);
+    }
+  } finally {
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
