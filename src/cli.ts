@@ -21,6 +21,7 @@ import { registerCheck } from './commands/check.js';
 import { registerBounces } from './commands/bounces.js';
 import { registerServe } from './commands/serve.js';
 import { registerStats } from './commands/stats.js';
+import { registerApiKey } from './commands/api-key.js';
 
 /** Builds the program. Command files only declare flags; their actions load the heavy parts. */
 export function buildProgram(): Command {
@@ -39,7 +40,7 @@ export function buildProgram(): Command {
   for (const register of [
     registerImport, registerSend, registerSegment, registerLog, registerShow,
     registerWhy, registerRetry, registerRetarget, registerToken, registerErrors, registerSuppress,
-    registerRun, registerMailings, registerCheck, registerBounces, registerServe, registerStats,
+    registerRun, registerMailings, registerCheck, registerBounces, registerServe, registerStats, registerApiKey,
   ]) {
     register(program);
   }

@@ -34,6 +34,7 @@ export function registerShow(program: Command): void {
           retargetOf: s.retargetOf,
           maybeDuplicate: s.maybeDuplicate,
           retargetedTo: s.retargetedTo,
+          ...(s.data ? { key: s.key ?? null, data: JSON.parse(s.data) } : {}),
           headers: Object.fromEntries(d.headers),
           text: d.text,
           bounces: d.bounces.map((b) => ({ at: isoTime(b.at), action: b.action, status: b.statusCode, diagnostic: b.diagnostic, category: b.category, permanent: b.permanent, matchedBy: b.matchedBy, source: b.source })),
@@ -56,6 +57,7 @@ export function registerShow(program: Command): void {
           ? `⚠ this mail may have gone out twice: ${why}, and it was sent again`
           : `⚠ outcome unknown: ${why}, so it may have arrived${again}`);
       }
+      if (s.data) out.line(`system mail${s.key ? ` · key ${s.key}` : ''} · data ${s.data}`);
       if (s.retargetOf) out.line(`re-target of send ${s.retargetOf} (mailer show ${s.retargetOf})`);
       if (s.retargetedTo) out.line(`re-targeted: sent again as send ${s.retargetedTo} (mailer show ${s.retargetedTo}); this mail's link is revoked`);
       out.line();

@@ -37,6 +37,8 @@ export interface Settings {
   verp: boolean;
   /** a mail whose encoded message is larger is not sent (skip reason too-large) */
   maxMessageBytes: number;
+  /** where `serve --api` finds a template by its name (default ./templates beside the settings file) */
+  templateDir: string;
   configFile: string | null;
 }
 
@@ -53,7 +55,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'templateDir'];
 
 /** Providers refuse mails over 10-25 MB; a mail that large is a mistake in a mailing. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 10_000_000;
@@ -108,6 +110,7 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     track: file.track !== false,
     verp: file.verp === true,
     maxMessageBytes: optionalWholeNumber(env.MAILER_MAX_MESSAGE_BYTES ?? file.maxMessageBytes, 'maxMessageBytes') ?? DEFAULT_MAX_MESSAGE_BYTES,
+    templateDir: path.resolve(fileDir, file.templateDir ? String(file.templateDir) : 'templates'),
     configFile,
   };
 }

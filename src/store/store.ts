@@ -12,6 +12,7 @@ import { Mailings } from './mailings.js';
 import { Sends } from './sends.js';
 import { SendLog } from './log.js';
 import { Triage } from './triage.js';
+import { ApiKeys } from './api-keys.js';
 
 /** A group's fixed statements by name, prepared when the store opens. */
 export type Statements<Q> = { readonly [K in keyof Q]: Database.Statement };
@@ -80,6 +81,7 @@ export class Store {
   readonly sends: Sends;
   readonly log: SendLog;
   readonly triage: Triage;
+  readonly apiKeys: ApiKeys;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -94,6 +96,7 @@ export class Store {
     this.sends = new Sends(this);
     this.log = new SendLog(this);
     this.triage = new Triage(this);
+    this.apiKeys = new ApiKeys(this);
   }
 
   static open(file: string): Store {
