@@ -32,7 +32,7 @@ export function matchingKey(presented: string | undefined, stored: { name: strin
   let found: string | undefined;
   for (const key of stored) {
     const equal = key.hash.length === hash.length && timingSafeEqual(key.hash, hash);
-    if (equal && presented !== undefined) found = key.name;
+    if (equal && presented) found = key.name;
   }
   return found;
 }
