@@ -4,11 +4,12 @@ import { examples } from './help.js';
 
 export function registerApiKey(program: Command): void {
   const apiKey = program.command('api-key').description('keys for `mailer serve --api` (only their hash is stored)')
-    .addHelpText('after', examples(['mailer api-key create shop', 'mailer api-key list', 'mailer api-key revoke shop']));
+    .addHelpText('after', examples(['mailer api-key create shop', 'mailer api-key revoke shop']));
   apiKey
     .command('create')
     .argument('<name>', 'who uses the key: the shop, the registration page')
     .description('make a key and print it once: it cannot be shown again')
+    .addHelpText('after', examples(['mailer api-key create shop', 'mailer api-key create shop --json']))
     .action((name: string, _opts: unknown, command: Command) => withContext(command, {}, async (ctx) => {
       const { createApiKey } = await import('../send/api.js');
       const key = createApiKey(ctx.store, name, ctx.now());
@@ -22,6 +23,7 @@ export function registerApiKey(program: Command): void {
   apiKey
     .command('list')
     .description('the keys by name (never the keys themselves)')
+    .addHelpText('after', examples(['mailer api-key list']))
     .action((_opts: unknown, command: Command) => withContext(command, {}, async (ctx) => {
       const { formatTime, isoTime } = await import('../ui/output.js');
       const keys = ctx.store.apiKeys.list();
@@ -36,6 +38,7 @@ export function registerApiKey(program: Command): void {
     .command('revoke')
     .argument('<name>', 'the key name (from api-key list)')
     .description('the key stops working at once')
+    .addHelpText('after', examples(['mailer api-key revoke shop']))
     .action((name: string, _opts: unknown, command: Command) => withContext(command, {}, async (ctx) => {
       const { revokeApiKey } = await import('../send/api.js');
       revokeApiKey(ctx.store, name);

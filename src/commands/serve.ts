@@ -14,7 +14,7 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('HTTP endpoint for the open pixel and one-click unsubscribe (set publicUrl to its public address)')
-    .addHelpText('after', examples(['mailer serve', 'mailer serve --host 0.0.0.0 --port 8080', 'mailer serve --api']))
+    .addHelpText('after', examples(['mailer serve --host 0.0.0.0 --port 8080', 'mailer serve --api']))
     .option('--port <p>', 'port to listen on', '8025')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--api', 'also take system mails: POST /api/send, GET /api/send/<id> (keys: mailer api-key create)')
