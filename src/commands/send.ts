@@ -116,7 +116,9 @@ async function readData(source: string): Promise<unknown> {
 /** A template path as given; a bare name not found there is looked up in the template folder. */
 async function templateFile(ctx: Context, given: string): Promise<string> {
   const fs = await import('node:fs');
-  if (fs.existsSync(given)) return given;
+  const path = await import('node:path');
+  // Absolute: the same file named from another folder belongs to the same system mailing.
+  if (fs.existsSync(given)) return path.resolve(given);
   const { templateByName } = await import('../send/system.js');
   return templateByName(ctx.settings.templateDir, given, null)?.path ?? given;
 }

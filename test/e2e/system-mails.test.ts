@@ -193,6 +193,17 @@ test('send --to: data from stdin, a repeated key, retarget renders the same mail
     assert.deepEqual(smtp.messages[2].to, ['kunde2@example.org']);
     assert.match(bodyOf(smtp.messages[2]), /Hallo Bert,\r?\n- 2 x Kissen/);
 
+    // Deferred, then retried: the same mail with the same data.
+    smtp.reject['later@example.org'] = '451 4.7.1 try again later';
+    const deferred = await mailerWithStdin(dir, ['send', 'bestellung', '--to', 'later@example.org', '--data', '-', '--json'], JSON.stringify(DATA), env);
+    assert.equal(deferred.code, 1, deferred.stderr);
+    assert.equal(JSON.parse(deferred.stdout).status, 'deferred');
+    delete smtp.reject['later@example.org'];
+    const retried = await mailer(dir, ['retry', '--deferred', '--email', 'later@example.org'], env);
+    assert.equal(retried.code, 0, retried.stderr);
+    const later = smtp.messages.find((m) => m.to[0] === 'later@example.org');
+    assert.match(later ? bodyOf(later) : '', /Hallo Bert,\r?\n- 2 x Kissen/);
+
     // A bulk send selects the two imported members, not the system mails' addresses.
     const bulk = JSON.parse((await mailer(dir, ['send', 'invitation.txt', '--dry-run', '--json'], env)).stdout);
     assert.equal(bulk.selected, 2);
