@@ -22,6 +22,7 @@ import { registerBounces } from './commands/bounces.js';
 import { registerServe } from './commands/serve.js';
 import { registerStats } from './commands/stats.js';
 import { registerPlan } from './commands/plan.js';
+import { registerApiKey } from './commands/api-key.js';
 
 /** Builds the program. Command files only declare flags; their actions load the heavy parts. */
 export function buildProgram(): Command {
@@ -40,7 +41,7 @@ export function buildProgram(): Command {
   for (const register of [
     registerImport, registerSend, registerSegment, registerLog, registerShow,
     registerWhy, registerRetry, registerRetarget, registerToken, registerErrors, registerSuppress,
-    registerRun, registerPlan, registerMailings, registerCheck, registerBounces, registerServe, registerStats,
+    registerRun, registerPlan, registerMailings, registerCheck, registerBounces, registerServe, registerStats, registerApiKey,
   ]) {
     register(program);
   }

@@ -32,7 +32,8 @@ export function registerLog(program: Command): void {
       }
       const sends = store.log.logSends(filter);
       if (out.json) {
-        out.jsonResult(sends.map(sendRecord));
+        // A system mail's key, where it has one: the fields of every other send stay as they are.
+        out.jsonResult(sends.map((s) => (s.key ? { ...sendRecord(s), key: s.key } : sendRecord(s))));
         return;
       }
       if (sends.length === 0) {
@@ -41,9 +42,11 @@ export function registerLog(program: Command): void {
       }
       const { renderTable, } = await import('../ui/table.js');
       const { formatTime } = await import('../ui/output.js');
-      out.line(renderTable(['id', 'time', 'member', 'address', 'type', 'mailing', 'status', 'reason'],
+      const keyed = sends.some((s) => s.key);
+      out.line(renderTable(['id', 'time', 'member', 'address', 'type', 'mailing', 'status', 'reason', ...(keyed ? ['key'] : [])],
         sends.map((s) => [s.id, formatTime(s.sentAt ?? s.createdAt), s.memberKey, s.email, s.type, s.mailingId,
-          s.test ? `${s.status} (test)` : s.status, s.category ? `${s.category}: ${shorten(s.reason ?? '', 60)}` : '']),
+          s.test ? `${s.status} (test)` : s.status, s.category ? `${s.category}: ${shorten(s.reason ?? '', 60)}` : '',
+          ...(keyed ? [s.key ?? ''] : [])]),
         { tty: out.isTTY }));
       if (filter.limit && sends.length === filter.limit) out.note(`showing the newest ${filter.limit}; --limit 0 shows all`);
     }));

@@ -23,6 +23,9 @@ interface SendFlags extends TransportFlags {
   at?: string;
   reportTo?: string;
   from?: string;
+  to?: string;
+  data?: string;
+  key?: string;
 }
 
 export function registerSend(program: Command): void {
@@ -44,8 +47,80 @@ export function registerSend(program: Command): void {
     .option('--resume <mailing>', 'finish an interrupted or paused mailing')
     .option('--at <datetime>', 'schedule: 2026-12-01T08:00 (local time); `mailer run` sends it when due')
     .option('--report-to <address>', 'after the run, a summary mail to this address (default: reportTo)')
-    .option('--from <address>', 'sender when the template has no From: line'))
-    .action((templatePath: string | undefined, opts: SendFlags, command: Command) => withContext(command, { ...transportFlags(opts), testTo: opts.testTo, from: opts.from, reportTo: opts.reportTo }, (ctx) => send(ctx, templatePath, opts)));
+    .option('--from <address>', 'sender when the template has no From: line')
+    .option('--to <address>', 'a system mail: this one mail now, to this address (a member\'s or not)')
+    .option('--data <file.json|->', 'with --to: a JSON object the template sees under its own names (- reads stdin)')
+    .option('--key <text>', 'with --to: idempotency key; a second send with it sends nothing and prints the first'))
+    .action((templatePath: string | undefined, opts: SendFlags, command: Command) => withContext(command, { ...transportFlags(opts), testTo: opts.testTo, from: opts.from, reportTo: opts.reportTo },
+      (ctx) => (opts.to !== undefined ? sendOne(ctx, templatePath, opts) : send(ctx, templatePath, opts))));
+}
+
+/** The selection and run flags a system mail does not take. */
+const BULK_ONLY: [keyof SendFlags, string][] = [
+  ['segment', '--segment'], ['notOpened', '--not-opened'], ['test', '--test'], ['limit', '--limit'], ['dryRun', '--dry-run'],
+  ['allowEmpty', '--allow-empty'], ['resume', '--resume'], ['at', '--at'], ['reportTo', '--report-to'],
+];
+
+/** `send <template> --to <address>`: one system mail, sent now or queued for the running send. */
+async function sendOne(ctx: Context, templatePath: string | undefined, opts: SendFlags): Promise<Outcome> {
+  const { sendSystemMail } = await import('../send/system.js');
+  const { serverStopped } = await import('../send/queue.js');
+  const { openTransports } = await import('../mail/transports.js');
+  const { loadTemplate } = await import('../send/template.js');
+  const used = BULK_ONLY.filter(([k]) => opts[k] !== undefined && opts[k] !== false).map(([, flag]) => flag);
+  if (opts.where.length) used.push('--where');
+  if (opts.member.length) used.push('--member');
+  if (used.length) throw badInput(`--to sends one mail to one address: ${used.join(', ')} cannot go with it`, 'leave them out, or leave out --to to send to a selection of members');
+  if (!templatePath) throw badInput('no template given', 'mailer send <template> --to <address> [--data order.json] [--key <order number>]');
+  const data = opts.data === undefined ? undefined : await readData(opts.data);
+  const template = loadTemplate(await templateFile(ctx, templatePath), ctx.settings.footerText);
+  const result = await sendSystemMail(ctx.store, (n) => openTransports(ctx.settings, n), {
+    template, to: opts.to!, data, key: opts.key, settings: ctx.settings, now: ctx.now,
+  });
+  const { out } = ctx;
+  if (out.json) {
+    out.jsonResult({ send: result.send, status: result.status, key: result.key, ...(result.repeated ? { repeated: true } : {}) });
+  } else if (result.repeated) {
+    out.line(`already sent with key ${JSON.stringify(result.key)}: send ${result.send} (${result.status}); nothing was sent now`);
+  } else if (result.status === 'queued' && !result.stopped) {
+    out.line(`queued: send ${result.send}; another mailer is sending from this database and delivers it next (or the next \`mailer run\`)`);
+  } else {
+    out.line(`send ${result.send}: ${result.status}${result.status === 'sent' ? '' : ` — mailer show ${result.send}`}`);
+  }
+  if (result.stopped) throw serverStopped(result.stopped, 'The mail stays queued.', 'mailer run');
+  if (result.status === 'failed' || result.status === 'deferred' || result.status === 'skipped') return ExitCode.someFailed;
+}
+
+/** The JSON of --data: a file, or stdin for `-`. */
+async function readData(source: string): Promise<unknown> {
+  let text: string;
+  try {
+    if (source === '-') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      text = Buffer.concat(chunks).toString('utf8');
+    } else {
+      const fs = await import('node:fs');
+      text = fs.readFileSync(source, 'utf8');
+    }
+  } catch (err) {
+    throw badInput(`--data: cannot read ${source === '-' ? 'stdin' : source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give a JSON file, or - to read it from stdin');
+  }
+  try {
+    return JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (err) {
+    throw badInput(`--data ${source === '-' ? '(stdin)' : source} is not JSON: ${(err as Error).message}`, 'write one JSON object, e.g. {"order": {"number": "4711"}}');
+  }
+}
+
+/** A template path as given; a bare name not found there is looked up in the template folder. */
+async function templateFile(ctx: Context, given: string): Promise<string> {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  // Absolute: the same file named from another folder belongs to the same system mailing.
+  if (fs.existsSync(given)) return path.resolve(given);
+  const { templateByName } = await import('../send/system.js');
+  return templateByName(ctx.settings.templateDir, given, null)?.path ?? given;
 }
 
 async function send(ctx: Context, templatePath: string | undefined, opts: SendFlags): Promise<Outcome> {

@@ -41,6 +41,7 @@ export function registerShow(program: Command): void {
           retargetOf: s.retargetOf,
           maybeDuplicate: s.maybeDuplicate,
           retargetedTo: s.retargetedTo,
+          ...(s.data ? { key: s.key ?? null, data: JSON.parse(s.data) } : {}),
           headers: Object.fromEntries(d.headers),
           text: d.text,
           attachments: d.attachments.map((a) => ({ name: a.name, size: a.size, sha256: a.sha256 })),
@@ -64,6 +65,7 @@ export function registerShow(program: Command): void {
           ? `⚠ this mail may have gone out twice: ${why}, and it was sent again`
           : `⚠ outcome unknown: ${why}, so it may have arrived${again}`);
       }
+      if (s.data) out.line(`system mail${s.key ? ` · key ${s.key}` : ''} · data ${s.data}`);
       if (s.retargetOf) out.line(`re-target of send ${s.retargetOf} (mailer show ${s.retargetOf})`);
       if (s.retargetedTo) out.line(`re-targeted: sent again as send ${s.retargetedTo} (mailer show ${s.retargetedTo}); this mail's link is revoked`);
       out.line();

@@ -43,6 +43,8 @@ export interface Settings {
   organisation?: string;
   /** refuse a server that offers no TLS (health data, invoices): exit 3 before anything is sent */
   requireTls: boolean;
+  /** where `serve --api` finds a template by its name (default ./templates beside the settings file) */
+  templateDir: string;
   configFile: string | null;
 }
 
@@ -59,7 +61,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls', 'templateDir'];
 
 /** The languages of the recipient pages. */
 export const LANGUAGES = ['de', 'en'] as const;
@@ -121,6 +123,7 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     language: languageSetting(pick(undefined, env.MAILER_LANGUAGE, file.language === undefined ? undefined : String(file.language)), configFile),
     organisation: organisationSetting(file.organisation, configFile),
     requireTls: file.requireTls === true,
+    templateDir: path.resolve(fileDir, file.templateDir ? String(file.templateDir) : 'templates'),
     configFile,
   };
 }

@@ -26,6 +26,11 @@ export interface DeliveryStore {
   attachments?(sendId: number): AttachmentRecord[];
   /** the key that signs the links in a mail */
   linkSecret(): Buffer;
+  /**
+   * Queued system mails not in any run's hands, oldest first, at most `limit`: a run delivers
+   * them before its next mail. Without it, a run takes only what its source gives.
+   */
+  queuedSystemSends?(limit: number): number[];
   /** A mailing's queued send ids after `after`, in id order, at most `limit`. */
   nextQueued(mailing: number, after: number, limit: number): number[];
   /**

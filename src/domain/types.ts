@@ -36,6 +36,8 @@ export interface Mailing {
   createdAt: number;
   finishedAt: number | null;
   scheduledAt: number | null;
+  /** the mailing of one template's system mails (send --to, serve --api) */
+  system?: boolean;
 }
 
 /** What a mailing needs to be rendered and sent again later (resume) exactly as first planned. */
@@ -76,6 +78,10 @@ export interface Send {
   retargetedTo: number | null;
   /** a try's outcome is unknown (in hand at a kill, or the connection broke after the final dot): it may have arrived, and again if sent again */
   maybeDuplicate: boolean;
+  /** a system mail's data, as JSON text; null for a mailing's send */
+  data?: string | null;
+  /** a system mail's idempotency key */
+  key?: string | null;
 }
 
 /** A claimed send with its member, or one the claim skipped because the address cannot be mailed. */

@@ -21,6 +21,7 @@ export function deliveryStore(store: Store): DeliveryStore {
     recordUnsent: sends.recordUnsent.bind(sends),
     recordInterrupted: sends.recordInterrupted.bind(sends),
     nextQueued: sends.nextQueued.bind(sends),
+    queuedSystemSends: sends.queuedSystemSends.bind(sends),
     mailing: mailings.mailing.bind(mailings),
     attachments: sends.attachments.bind(sends),
     linkSecret: triage.linkSecret.bind(triage),

@@ -20,19 +20,34 @@ function alive(pid: number): boolean {
  * release function.
  */
 export function acquireSendLock(store: Store, what: string, now: number): () => void {
+  const release = tryAcquireSendLock(store, what, now, (holder, otherHost) => {
+    throw new MailerError(
+      `another mailer (${holder.what}, pid ${holder.pid}${otherHost ? ` on ${holder.host}` : ''}, since ${new Date(holder.since).toISOString()}) is sending from this database; nothing was done`,
+      { exitCode: ExitCode.locked, hint: otherHost ? 'wait for it to finish; if that machine is gone, delete the row in the locks table' : 'wait for it to finish, or stop that process; a lock of a dead process is taken over' },
+    );
+  });
+  return release!;
+}
+
+/**
+ * The send lock if no other process holds it, else null (`held` is told who does): a system
+ * mail is then queued for the running send instead.
+ */
+export function tryAcquireSendLock(
+  store: Store, what: string, now: number,
+  held: (holder: NonNullable<ReturnType<Store['mailings']['lockHolder']>>, otherHost: boolean) => void = () => {},
+): (() => void) | null {
   const me = { name: LOCK, pid: process.pid, host: os.hostname() };
-  store.immediate(() => {
+  const taken = store.immediate(() => {
     const holder = liveSendLockHolder(store);
     if (holder && !(holder.pid === me.pid && holder.host === me.host)) {
-      const otherHost = holder.host !== me.host;
-      throw new MailerError(
-        `another mailer (${holder.what}, pid ${holder.pid}${otherHost ? ` on ${holder.host}` : ''}, since ${new Date(holder.since).toISOString()}) is sending from this database; nothing was done`,
-        { exitCode: ExitCode.locked, hint: otherHost ? 'wait for it to finish; if that machine is gone, delete the row in the locks table' : 'wait for it to finish, or stop that process; a lock of a dead process is taken over' },
-      );
+      held(holder, holder.host !== me.host);
+      return false;
     }
     store.mailings.takeLock({ ...me, since: now, what });
+    return true;
   });
-  return () => store.mailings.releaseLock(me);
+  return taken ? () => store.mailings.releaseLock(me) : null;
 }
 
 /**

@@ -181,6 +181,11 @@ export function composeFor(
 
 export function checkTemplate(store: Store, template: Template, settings: MailingSettings): void {
   checkPlaceholders(template, store.members.fieldNames());
+  checkSender(template, settings);
+}
+
+/** A mail needs a sender, from the template or the settings, and valid addresses for both. */
+export function checkSender(template: Template, settings: MailingSettings): void {
   const from = template.from ?? settings.from;
   if (!from) {
     throw badInput(`${template.path}: no sender`, 'add a line "From: Name <address>" to the template, or set "from" in mailer.json');

@@ -6,7 +6,7 @@ import { verpAddress } from '../mail/compose.js';
 import { composeFor, filesFor, outgoing, mailingContext, mailingTemplate, unsubscribeUrl, type MailingContext } from './mailing.js';
 import type { DeliveryStore, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
-import { memberView, render } from './template.js';
+import { dataView, memberView, render } from './template.js';
 import { Throttle } from './throttle.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../config/settings.js';
 import { stopRequest } from './session.js';
@@ -80,6 +80,38 @@ export function mailingQueue(store: Pick<DeliveryStore, 'nextQueued'>, mailingId
     }
     return page.shift();
   };
+}
+
+/**
+ * How often a run looks for queued system mails between its claims. One probe of an index that
+ * is empty nearly always, at most this often: a system mail waits at most this long plus the
+ * mails in hand, and a bulk run of thousands a second makes a few probes a second, not one a mail.
+ */
+export const SYSTEM_MAIL_CHECK_MS = 100;
+
+/**
+ * System mails queued while this run holds the database (another process could not send them),
+ * taken ahead of the run's own source; the ids it handed out, so the source does not hand them
+ * again when a system mailing is the run's own.
+ */
+export function systemMailSource(store: DeliveryStore, everyMs = SYSTEM_MAIL_CHECK_MS): { next: SendSource; handed: Set<number> } | null {
+  const query = store.queuedSystemSends;
+  if (!query) return null;
+  const handed = new Set<number>();
+  let page: number[] = [];
+  let lookedAt = -Infinity;
+  const next = (): number | undefined => {
+    if (page.length === 0) {
+      const t = performance.now();
+      if (t - lookedAt < everyMs) return undefined;
+      lookedAt = t;
+      page = query(PAGE).filter((id) => !handed.has(id));
+    }
+    const id = page.shift();
+    if (id !== undefined) handed.add(id);
+    return id;
+  };
+  return { next, handed };
 }
 
 export function listSource(ids: number[]): SendSource {
@@ -190,6 +222,7 @@ class Delivery {
   // What every send of one mailing shares: made once per run, not per send.
   private readonly contexts = new Map<number, MailingContext>();
   private signer: LinkSigner | undefined;
+  private readonly system: ReturnType<typeof systemMailSource>;
   private readonly links = (sendId: number) => (this.signer ??= new LinkSigner(this.store.linkSecret())).mailLinks(sendId);
 
   constructor(private readonly store: DeliveryStore, transports: Transport[], private readonly source: SendSource, private readonly opts: QueueOptions) {
@@ -198,6 +231,7 @@ class Delivery {
     this.pool = new TransportPool(transports, opts.maxConnectionErrors);
     this.backoff = opts.backoff ?? RETRY_BACKOFF_MS;
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.system = systemMailSource(store);
   }
 
   private contextOf(mailingId: number): MailingContext {
@@ -221,7 +255,12 @@ class Delivery {
       outcome.limitReached = true;
       return undefined;
     }
-    return this.source();
+    if (!this.system) return this.source();
+    const urgent = this.system.next();
+    if (urgent !== undefined) return urgent;
+    let id = this.source();
+    while (id !== undefined && this.system.handed.has(id)) id = this.source();
+    return id;
   }
 
   /** The run ends: no usable server is left. */
@@ -261,7 +300,9 @@ class Delivery {
     const sendId = send.id;
     const ctx = this.contextOf(send.mailingId);
     const view = memberView(member, send.email, token, ctx.unsubscribeUrl === null ? '' : unsubscribeUrl(ctx, this.links(sendId)));
-    const rendered = render(ctx.template, view, { allowEmpty: ctx.allowEmpty });
+    const rendered = send.data
+      ? render(ctx.template, dataView(view, JSON.parse(send.data)), { allowEmpty: ctx.allowEmpty, data: true })
+      : render(ctx.template, view, { allowEmpty: ctx.allowEmpty });
     if (!rendered.ok) {
       tally.skipped(false);
       return { kind: 'skipped', id: sendId, category: rendered.category, reason: rendered.reason };

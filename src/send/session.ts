@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.js';
-import { acquireSendLock } from './lock.js';
+import { acquireSendLock, tryAcquireSendLock } from './lock.js';
 import type { Transport } from '../domain/ports.js';
 
 export type OpenTransports = (concurrency: number) => Promise<Transport[]>;
@@ -16,7 +16,16 @@ export const stopRequest = new AbortController();
  * exits 4 before changing anything), then the transports, closed and released whatever happens.
  */
 export async function withSendLock<T>(store: Store, what: string, now: number, fn: () => Promise<T>): Promise<T> {
-  const release = acquireSendLock(store, what, now);
+  return locked(acquireSendLock(store, what, now), fn);
+}
+
+/** The same when no other process holds the lock; undefined, without running `fn`, when one does. */
+export async function ifSendLockFree<T>(store: Store, what: string, now: number, fn: () => Promise<T>): Promise<T | undefined> {
+  const release = tryAcquireSendLock(store, what, now);
+  return release ? locked(release, fn) : undefined;
+}
+
+async function locked<T>(release: () => void, fn: () => Promise<T>): Promise<T> {
   const stopOnSignal = [['SIGINT', askToStop('SIGINT')], ['SIGTERM', askToStop('SIGTERM')]] as const;
   for (const [signal, handler] of stopOnSignal) process.on(signal, handler);
   try {

@@ -27,6 +27,11 @@ export interface Template extends RenderedMessage {
   /** every name the template asks for, sections included */
   names: Set<string>;
   /**
+   * The same outside every section, placeholders by their whole dotted name (`order.number`):
+   * what a system mail's data must fill, since inside `{{#order.items}}` a name is the item's.
+   */
+  outer: { variables: Set<string>; names: Set<string> };
+  /**
    * Each part with its Mustache tokens, parsed once when the template is read: rendering then
    * walks the tokens, so a template of megabytes is neither parsed nor copied per member.
    */
@@ -105,7 +110,7 @@ export function parseTemplate(source: string, opts: { path: string; html: string
       'mailer sets the recipient, Message-ID and MIME headers itself; remove that line');
   }
   const extraHeaders = headers.filter(([k]) => !CONTROL_HEADERS.has(k.toLowerCase()));
-  const names = { variables: new Set<string>(), names: new Set<string>() };
+  const names = { variables: new Set<string>(), names: new Set<string>(), outer: { variables: new Set<string>(), names: new Set<string>() } };
   const part = (source: string, where: string): Part => ({ source, tokens: parseMustache(source, names, where) });
   const optional = (source: string | null, where: string) => (source === null ? null : part(source, where));
   const parts: Template['parts'] = {
@@ -153,22 +158,24 @@ function yesNo(value: string | null, header: string, file: string): boolean | nu
 const writer = new Mustache.Writer();
 (writer as unknown as { templateCache: unknown }).templateCache = undefined;
 
-function parseMustache(source: string, found: { variables: Set<string>; names: Set<string> }, file: string): string[][] {
+function parseMustache(source: string, found: Pick<Template, 'variables' | 'names' | 'outer'>, file: string): string[][] {
   let tokens: string[][];
   try {
     tokens = writer.parse(source) as unknown as string[][];
   } catch (err) {
     throw badInput(`${file}: ${(err as Error).message}`, 'every {{#section}} needs its {{/section}}; placeholders are written {{name}}');
   }
-  const walk = (list: unknown[]) => {
+  const walk = (list: unknown[], outside: boolean) => {
     for (const token of list as [string, string, number, number, unknown[]?][]) {
       const [kind, value] = token;
       if (kind === 'name' || kind === '&' || kind === '{') {
         const name = value.split('.')[0];
         if (name !== '') { found.variables.add(name); found.names.add(name); }
+        if (name !== '' && outside) { found.outer.variables.add(value); found.outer.names.add(name); }
       } else if (kind === '#' || kind === '^') {
         found.names.add(value.split('.')[0]);
-        if (token[4]) walk(token[4]);
+        if (outside) found.outer.names.add(value.split('.')[0]);
+        if (token[4]) walk(token[4], false);
       } else if (kind === '>') {
         // Mustache renders a partial it is not given as nothing: refused, not sent without it.
         throw badInput(`${file}: the placeholder {{> ${value}}} includes another template (a partial), which mailer does not do`,
@@ -176,8 +183,21 @@ function parseMustache(source: string, found: { variables: Set<string>; names: S
       }
     }
   };
-  walk(tokens);
+  walk(tokens, true);
   return tokens;
+}
+
+/**
+ * A system mail's check: a placeholder outside the sections must be the member's field, the
+ * data's, or a built-in; inside a section a name may be the item's, and is left to the render.
+ */
+export function checkDataPlaceholders(template: Template, known: Iterable<string>): void {
+  const names = new Set<string>([...BUILT_IN_FIELDS, ...known]);
+  const unknown = [...template.outer.names].filter((n) => n !== '.' && !names.has(n));
+  if (unknown.length) {
+    throw badInput(`${template.path}: the placeholder ${unknown.map((n) => `{{${n}}}`).join(', ')} is neither in the data nor a field of the recipient`,
+      'add it to the JSON data, or fix the spelling in the template');
+  }
 }
 
 /** Fails before anything is sent if a placeholder names no field any member has. */
@@ -195,16 +215,35 @@ export function memberView(member: Member, email: string | null, token: string, 
   return { ...member.fields, id: member.key, email: email ?? '', name: member.name ?? '', token, unsubscribe_url: unsubscribeUrl };
 }
 
+/**
+ * A system mail's view: its data under its own names beside the member's fields, the data
+ * winning over fields, name and id; the address and the token are always mailer's own.
+ */
+export function dataView(member: Record<string, string>, data: Record<string, unknown>): Record<string, unknown> {
+  return { ...member, ...data, email: member.email, token: member.token };
+}
+
+/** A value at a dotted path of a view, as Mustache looks it up from the top. */
+function lookup(view: Record<string, unknown>, name: string): unknown {
+  let value: unknown = view;
+  for (const part of name.split('.')) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
 const unescaped = { escape: (value: unknown) => String(value) };
 
 function renderPart(part: Part, context: Mustache.Context, config?: typeof unescaped): string {
   return writer.renderTokens(part.tokens, context, undefined, part.source, config);
 }
 
-export function render(template: Template, view: Record<string, string>, opts: { allowEmpty: boolean }): RenderResult {
+/** `data`: a system mail, whose placeholders outside sections are checked by their whole path. */
+export function render(template: Template, view: Record<string, unknown>, opts: { allowEmpty: boolean; data?: boolean }): RenderResult {
   if (!opts.allowEmpty) {
-    for (const name of template.variables) {
-      const value = view[name];
+    for (const name of opts.data ? template.outer.variables : template.variables) {
+      const value = opts.data ? lookup(view, name) : view[name];
       if (value === undefined || value === null || String(value).trim() === '') {
         return { ok: false, category: 'empty-field', reason: `the field "${name}" is empty for this member (the template uses {{${name}}}); fill it or send with --allow-empty` };
       }

@@ -9,7 +9,7 @@ const SPLITTABLE = ['statuses', 'types', 'mailings', 'memberIds', 'emails', 'cat
 const LOG_COLUMNS = `
   s.id, s.mailing_id, m.key AS member_key, m.name AS member_name, s.member_id, s.email, s.type,
   s.test, s.status, s.category, s.reason, s.attempts, s.created_at, s.sent_at, s.updated_at,
-  s.message_id, s.token, s.retarget_of, s.retargeted_to, s.maybe_duplicate`;
+  s.message_id, s.token, s.retarget_of, s.retargeted_to, s.maybe_duplicate, s.idem_key`;
 
 /**
  * The send log and the figures over it: every statement here has the shape of its filter, so

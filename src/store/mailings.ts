@@ -37,6 +37,18 @@ const SQL = {
       (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued') AS queued,
       (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'cancelled') AS cancelled
     FROM mailings m ORDER BY m.id DESC LIMIT ?`,
+  /* The system mailing of a template exactly as it is now, with these settings: a changed
+     template or setting makes a new one, so an old mail is rendered again as it was. */
+  systemMailing: `
+    SELECT * FROM mailings
+    WHERE system = 1 AND template_path = @templatePath AND template = @template
+      AND html_template IS @htmlTemplate AND footer IS @footer AND settings = @settings
+    ORDER BY id DESC LIMIT 1`,
+  /* Its status stays done between mails: a send left queued in it is what \`run\` finishes. */
+  insertSystemMailing: `
+    INSERT INTO mailings (type, template_path, template, html_template, footer, settings, test, status, system, created_at)
+    VALUES (@type, @templatePath, @template, @htmlTemplate, @footer, @settings, 0, 'done', 1, @now)`,
+  countSystemSend: `UPDATE mailings SET selected = selected + 1 WHERE id = ?`,
   lockHolder: `SELECT name, pid, host, since, what FROM locks WHERE name = ?`,
   takeLock: `INSERT OR REPLACE INTO locks (name, pid, host, since, what) VALUES (@name, @pid, @host, @since, @what)`,
   releaseLock: `DELETE FROM locks WHERE name = @name AND pid = @pid AND host = @host`,
@@ -103,6 +115,15 @@ export class Mailings {
     return info.changes;
   }
 
+  /** The mailing a system mail of this template belongs to, made when it is the first; one more selected. */
+  systemMailing(m: { type: string; templatePath: string; template: string; htmlTemplate: string | null; footer: string | null; settings: MailingSettings; now: number }): Mailing {
+    const params = { ...m, settings: JSON.stringify(m.settings) };
+    const found = this.stmt.systemMailing.get(params) as Row | undefined;
+    const id = found ? found.id : Number(this.stmt.insertSystemMailing.run(params).lastInsertRowid);
+    this.stmt.countSystemSend.run(id);
+    return this.mailing(id)!;
+  }
+
   scheduleMailing(id: number, at: number): void {
     this.stmt.scheduleMailing.run({ id, at });
   }
@@ -141,6 +162,6 @@ function toMailing(r: Row | undefined): Mailing | undefined {
     id: r.id, type: r.type, topic: r.topic ?? r.type, required: !!r.required, templatePath: r.template_path, template: r.template,
     htmlTemplate: r.html_template, footer: r.footer, settings: JSON.parse(r.settings),
     test: !!r.test, status: r.status, statusReason: r.status_reason, selected: r.selected,
-    createdAt: r.created_at, finishedAt: r.finished_at, scheduledAt: r.scheduled_at ?? null,
+    createdAt: r.created_at, finishedAt: r.finished_at, scheduledAt: r.scheduled_at ?? null, system: !!r.system,
   };
 }

@@ -65,6 +65,15 @@ const SQL = {
     ON CONFLICT (name) DO UPDATE SET conditions = excluded.conditions, created_at = excluded.created_at`,
   segmentByName: `SELECT name, conditions, created_at FROM segments WHERE name = ?`,
   segments: `SELECT name, conditions, created_at FROM segments ORDER BY name`,
+  /* Whose fields a system mail to this address sees: an imported member's before a row made
+     for an earlier system mail, and of several, the first. */
+  recipientByEmail: `SELECT * FROM members WHERE email = ? ORDER BY listed DESC, id LIMIT 1`,
+  /* An address no member has: a row of its own, keyed by the address, that no selection takes. */
+  insertUnlisted: `
+    INSERT INTO members (key, email, fields, listed, email_since, created_at, updated_at)
+    VALUES (@key, @email, '{}', 0, @now, @now, @now)
+    ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at
+    RETURNING *`,
 } as const;
 
 /** Members and what comes with them: imports, field names, address history, segments, selections. */
@@ -259,6 +268,16 @@ export class Members {
     return rows.map((r) => toMember(r)!);
   }
 
+  /** The member a system mail to `email` is for; undefined when no member has that address. */
+  recipient(email: string): Member | undefined {
+    return toMember(this.stmt.recipientByEmail.get(email) as Row | undefined);
+  }
+
+  /** The member a system mail to `email` goes to, made (not from the list) if none has it. */
+  recipientOrUnlisted(email: string, now: number): Member {
+    return this.recipient(email) ?? toMember(this.stmt.insertUnlisted.get({ key: unlistedKey(email), email, now }) as Row)!;
+  }
+
   addressHistory(memberId: number): AddressRecord[] {
     return (this.stmt.addressHistory.all({ id: memberId }) as Row[]).map((r) => ({
       email: r.email, addedAt: r.added_at, replacedAt: r.replaced_at,
@@ -295,6 +314,11 @@ export class Members {
       yield { ...toMember(row)!, skip: row.skip_category === null ? null : { category: row.skip_category, reason: row.skip_reason } };
     }
   }
+}
+
+/** The key of a member row made for a system mail: an import's keys are ids or addresses, never this. */
+export function unlistedKey(email: string): string {
+  return `system:${email}`;
 }
 
 export function toMember(r: Row | undefined): Member | undefined {

@@ -64,7 +64,8 @@ export const foldCase = (text: string): string => text.toLowerCase();
 
 /** The selection as a WHERE clause over `members m`, with its parameters. */
 export function selectionWhere(selection: MemberSelection): { where: string; params: unknown[] } {
-  const clauses: string[] = [];
+  // A row made for a system mail's address is nobody's choice of recipients.
+  const clauses: string[] = ['m.listed = 1'];
   const params: unknown[] = [];
   for (const c of selection.conditions) {
     const clause = conditionClause(c);
@@ -82,5 +83,5 @@ export function selectionWhere(selection: MemberSelection): { where: string; par
     clauses.push(`(m.key IN (${marks}) OR m.email IN (${marks}))`);
     params.push(...selection.members, ...selection.members.map((v) => v.toLowerCase()));
   }
-  return { where: clauses.length ? clauses.join(' AND ') : '1', params };
+  return { where: clauses.join(' AND '), params };
 }

@@ -314,4 +314,30 @@ export const migrations: string[] = [
     PRIMARY KEY (email, topic)
   ) WITHOUT ROWID;
   `,
+  /* 13: system mails — one mail to one address, with its own data, and the API keys that ask for them */ `
+  -- An address a system mail went to that no imported member has gets a member row of its own,
+  -- flagged: sends, log and why treat it as any member, and no selection ever picks it.
+  ALTER TABLE members ADD COLUMN listed INTEGER NOT NULL DEFAULT 1;
+  -- One mailing per template (as it was) for its system mails: log, show, retry and retarget
+  -- find the template there as for any send.
+  ALTER TABLE mailings ADD COLUMN system INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX mailings_system ON mailings(template_path) WHERE system = 1;
+  -- The caller's JSON object, rendered again by retry and retarget; set on every system send
+  -- (an empty object at least), so it also marks one.
+  ALTER TABLE sends ADD COLUMN data TEXT;
+  -- The caller's idempotency key: a second send with it sends nothing.
+  ALTER TABLE sends ADD COLUMN idem_key TEXT;
+  CREATE UNIQUE INDEX sends_idem_key ON sends(idem_key) WHERE idem_key IS NOT NULL;
+  -- What a running bulk send looks at between its claims: queued system sends only, so the
+  -- look costs one probe of an index that is empty nearly always, and a bulk send going from
+  -- queued to sent moves no entry of it.
+  CREATE INDEX sends_system_queue ON sends(id) WHERE data IS NOT NULL AND status = 'queued';
+  -- Keys of \`serve --api\`: only a SHA-256 of each (a key is 256 random bits, so no slow hash
+  -- is needed to make guessing it from the hash hopeless).
+  CREATE TABLE api_keys (
+    name       TEXT PRIMARY KEY,
+    hash       BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  `,
 ];

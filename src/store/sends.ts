@@ -74,9 +74,20 @@ const SQL = {
   revokeTokens: `
     UPDATE sends SET token_revoked_at = @now
     WHERE member_id = @memberId AND email = @email AND token IS NOT NULL AND token_revoked_at IS NULL`,
+  /* The same mail again: a system mail's data goes with it (its key stays with the first). */
   insertRetargetSend: `
-    INSERT INTO sends (mailing_id, member_id, email, type, test, status, created_at, updated_at, retarget_of)
-    SELECT mailing_id, member_id, @email, type, test, 'queued', @now, @now, id FROM sends WHERE id = @id`,
+    INSERT INTO sends (mailing_id, member_id, email, type, test, status, created_at, updated_at, retarget_of, data)
+    SELECT mailing_id, member_id, @email, type, test, 'queued', @now, @now, id, data FROM sends WHERE id = @id`,
+  insertSystemSend: `
+    INSERT INTO sends (mailing_id, member_id, email, type, status, data, idem_key, created_at, updated_at)
+    VALUES (@mailing, @member, @email, @type, 'queued', @data, @key, @now, @now)`,
+  sendByKey: `
+    SELECT s.*, m.key AS member_key, m.name AS member_name
+    FROM sends s JOIN members m ON m.id = s.member_id WHERE s.idem_key = ?`,
+  /* The index holds queued system sends only; one in hand of a run (claimed) is that run's. */
+  queuedSystemSends: `
+    SELECT id FROM sends INDEXED BY sends_system_queue
+    WHERE data IS NOT NULL AND status = 'queued' AND claimed_at IS NULL ORDER BY id LIMIT ?`,
   markRetargeted: `UPDATE sends SET status = 'retargeted', retargeted_to = @to, updated_at = @now WHERE id = @id`,
   sendByToken: `
     SELECT s.id, s.email, s.test, s.token_revoked_at, m.key AS member_key, m.name AS member_name
@@ -117,6 +128,20 @@ export class Sends {
 
   constructor(private readonly store: Store) {
     this.stmt = store.prepareAll(SQL);
+  }
+
+  /** A system mail queued for the member's address: one more in its system mailing. */
+  insertSystemSend(r: { mailing: number; member: number; email: string; type: string; data: string; key: string | null; now: number }): number {
+    return Number(this.stmt.insertSystemSend.run(r).lastInsertRowid);
+  }
+
+  sendByKey(key: string): Send | undefined {
+    return toSend(this.stmt.sendByKey.get(key) as Row | undefined);
+  }
+
+  /** System sends waiting, oldest first: what a running send delivers before its next bulk mail. */
+  queuedSystemSends(limit: number): number[] {
+    return (this.stmt.queuedSystemSends.all(limit) as Row[]).map((r) => r.id);
   }
 
   nextQueued(mailing: number, after: number, limit: number): number[] {
@@ -321,6 +346,7 @@ export function toSend(r: Row | undefined): Send | undefined {
     category: r.category, reason: r.reason, attempts: r.attempts, token: r.token,
     messageId: r.message_id, createdAt: r.created_at, sentAt: r.sent_at, updatedAt: r.updated_at,
     retargetOf: r.retarget_of, retargetedTo: r.retargeted_to, maybeDuplicate: !!r.maybe_duplicate,
+    data: r.data ?? null, key: r.idem_key ?? null,
   };
 }
 

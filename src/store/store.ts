@@ -13,6 +13,7 @@ import { Sends } from './sends.js';
 import { SendLog } from './log.js';
 import { Triage } from './triage.js';
 import { Plans } from './plans.js';
+import { ApiKeys } from './api-keys.js';
 
 /** A group's fixed statements by name, prepared when the store opens. */
 export type Statements<Q> = { readonly [K in keyof Q]: Database.Statement };
@@ -82,6 +83,7 @@ export class Store {
   readonly log: SendLog;
   readonly triage: Triage;
   readonly plans: Plans;
+  readonly apiKeys: ApiKeys;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -97,6 +99,7 @@ export class Store {
     this.log = new SendLog(this);
     this.triage = new Triage(this);
     this.plans = new Plans(this);
+    this.apiKeys = new ApiKeys(this);
   }
 
   static open(file: string): Store {

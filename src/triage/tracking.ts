@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Store } from '../store/store.js';
 import { ALL_TOPICS, type LinkedSend } from '../domain/types.js';
@@ -46,16 +46,21 @@ export function loggedTarget(target: string | undefined): string {
 
 export const SERVE_LIMITS: ServeLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, checkEveryMs: 1_000 };
 
-/** The HTTP server of `mailer serve`, not yet listening. `log` gets one line per refused request. */
+/**
+ * The HTTP server of `mailer serve`, not yet listening. `log` gets one line per refused request.
+ * `api` takes the requests under /api/ (serve --api), under the same limits.
+ */
 export function trackingServer(
   store: Store, now: () => number, log: (line: string) => void, limits: ServeLimits = SERVE_LIMITS, pages: PageSettings = { language: 'de' },
+  api?: RequestListener,
 ): Server {
+  const tracking = trackingHandler(store, now, log, pages);
   const server = http.createServer({
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     connectionsCheckingInterval: limits.checkEveryMs,
     maxHeaderSize: 16 * 1024,
-  }, trackingHandler(store, now, log, pages));
+  }, api ? (req, res) => ((req.url ?? '').startsWith('/api/') ? api(req, res) : tracking(req, res)) : tracking);
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   // What the parser refuses (a broken request line, an oversized header, a timeout) never
   // reaches the handler; answered here with the status and one line in the log.
