@@ -4,18 +4,10 @@ import { collect, withContext } from './context.js';
 import { examples } from './help.js';
 import type { Store } from '../store/store.js';
 import type { Plan } from '../store/plans.js';
+import type { PlanInput } from '../send/plan.js';
 
-/** What commander hands to plan add's action. */
-interface PlanAddFlags {
-  template: string;
-  where: string[];
-  segment?: string;
-  every: string;
-  on?: string;
-  at: string;
-  followUp?: string;
-  followUpTemplate?: string;
-}
+/** What commander hands to plan add's action: the plan but for its name, and the template as a flag. */
+type PlanAddFlags = Omit<PlanInput, 'name' | 'templatePath'> & { template: string };
 
 export function registerPlan(program: Command): void {
   const plan = program.command('plan').description('recurring mailings (the monthly reminder and its follow-up), made and sent by `mailer run`')

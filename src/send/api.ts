@@ -5,6 +5,7 @@ import type { Settings } from '../config/settings.js';
 import { API_KEY_NAME, bearerKey, hashApiKey, matchingKey, newApiKey } from '../domain/api-key.js';
 import { deliverSystemMails, queueSystemMail, resultOf, templateByName, type FieldLabel } from './system.js';
 import type { OpenTransports } from './session.js';
+import { readBody } from '../http/body.js';
 
 /**
  * `serve --api`: system mails asked for over HTTP by a shop or a registration page.
@@ -134,29 +135,6 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** The body up to `limit` bytes, or 'too-large' as soon as it is known to be more. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
-  return new Promise((resolve, reject) => {
-    if (Number(req.headers['content-length'] ?? 0) > limit) {
-      resolve('too-large');
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.pause();
-        resolve('too-large');
-      } else {
-        chunks.push(chunk);
-      }
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
 
 /** A new key for `name`: returned once, only its hash is stored. */
 export function createApiKey(store: Store, name: string, now: number): string {

@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { readBody } from '../http/body.js';
 import type { Store } from '../store/store.js';
 import { ALL_TOPICS, type LinkedSend } from '../domain/types.js';
 import { LinkSigner, type LinkPurpose } from '../domain/token.js';
@@ -186,29 +187,6 @@ function pathOf(target: string | undefined): string | undefined {
   }
 }
 
-/** The body up to `limit` bytes, or 'too-large' as soon as it is known to be more. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
-  return new Promise((resolve, reject) => {
-    if (Number(req.headers['content-length'] ?? 0) > limit) {
-      resolve('too-large');
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.pause();
-        resolve('too-large');
-      } else {
-        chunks.push(chunk);
-      }
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
 
 /** The fields of a form body (urlencoded or multipart, RFC 8058 allows both); undefined for any other type. */
 export function formFields(contentType: string | undefined, body: Buffer): Map<string, string> | undefined {
