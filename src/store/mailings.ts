@@ -1,6 +1,6 @@
 import type { LockHolder, Mailing, MailingSettings, MailingStatus, MemberSelection, SendStatus } from '../domain/types.js';
 import type { Statements, Store } from './store.js';
-import { SKIP_CATEGORY, SKIP_REASON, selectionWhere, type Row } from './queries.js';
+import { SKIP_CATEGORY, SKIP_JOINS, SKIP_REASON, selectionWhere, type Row } from './queries.js';
 
 /** This group's fixed statements by name, each with why where it is not plain; prepared when the store opens. */
 const SQL = {
@@ -104,7 +104,7 @@ export class Mailings {
       SELECT ?, m.id, ${test ? '?' : 'm.email'}, ?, ?,
         ${test ? `'queued', NULL, NULL` : `CASE WHEN ${SKIP_CATEGORY} IS NULL THEN 'queued' ELSE 'skipped' END, ${SKIP_CATEGORY}, ${SKIP_REASON}`},
         ?, ?
-      FROM mailings g, members m LEFT JOIN suppressions x ON x.email = m.email
+      FROM mailings g, members m ${SKIP_JOINS}
       WHERE g.id = ? AND (${where}) ORDER BY m.id ${opts.limit !== undefined ? 'LIMIT ?' : ''}`;
     const head = test
       ? [mailing.id, opts.testTo, mailing.type, 1, opts.now, opts.now, mailing.id]

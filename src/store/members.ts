@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { databaseBusy, isDatabaseBusy } from '../errors.js';
 import type { AddressRecord, FieldCondition, Member, MemberSelection } from '../domain/types.js';
 import type { Statements, Store } from './store.js';
-import { MAILING_TOPIC, SKIP_CATEGORY, SKIP_REASON, selectionWhere, type Row } from './queries.js';
+import { MAILING_TOPIC, SKIP_CATEGORY, SKIP_JOINS, SKIP_REASON, selectionWhere, type Row } from './queries.js';
 
 const UPSERT_BATCH = 100;
 /**
@@ -59,7 +59,7 @@ const SQL = {
   /* Whether a member can be mailed at their address now, by the queue's rule (retry's leave-outs). */
   memberSkip: `
     SELECT ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
-    FROM mailings g, members m LEFT JOIN suppressions x ON x.email = m.email WHERE m.id = @member AND g.id = @mailing`,
+    FROM mailings g, members m ${SKIP_JOINS} WHERE m.id = @member AND g.id = @mailing`,
   saveSegment: `
     INSERT INTO segments (name, conditions, created_at) VALUES (?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET conditions = excluded.conditions, created_at = excluded.created_at`,
@@ -308,7 +308,7 @@ export class Members {
     const { where, params } = selectionWhere(selection);
     const sql = `
       SELECT m.*, ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
-      FROM ${MAILING_TOPIC}, members m LEFT JOIN suppressions x ON x.email = m.email
+      FROM ${MAILING_TOPIC}, members m ${SKIP_JOINS}
       WHERE ${where} ORDER BY m.id ${limit !== undefined ? `LIMIT ${Math.floor(limit)}` : ''}`;
     for (const row of this.store.shape(sql).iterate(topic.topic, topic.required ? 1 : 0, ...params) as Iterable<Row>) {
       yield { ...toMember(row)!, skip: row.skip_category === null ? null : { category: row.skip_category, reason: row.skip_reason } };

@@ -12,16 +12,22 @@ export type Row = Record<string, any>;
  * Why a member cannot be mailed at their current address, or NULL when they can: the one rule
  * of the queue, the dry run, the claim (which reads the address again, since an import may
  * have corrected or removed it, or the address been suppressed, after the mailing was queued)
- * and retry. Over `members m LEFT JOIN suppressions x ON x.email = m.email` and `g`, the
- * mailing's `topic` and `required` (MAILING_TOPIC for one not recorded yet).
+ * and retry. Over `members m` with SKIP_JOINS and `g`, the mailing's `topic` and `required`
+ * (MAILING_TOPIC for one not recorded yet).
  *
  * An address-wide suppression (bounce, complaint, by hand) stops every mail, required ones too:
  * those members are listed as skipped, so the office can reach them another way. An opt-out of
  * the mailing's topic, or of all topics, stops only mails members may opt out of.
  */
-const OPTED_OUT = `(SELECT CASE t.topic WHEN '*' THEN 'all topics' ELSE t.topic END FROM optouts t
-  WHERE g.required = 0 AND t.email = m.email AND t.topic IN (g.topic, '*') ORDER BY t.topic = '*' LIMIT 1)`;
-// (The reason's last branch is NULL when there is no opt-out: one lookup, not two.)
+const OPTED_OUT = `coalesce(ot.topic, CASE WHEN oa.email IS NOT NULL THEN 'all topics' END)`;
+/**
+ * The tables the rule reads, joined beside `members m` (after `g`): each is one probe of a
+ * primary key per row, made once. As correlated subqueries, evaluated for each of the rule's
+ * two or three uses in a statement, the opt-out lookup cost 8 % of the send rate.
+ */
+export const SKIP_JOINS = `LEFT JOIN suppressions x ON x.email = m.email
+  LEFT JOIN optouts ot ON g.required = 0 AND ot.email = m.email AND ot.topic = g.topic
+  LEFT JOIN optouts oa ON g.required = 0 AND oa.email = m.email AND oa.topic = '*'`;
 export const SKIP_CATEGORY = `CASE WHEN m.email_problem IS NOT NULL THEN m.email_problem WHEN x.reason IS NOT NULL THEN 'suppressed'
   WHEN ${OPTED_OUT} IS NOT NULL THEN 'unsubscribed' END`;
 export const SKIP_REASON = `

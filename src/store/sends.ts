@@ -1,7 +1,7 @@
 import { badInput } from '../errors.js';
 import type { AttachmentRecord, Attempt, ClaimResult, InterruptedRecord, Member, Send, SentRecord, UnsentRecord } from '../domain/types.js';
 import type { Statements, Store } from './store.js';
-import { SKIP_CATEGORY, SKIP_REASON, type Row } from './queries.js';
+import { SKIP_CATEGORY, SKIP_JOINS, SKIP_REASON, type Row } from './queries.js';
 
 /** The statuses a claim takes a send from (as claimSend's WHERE). */
 const CLAIMABLE = ['queued', 'deferred', 'failed'];
@@ -55,7 +55,7 @@ const SQL = {
       m.fields AS member_fields, m.email_problem AS member_problem,
       ${SKIP_CATEGORY} AS skip_category, ${SKIP_REASON} AS skip_reason
     FROM sends s JOIN members m ON m.id = s.member_id JOIN mailings g ON g.id = s.mailing_id
-      LEFT JOIN suppressions x ON x.email = m.email
+      ${SKIP_JOINS}
     WHERE s.id = ?`,
   attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
   messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,
