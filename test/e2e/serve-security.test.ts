@@ -4,29 +4,14 @@ import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { simpleParser } from 'mailparser';
-import { INVITATION, mailer, membersCsv, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
+import { INVITATION, mailer, membersCsv, openDb, startServe, tempDir, writeFile } from '../support/cli.js';
 import { startSmtpServer } from '../support/smtp.js';
 import { migrations } from '../../src/store/schema.js';
 
 const PUBLIC = 'https://verein.example/m';
 const ONE_CLICK = { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' };
 
-/** `mailer serve --port 0` in a folder; resolves with its port once it listens. */
-async function serve(dir: string) {
-  const proc = startMailer(dir, ['serve', '--port', '0']);
-  let stderr = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
-    proc.child.stderr!.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-  });
-  let exited = false;
-  proc.child.on('exit', () => { exited = true; });
-  return { ...proc, port, base: `http://127.0.0.1:${port}`, get exited() { return exited; }, get stderr() { return stderr; } };
-}
+const serve = (dir: string) => startServe(dir);
 
 /** Writes bytes to the port and reads until the server closes (or 2 s pass). */
 function raw(port: number, bytes: string | Buffer): Promise<string> {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, folderWithMembers, mailer, openDb, startMailer, tempDir, writeFile, type CliResult } from '../support/cli.js';
+import { BIN, folderWithMembers, mailer, openDb, startMailer, startServe, tempDir, writeFile, type CliResult } from '../support/cli.js';
 import { startSmtpServer, type TestServer } from '../support/smtp.js';
 
 const ORDER = `Subject: Bestellung {{order.number}}
@@ -38,19 +38,7 @@ function mailerWithStdin(cwd: string, args: string[], stdin: string, env: Record
   }));
 }
 
-async function serveApi(dir: string, env: Record<string, string>) {
-  const proc = startMailer(dir, ['serve', '--api', '--port', '0'], env);
-  let stderr = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
-    proc.child.stderr!.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-  });
-  return { ...proc, base: `http://127.0.0.1:${port}`, get stderr() { return stderr; } };
-}
+const serveApi = (dir: string, env: Record<string, string>) => startServe(dir, ['--api'], env);
 
 const bodyOf = (m: { raw: Buffer }) => m.raw.toString('utf8');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { simpleParser } from 'mailparser';
-import { mailer, membersCsv, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
+import { mailer, membersCsv, openDb, startServe, tempDir, writeFile } from '../support/cli.js';
 import { startSmtpServer, type TestServer } from '../support/smtp.js';
 import { migrations } from '../../src/store/schema.js';
 
@@ -13,22 +13,7 @@ const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
 const ONE_CLICK = { method: 'POST', headers: FORM, body: 'List-Unsubscribe=One-Click' };
 const XSS = '<img src=x onerror=alert(1)>';
 
-/** `mailer serve --port 0` in a folder; resolves with its port once it listens. */
-async function serve(dir: string) {
-  const proc = startMailer(dir, ['serve', '--port', '0']);
-  let stderr = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
-    proc.child.stderr!.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-  });
-  let exited = false;
-  proc.child.on('exit', () => { exited = true; });
-  return { ...proc, base: `http://127.0.0.1:${port}`, get exited() { return exited; } };
-}
+const serve = (dir: string) => startServe(dir);
 
 const NEWS = `Subject: Neuigkeiten
 From: Verein e.V. <news@verein.example>

@@ -95,3 +95,20 @@ export async function folderWithRows(header: string[], rows: string[][]): Promis
 
 /** A temp folder with n numbered members imported and the invitation template beside them. */
 export const folderWithMembers = (n: number): Promise<string> => folderWithRows(['id', 'name', 'email'], numberedMembers(n));
+
+/** `mailer serve --port 0 [args]` in a folder; resolves with its port once it listens. */
+export async function startServe(dir: string, args: string[] = [], env: Record<string, string> = {}) {
+  const proc = startMailer(dir, ['serve', ...args, '--port', '0'], env);
+  let stderr = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
+    proc.child.stderr!.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+  });
+  let exited = false;
+  proc.child.on('exit', () => { exited = true; });
+  return { ...proc, port, base: `http://127.0.0.1:${port}`, get exited() { return exited; }, get stderr() { return stderr; } };
+}
