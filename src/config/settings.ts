@@ -117,12 +117,12 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     retryBackoff: file.retryBackoff === undefined ? undefined : parseBackoff(file.retryBackoff, configFile!),
     maxPerHour: optionalWholeNumber(env.MAILER_MAX_PER_HOUR ?? file.maxPerHour, 'maxPerHour'),
     maxPerDay: optionalWholeNumber(env.MAILER_MAX_PER_DAY ?? file.maxPerDay, 'maxPerDay'),
-    track: file.track !== false,
-    verp: file.verp === true,
+    track: switchSetting(file, 'track', true, configFile),
+    verp: switchSetting(file, 'verp', false, configFile),
     maxMessageBytes: optionalWholeNumber(env.MAILER_MAX_MESSAGE_BYTES ?? file.maxMessageBytes, 'maxMessageBytes') ?? DEFAULT_MAX_MESSAGE_BYTES,
     language: languageSetting(pick(undefined, env.MAILER_LANGUAGE, file.language === undefined ? undefined : String(file.language)), configFile),
     organisation: organisationSetting(file.organisation, configFile),
-    requireTls: file.requireTls === true,
+    requireTls: switchSetting(file, 'requireTls', false, configFile),
     templateDir: path.resolve(fileDir, file.templateDir ? String(file.templateDir) : 'templates'),
     configFile,
   };
@@ -133,6 +133,14 @@ function languageSetting(value: string | undefined, file: string | null): Langua
   const language = LANGUAGES.find((l) => l === value.trim().toLowerCase());
   if (!language) throw badInput(`${file ?? 'MAILER_LANGUAGE'}: "language" must be one of ${LANGUAGES.map((l) => `"${l}"`).join(', ')}, not ${JSON.stringify(value)}`);
   return language;
+}
+
+/** A yes/no setting: a string such as "yes" would otherwise pass as off, and requireTls off sends health data in the clear. */
+function switchSetting(file: Record<string, unknown>, key: string, fallback: boolean, source: string | null): boolean {
+  const value = file[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw badInput(`${source}: "${key}" must be true or false, not ${JSON.stringify(value)}`, `write "${key}": ${!fallback}`);
+  return value;
 }
 
 function organisationSetting(value: unknown, file: string | null): string | undefined {

@@ -92,3 +92,12 @@ test('maxMessageBytes: 10,000,000 unless the settings file or $MAILER_MAX_MESSAG
     assert.throws(() => resolveSettings({}, {}, folderWithConfig({ maxMessageBytes: bad })), /"maxMessageBytes" must be a whole number/, String(bad));
   }
 });
+
+test('track, verp and requireTls take true or false; anything else is refused, not read as off', () => {
+  assert.equal(resolveSettings({}, {}, folderWithConfig({ requireTls: true })).requireTls, true);
+  assert.equal(resolveSettings({}, {}, folderWithConfig({})).requireTls, false);
+  assert.equal(resolveSettings({}, {}, folderWithConfig({})).track, true);
+  for (const [key, bad] of [['requireTls', 'yes'], ['requireTls', 1], ['track', 'false'], ['verp', null]] as const) {
+    assert.throws(() => resolveSettings({}, {}, folderWithConfig({ [key]: bad })), new RegExp(`"${key}" must be true or false`), `${key}: ${bad}`);
+  }
+});
