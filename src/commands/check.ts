@@ -7,18 +7,45 @@ import { examples } from './help.js';
 interface CheckFlags {
   to: string[];
   smtp: string[];
+  /** true: --domain without a value (the From domain) */
+  domain?: string | true;
+  dkimSelector: string[];
 }
 
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('test the mail server step by step: name lookup, connect, TLS, greeting, login; optionally send test mails')
-    .addHelpText('after', examples(['mailer check --smtp smtp://verein@mail.example.org:587', 'mailer check --to me@example.org']))
+    .description('test the mail server step by step: name lookup, connect, TLS, greeting, login; optionally send test mails. With --domain: the sender domain\'s DNS (MX, SPF, DMARC, DKIM, reverse DNS) against what the big mailbox providers require')
+    .addHelpText('after', examples(['mailer check --smtp smtp://verein@mail.example.org:587 --to me@example.org', 'mailer check --domain verein.example --dkim-selector selector1']))
     .option('--to <address>', 'also send a test mail here (repeatable)', collect, [])
     .option('--smtp <url>', 'the server to test (repeatable; default: the configured ones)', collect, [])
+    .option('--domain [domain]', 'check the sender domain\'s DNS instead of the server (default: the domain of "from"); exit 0 when the providers\' requirements are met, 1 when not, 3 when DNS cannot be reached')
+    .option('--dkim-selector <selector>', 'with --domain: a DKIM selector to look at (repeatable; default: the common ones are tried)', collect, [])
     .action((opts: CheckFlags, command: Command) => withContext(command, { smtp: opts.smtp }, async (ctx) => {
-      const { checkServer } = await import('../mail/check.js');
       const { out, settings } = ctx;
+      if (opts.domain !== undefined) {
+        if (opts.to.length) throw new MailerError('--to sends test mails through the server, --domain checks DNS only', { hint: 'run them one after the other: mailer check --to <address>, then mailer check --domain' });
+        const { checkSenderDomain } = await import('../triage/deliverability.js');
+        const { deliverabilityWords } = await import('../domain/deliverability.js');
+        const report = await checkSenderDomain(settings, { domain: opts.domain === true ? undefined : opts.domain, dkimSelectors: opts.dkimSelector });
+        if (out.json) {
+          out.jsonResult(report);
+        } else {
+          const words = deliverabilityWords();
+          out.line(out.bold(words.heading(report.domain)));
+          for (const f of report.findings) {
+            out.line(`  ${f.ok ? 'ok    ' : 'FAILED'}  ${f.text}`);
+            if (f.record !== null) out.line(`          ${f.record}`);
+          }
+          out.line();
+          out.line(words.requirementsHeading);
+          for (const r of report.requirements) out.line(`  ${(r.met ? words.met : words.notMet).padEnd(13)} ${words.requirement[r.name]}`);
+        }
+        if (report.requirements.some((r) => !r.met)) return ExitCode.someFailed;
+        return;
+      }
+      if (opts.dkimSelector.length) throw new MailerError('--dkim-selector belongs to the domain check', { hint: 'add --domain: mailer check --domain --dkim-selector <selector>' });
+      const { checkServer } = await import('../mail/check.js');
       if (settings.smtp.length === 0) {
         throw new MailerError('no SMTP server is configured: mails go to the outbox folder, there is nothing to test',
           { exitCode: ExitCode.serverUnusable, hint: 'give --smtp smtp://user@host:587, or set "smtp" in mailer.json' });

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { badInput } from '../errors.js';
 import { parseDuration } from './when.js';
@@ -45,6 +46,8 @@ export interface Settings {
   requireTls: boolean;
   /** where `serve --api` finds a template by its name (default ./templates beside the settings file) */
   templateDir: string;
+  /** the DNS servers the deliverability check asks ("127.0.0.1:5353"): tests and split DNS; else the system's */
+  dnsServers?: string[];
   configFile: string | null;
 }
 
@@ -61,7 +64,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls', 'templateDir'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls', 'templateDir', 'dnsServers'];
 
 /** The languages of the recipient pages. */
 export const LANGUAGES = ['de', 'en'] as const;
@@ -124,8 +127,24 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     organisation: organisationSetting(file.organisation, configFile),
     requireTls: switchSetting(file, 'requireTls', false, configFile),
     templateDir: path.resolve(fileDir, file.templateDir ? String(file.templateDir) : 'templates'),
+    dnsServers: dnsServersSetting(env.MAILER_DNS_SERVERS ? env.MAILER_DNS_SERVERS.split(/[\s,]+/).filter(Boolean) : file.dnsServers, configFile ?? 'MAILER_DNS_SERVERS'),
     configFile,
   };
+}
+
+/** What node's resolver takes: an address, with a port as 127.0.0.1:5353 or [::1]:5353. */
+function dnsServersSetting(value: unknown, source: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  const list = Array.isArray(value) ? value : [value];
+  const wrong = list.find((v) => {
+    if (typeof v !== 'string') return true;
+    const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(v) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(v) ?? /^([0-9a-f:]+)()$/i.exec(v);
+    return !m || net.isIP(m[1]) === 0 || (m[2] !== undefined && m[2] !== '' && (Number(m[2]) < 1 || Number(m[2]) > 65535));
+  });
+  if (list.length === 0 || wrong !== undefined) {
+    throw badInput(`${source}: "dnsServers" must be a list of DNS server addresses such as ["192.0.2.53", "127.0.0.1:5353"], not ${JSON.stringify(wrong ?? value)}`);
+  }
+  return list as string[];
 }
 
 function languageSetting(value: string | undefined, file: string | null): Language {

@@ -298,8 +298,13 @@ export class Catalog {
   }
 }
 
+/** The language of mailer's own explanations: German when LANG says so (de_DE.UTF-8, de), else English. */
+export function explanationLanguage(lang: string | undefined = process.env.LANG): 'de' | 'en' {
+  return lang?.toLowerCase().startsWith('de') ? 'de' : 'en';
+}
+
 export function explain(category: string, lang: string | undefined = process.env.LANG): string {
   const info = CATEGORY_TEXT[category as Category];
   if (!info) return '';
-  return lang?.toLowerCase().startsWith('de') ? info.de : info.en;
+  return info[explanationLanguage(lang)];
 }

@@ -84,3 +84,25 @@ export class DeliveryError extends Error implements DeliveryFailure {
     this.response = failure.response;
   }
 }
+
+/**
+ * What the deliverability check asks of DNS. Null: the name does not exist (NXDOMAIN); an
+ * empty list: it exists without records of that type. Both are findings. A resolver that cannot
+ * be reached (refused, timed out, server failure) throws DnsUnreachable instead.
+ */
+export interface DnsLookup {
+  /** each TXT record's strings joined (RFC 7208 §3.3) */
+  txt(name: string): Promise<string[] | null>;
+  mx(name: string): Promise<{ exchange: string; priority: number }[] | null>;
+  /** A and AAAA */
+  addresses(name: string): Promise<string[] | null>;
+  /** PTR of an address */
+  reverse(address: string): Promise<string[] | null>;
+}
+
+export class DnsUnreachable extends Error {
+  constructor(readonly query: string, readonly code: string, readonly servers: string[]) {
+    super(`DNS cannot be reached: ${servers.join(', ') || 'the system resolver'} gave no answer for ${query} (${code})`);
+    this.name = 'DnsUnreachable';
+  }
+}

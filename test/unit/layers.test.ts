@@ -13,7 +13,7 @@ const SRC = path.join(ROOT, 'src');
 const LAYERS: Record<string, number> = {
   'errors.ts': 0, domain: 0,
   config: 1,
-  store: 2, mail: 2, ui: 2, http: 2,
+  store: 2, mail: 2, ui: 2, http: 2, dns: 2,
   members: 3, send: 3, triage: 3,
   commands: 4,
   'cli.ts': 5,
