@@ -16,11 +16,11 @@ export function registerWhy(program: Command): void {
     .argument('<member>', 'member id or e-mail address (also an old one)')
     .option('--limit <n>', 'at most n sends', '20')
     .action((who: string, opts: WhyFlags, command: Command) => withContext(command, {}, async (ctx) => {
-      const { why } = await import('../triage/why.js');
+      const { whyWithDomainCheck } = await import('../triage/why.js');
       const { formatTime, isoTime } = await import('../ui/output.js');
       const { sendRecord } = await import('../ui/send-record.js');
       const { out, store } = ctx;
-      const r = why(store, who, wholeNumber(opts.limit, '--limit'));
+      const r = await whyWithDomainCheck(store, who, wholeNumber(opts.limit, '--limit'), ctx.settings);
       const m = r.member;
       if (out.json) {
         out.jsonResult({

@@ -227,7 +227,7 @@ function sameAddress(a: string, b: string): boolean {
  * For `mailer why`: the requirements the From domain fails, or null when it passes or when DNS
  * gives no answer in time (why must never fail because of DNS).
  */
-export async function failedRequirements(input: DomainCheckInput, deadlineMs: number): Promise<string[] | null> {
+export async function failedRequirements(input: DomainCheckInput, deadlineMs: number): Promise<Requirement[] | null> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), deadlineMs); });
   try {

@@ -3,6 +3,8 @@ import type { Store } from '../store/store.js';
 import { explain, HOPELESS_CATEGORIES } from '../domain/catalog.js';
 import { suspectTypo } from './typo.js';
 import type { AddressRecord, Member, OptOut, Send, BounceRecord, Suppression } from '../domain/types.js';
+import type { Settings } from '../config/settings.js';
+import { deliverabilityWords } from '../domain/deliverability.js';
 
 export interface WhyReport {
   member: Member;
@@ -35,6 +37,40 @@ export function why(store: Store, idOrEmail: string, limit = 20): WhyReport {
     typo: suggestion ? { address: member.email!, suggestion } : null, nextSteps: [],
   };
   report.nextSteps = nextSteps(report);
+  return report;
+}
+
+/** Refusals that a sender domain without SPF, DKIM or DMARC draws. */
+const DOMAIN_CATEGORIES: ReadonlySet<string> = new Set(['rejected-as-spam', 'policy']);
+const UNDELIVERED: ReadonlySet<string> = new Set(['failed', 'deferred', 'bounced']);
+/** why answers in a moment even when DNS does not: each query gets one short try, the check as a whole a deadline. */
+const DOMAIN_CHECK_DEADLINE_MS = 3000;
+
+/**
+ * why, and when a send was refused as spam or by policy, the From domain's deliverability
+ * check: one more next step when the domain fails it. The check runs only then, and a DNS that
+ * does not answer leaves the report as it was.
+ */
+export async function whyWithDomainCheck(store: Store, idOrEmail: string, limit: number, settings: Settings): Promise<WhyReport> {
+  const report = why(store, idOrEmail, limit);
+  const refused = report.sends.find((s) => UNDELIVERED.has(s.status) && s.category !== null && DOMAIN_CATEGORIES.has(s.category));
+  if (!refused) return report;
+  try {
+    const { domainCheckInput, domainOfAddress, failedRequirements } = await import('./deliverability.js');
+    const { dnsResolver } = await import('../dns/resolver.js');
+    const mailing = store.mailings.mailing(refused.mailingId);
+    const templateFrom = /^From:[ \t]*(.+)$/im.exec(mailing?.template.split(/\r?\n\r?\n/)[0] ?? '')?.[1];
+    const domain = domainOfAddress(mailing?.settings.from ?? templateFrom ?? settings.from);
+    if (!domain) return report;
+    const dns = dnsResolver({ servers: settings.dnsServers, timeoutMs: 1000, tries: 1 });
+    const failing = await failedRequirements(domainCheckInput(settings, { domain, dns }), DOMAIN_CHECK_DEADLINE_MS);
+    if (failing) {
+      const words = deliverabilityWords();
+      report.nextSteps.push(words.whyLine(domain, failing.map((name) => `${words.requirement[name]}: ${words.notMet}`).join('; ')));
+    }
+  } catch {
+    // A domain that cannot be checked says nothing about the send: why stays as it is.
+  }
   return report;
 }
 
