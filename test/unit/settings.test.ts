@@ -101,3 +101,23 @@ test('track, verp and requireTls take true or false; anything else is refused, n
     assert.throws(() => resolveSettings({}, {}, folderWithConfig({ [key]: bad })), new RegExp(`"${key}" must be true or false`), `${key}: ${bad}`);
   }
 });
+
+test('dnsServers: a list of addresses with or without a port, or $MAILER_DNS_SERVERS; anything else is refused', () => {
+  const rows: [unknown, string[] | undefined | RegExp][] = [
+    [undefined, undefined],
+    [['127.0.0.1:5353'], ['127.0.0.1:5353']],
+    [['192.0.2.53', '[2001:db8::53]:53', '2001:db8::1'], ['192.0.2.53', '[2001:db8::53]:53', '2001:db8::1']],
+    ['192.0.2.53', ['192.0.2.53']],
+    [['dns.example:53'], /"dnsServers" must be a list of DNS server addresses such as \["192\.0\.2\.53", "127\.0\.0\.1:5353"\], not "dns\.example:53"/],
+    [['127.0.0.1:70000'], /not "127\.0\.0\.1:70000"/],
+    [[53], /not 53/],
+    [[], /"dnsServers" must be a list/],
+  ];
+  for (const [value, want] of rows) {
+    const dir = folderWithConfig(value === undefined ? {} : { dnsServers: value });
+    if (want instanceof RegExp) assert.throws(() => resolveSettings({}, {}, dir), want, JSON.stringify(value));
+    else assert.deepEqual(resolveSettings({}, {}, dir).dnsServers, want, JSON.stringify(value));
+  }
+  const dir = folderWithConfig({ dnsServers: ['192.0.2.53'] });
+  assert.deepEqual(resolveSettings({}, { MAILER_DNS_SERVERS: '127.0.0.1:5353, 127.0.0.1:5354' }, dir).dnsServers, ['127.0.0.1:5353', '127.0.0.1:5354']);
+});
