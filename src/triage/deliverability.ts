@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { domainToASCII } from 'node:url';
 import { checkSpf, mergeSpf, parseSpf, SPF_LOOKUP_LIMIT, withAll, type SpfProblem, type SpfReport } from '../domain/spf.js';
 import { dmarcSuggestion, isDmarcRecord, parseDmarc } from '../domain/dmarc.js';
 import { COMMON_DKIM_SELECTORS, dkimName, isDkimRecord, MIN_RSA_BITS, parseDkimKey } from '../domain/dkim.js';
@@ -251,7 +252,9 @@ export function domainOfAddress(address: string | undefined | null): string | nu
 /** What the check reads from the settings: the From domain, the SMTP hosts, bounceAddress, publicUrl. */
 export function domainCheckInput(settings: Settings, opts: { domain?: string; dkimSelectors?: string[]; dns: DnsLookup; lang?: string }): DomainCheckInput {
   const fromDomain = domainOfAddress(settings.from);
-  const domain = (opts.domain ?? fromDomain ?? '').trim().toLowerCase().replace(/\.$/, '');
+  // An IDN (bücher.de) is looked up as its punycode (xn--bcher-kva.de).
+  const given = (opts.domain ?? fromDomain ?? '').trim().replace(/\.$/, '');
+  const domain = (domainToASCII(given) || given).toLowerCase();
   if (!domain) {
     throw badInput('no domain to check: no --domain given and no "from" in the settings', 'give the domain: mailer check --domain verein.example, or set "from" in mailer.json');
   }

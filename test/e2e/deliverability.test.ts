@@ -10,8 +10,8 @@ const dkimKey = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).publi
 
 /** One zone for every domain of the tests: each domain is one case. */
 const ZONE = {
-  // everything right
-  'good.example': { MX: [[10, 'mx.good.example']] as [number, string][], TXT: ['v=spf1 mx a:smtp.good.example -all', 'google-site-verification=abc'] },
+  // everything right; its TXT answer is too big for UDP (a long verification record), so node's resolver asks again over TCP
+  'good.example': { MX: [[10, 'mx.good.example']] as [number, string][], TXT: ['v=spf1 mx a:smtp.good.example -all', txtStrings(`site-verification=${'a'.repeat(1500)}`)] },
   'mx.good.example': { A: ['127.0.0.2'] },
   'smtp.good.example': { A: ['127.0.0.3'] },
   '3.0.0.127.in-addr.arpa': { PTR: ['smtp.good.example'] },
@@ -77,6 +77,7 @@ test('a domain with everything right: every check ok, every requirement met, exi
   assert.equal(text('dkim'), 'DKIM: a key is published at selector1._domainkey.good.example (rsa, 2048 bit).');
   assert.equal(text('ptr'), 'PTR: the mail server smtp.good.example has the address 127.0.0.3, whose reverse name smtp.good.example points back to it.');
   assert.ok(dns.queries.includes('TXT default._domainkey.good.example'), 'the common selectors are tried');
+  assert.ok(dns.queries.filter((q) => q === 'TXT good.example').length >= 2, 'the TXT answer came over TCP after a truncated UDP one');
 
   // In German by LANG, as the catalog; the same exit code.
   const de = await mailer(dir, ['check', '--domain'], { LANG: 'de_DE.UTF-8' });
@@ -178,6 +179,11 @@ test('a domain with no SPF and no MX: the SPF record names the SMTP host; a doma
   assert.equal(missing.report.domain, 'nowhere.example');
   assert.deepEqual(failed(missing.report).find((f) => f.check === 'mx'), { check: 'mx', ok: false, text: 'MX: the domain nowhere.example does not exist in DNS. Check its spelling (in "from" or --domain).', record: null });
   assert.deepEqual(failed(missing.report).find((f) => f.check === 'spf')?.record, 'v=spf1 a:smtp.good.example -all');
+  // A domain with letters beyond ASCII is looked up as its punycode; a name that is none is bad input.
+  assert.equal((await checkJson(folder('good.example'), ['bücher.example'])).report.domain, 'xn--bcher-kva.example');
+  const bad = await mailer(folder('good.example'), ['check', '--domain', 'not a domain']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--domain "not a domain" is not a domain name/);
 });
 
 /** A UDP port on 127.0.0.1 with nothing behind it. */
