@@ -88,6 +88,19 @@ async function runQuickStart(mailerCommand: string[], examples: string): Promise
   return masked(transcript.join('\n'), dir);
 }
 
+/** The checkout's files as git lists them (tracked and new, nothing ignored); without git, all but what .gitignore names. */
+function checkoutFiles(): string[] {
+  try {
+    return execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString('utf8').split('\0').filter(Boolean);
+  } catch {
+    const ignored = /^(node_modules|dist|outbox|\.git)$|\.db(-wal|-shm)?$|^mailer\.json$/;
+    const walk = (dir: string): string[] => fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true })
+      .filter((e) => !ignored.test(e.name) || dir !== '' && e.name === 'mailer.json')
+      .flatMap((e) => e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]);
+    return walk('');
+  }
+}
+
 /** GitHub's release download for better-sqlite3, on 127.0.0.1: the checkout's own binary. */
 async function prebuiltServer(tarball: string, version: string) {
   const wanted = `/v${version}/better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
@@ -110,8 +123,7 @@ test('npm pack → npm install -g: the tarball has the built CLI and no tests, a
 
   // The checkout as git sees it (tracked and new files, nothing ignored), packed from a copy.
   const copy = path.join(tmp, 'checkout');
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT }).toString('utf8').split('\0').filter(Boolean);
-  for (const file of files) {
+  for (const file of checkoutFiles()) {
     if (!fs.existsSync(path.join(ROOT, file))) continue; // deleted, not yet committed
     fs.mkdirSync(path.dirname(path.join(copy, file)), { recursive: true });
     fs.copyFileSync(path.join(ROOT, file), path.join(copy, file));
