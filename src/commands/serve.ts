@@ -22,10 +22,13 @@ export function registerServe(program: Command): void {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port "${opts.port}" is not a port number`);
       const { trackingServer, SERVE_LIMITS } = await import('../triage/tracking.js');
+      const { logRequests, gracefulStop } = await import('../http/access-log.js');
       const log = (line: string) => ctx.out.warn(line);
       const api = opts.api ? await systemMailApi(ctx, log) : undefined;
       const pages = { language: ctx.settings.language, organisation: ctx.settings.organisation };
       const server = trackingServer(ctx.store, ctx.now, log, SERVE_LIMITS, pages, api?.handle);
+      logRequests(server, (line) => ctx.out.logLine(line), ctx.now);
+      const stop = gracefulStop(server, SERVE_LIMITS.requestTimeoutMs + 5_000);
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) => reject(badInput(`cannot listen on ${opts.host}:${port}: ${err.code ?? err.message}`, 'choose another --port')));
         server.listen(port, opts.host, () => resolve());
@@ -33,12 +36,14 @@ export function registerServe(program: Command): void {
       const address = server.address() as { port: number };
       ctx.out.note(`listening on http://${opts.host}:${address.port} (routes /o/<value>.gif, /u/<value>, /health${api ? ', POST /api/send, GET /api/send/<id>' : ''})`);
       if (!ctx.settings.publicUrl) ctx.out.warn('publicUrl is not set: mails carry no pixel and no unsubscribe link until it is');
-      // Serves until Ctrl-C or SIGTERM; the requests in hand are answered before the store closes.
-      await new Promise<void>((resolve) => {
-        const stop = () => server.close(() => resolve());
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+      // Serves until Ctrl-C or SIGTERM (a service manager's stop): then no new connection is
+      // taken, the requests in hand are answered, and the store closes; exit 0.
+      const signal = await new Promise<string>((resolve) => {
+        process.once('SIGINT', () => resolve('SIGINT'));
+        process.once('SIGTERM', () => resolve('SIGTERM'));
       });
+      ctx.out.note(`${signal}: stopping, answering the requests in hand`);
+      await stop();
       await api?.close();
     }));
 }

@@ -6,6 +6,7 @@ import { API_KEY_NAME, bearerKey, hashApiKey, matchingKey, newApiKey } from '../
 import { deliverSystemMails, queueSystemMail, resultOf, templateByName, type FieldLabel } from './system.js';
 import type { OpenTransports } from './session.js';
 import { readBody } from '../http/body.js';
+import { clientAddress, loggedPath } from '../http/access-log.js';
 
 /**
  * `serve --api`: system mails asked for over HTTP by a shop or a registration page.
@@ -102,12 +103,12 @@ export function apiHandler(opts: ApiOptions): Api {
   return {
     handle(req, res) {
       const refuse = (status: number, why: string) => {
-        log(`api: refused ${req.method} ${(req.url ?? '').slice(0, 100)} from ${req.socket.remoteAddress ?? '?'}: ${status} ${why}`);
+        log(`api: refused ${req.method} ${loggedPath(req.url)} from ${clientAddress(req)}: ${status} ${why}`);
         if (status === 413 || status === 400) res.shouldKeepAlive = false;
         json(res, status, { error: status === 401 ? 'unauthorized' : why });
       };
       route(req, res, refuse).catch((err) => {
-        log(`api: error on ${req.method} ${(req.url ?? '').slice(0, 100)}: ${(err as Error)?.message ?? err}`);
+        log(`api: error on ${req.method} ${loggedPath(req.url)}: ${(err as Error)?.message ?? err}`);
         if (res.headersSent) return void res.destroy();
         json(res, 500, { error: 'internal error; see the log of mailer serve' });
       });

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { readBody } from '../http/body.js';
+import { clientAddress, loggedPath } from '../http/access-log.js';
 import type { Store } from '../store/store.js';
 import { ALL_TOPICS, type LinkedSend } from '../domain/types.js';
 import { LinkSigner, type LinkPurpose } from '../domain/token.js';
@@ -36,14 +37,8 @@ export interface ServeLimits {
   checkEveryMs: number;
 }
 
-/**
- * A request target as a log line may show it: a link value is as good as the link (it
- * unsubscribes the member; a mail from before links had values of their own carried the
- * registration token there), so only its first 6 characters are kept.
- */
-export function loggedTarget(target: string | undefined): string {
-  return JSON.stringify((target ?? '').slice(0, 200).replace(/\/([uo])\/([^/?#.]{6})[^/?#.]*/g, '/$1/$2…'));
-}
+/** A request target as a log line shows it: link values cut to 6 characters, escaped, bounded. */
+export const loggedTarget = (target: string | undefined): string => `"${loggedPath(target)}"`;
 
 export const SERVE_LIMITS: ServeLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, checkEveryMs: 1_000 };
 
@@ -160,7 +155,7 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
 
   return (req: IncomingMessage, res: ServerResponse): void => {
     const refuse = (status: 400 | 413, why: string) => {
-      log(`bad request from ${req.socket.remoteAddress ?? '?'}: ${status} ${req.method} ${loggedTarget(req.url)}: ${why}`);
+      log(`bad request from ${clientAddress(req)}: ${status} ${req.method} ${loggedTarget(req.url)}: ${why}`);
       res.shouldKeepAlive = false;
       plain(res, status === 413 ? 'too-large' : 'bad-request');
     };

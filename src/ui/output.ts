@@ -41,6 +41,11 @@ export class Output {
     if (!this.quiet) this.stderr.write(`${this.printable(text)}\n`);
   }
 
+  /** One line of a running service's log on stderr (serve's request lines); --quiet leaves it. */
+  logLine(text: string): void {
+    this.stderr.write(`${this.printable(text)}\n`);
+  }
+
   warn(text: string): void {
     this.stderr.write(`warning: ${this.printable(text)}\n`);
   }
