@@ -18,15 +18,17 @@ export function registerCheck(program: Command): void {
     .option('--smtp <url>', 'the server to test (repeatable; default: the configured ones)', collect, [])
     .action((opts: CheckFlags, command: Command) => withContext(command, { smtp: opts.smtp }, async (ctx) => {
       const { checkServer } = await import('../mail/check.js');
+      const { tokensFor } = await import('../mail/transports.js');
       const { out, settings } = ctx;
       if (settings.smtp.length === 0) {
         throw new MailerError('no SMTP server is configured: mails go to the outbox folder, there is nothing to test',
           { exitCode: ExitCode.serverUnusable, hint: 'give --smtp smtp://user@host:587, or set "smtp" in mailer.json' });
       }
       const from = settings.from ?? `mailer check <${opts.to[0] ?? 'check@mailer.invalid'}>`;
+      const oauth2 = settings.oauth2 ? await tokensFor(settings) : undefined;
       const results = [];
       for (const url of settings.smtp) {
-        const r = await checkServer(url, { password: settings.smtpPassword, to: opts.to, from, envelopeFrom: settings.bounceAddress });
+        const r = await checkServer(url, { password: settings.smtpPassword, to: opts.to, from, envelopeFrom: settings.bounceAddress, oauth2 });
         results.push(r);
         if (out.json) continue;
         out.line(out.bold(r.server));

@@ -9,6 +9,7 @@ import { internals } from './nodemailer-internals.js';
 import type { Envelope, OutgoingMessage, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 import { parseSmtpUrl } from '../config/smtp-url.js';
+import type { AccessTokens } from './oauth2.js';
 // MAIL FROM, RCPT TO and DATA in one write where the server offers PIPELINING
 import './pipelining.js';
 
@@ -21,6 +22,8 @@ export interface SmtpOptions {
   timeouts?: { greetingMs: number; socketMs: number };
   /** the requireTls setting: every connection must be encrypted (smtps://, or STARTTLS) */
   requireTls?: boolean;
+  /** XOAUTH2 with these tokens instead of a password (the oauth2 setting) */
+  oauth2?: AccessTokens;
 }
 
 const CONNECT_TIMEOUT = 15_000;
@@ -88,13 +91,15 @@ export class SmtpTransport implements Transport {
 
   constructor(options: SmtpOptions) {
     const { display, mask, ...connection } = parseSmtpUrl(options.url, options.password);
+    const tokens = options.oauth2;
     this.description = display;
-    this.mask = mask;
+    this.mask = tokens ? (text) => tokens.mask(mask(text)) : mask;
     this.address = `${connection.host}:${connection.port}`;
     this.connection = connection;
     this.requireTls = !!options.requireTls && !connection.secure;
     this.transporter = nodemailer.createTransport({
       ...connection,
+      ...(tokens ? { auth: xoauth2Auth(tokens) } : {}),
       // Each connection of the run insists on STARTTLS, not just the first: a server (or a
       // man in the middle) that stops offering it mid-run gets no mail in clear.
       ...(this.requireTls ? { requireTLS: true } : {}),
@@ -194,6 +199,22 @@ export class SmtpTransport implements Transport {
   async close(): Promise<void> {
     this.transporter.close();
   }
+}
+
+/**
+ * nodemailer's XOAUTH2 with our tokens: it asks with renew=false for each login, and once with
+ * renew=true when the server answers the token with 334 (RFC 7628's error challenge) or refuses
+ * it; the expiry it is told makes it ask again before the token runs out. nodemailer writes the
+ * token to no log of its own (its logger is off, and it logs the command as "/* secret *\/").
+ */
+export function xoauth2Auth(tokens: AccessTokens): { type: 'OAuth2'; user: string; provisionCallback: (user: string, renew: boolean, cb: (err: Error | null, token?: string, expires?: number) => void) => void } {
+  return {
+    type: 'OAuth2',
+    user: tokens.user,
+    provisionCallback: (_user, renew, cb) => {
+      tokens.token(renew).then((token) => cb(null, token, tokens.expiresAt), (err: Error) => cb(err));
+    },
+  };
 }
 
 /**

@@ -65,6 +65,10 @@ const SQL = {
     INSERT INTO events (send_id, kind, at, last_at, times) VALUES (@sendId, @kind, @at, @at, 1)
     ON CONFLICT (send_id, kind) DO UPDATE SET times = times + 1, last_at = max(last_at, excluded.at)`,
   eventsBySend: `SELECT kind, at, last_at, times FROM events WHERE send_id = ? ORDER BY at`,
+  mailboxState: `SELECT uid_validity, last_uid FROM mailbox_state WHERE mailbox = ?`,
+  saveMailboxState: `
+    INSERT INTO mailbox_state (mailbox, uid_validity, last_uid, fetched_at) VALUES (@mailbox, @uidValidity, @lastUid, @now)
+    ON CONFLICT (mailbox) DO UPDATE SET uid_validity = excluded.uid_validity, last_uid = excluded.last_uid, fetched_at = excluded.fetched_at`,
 } as const;
 
 /** What is learnt from replies and links: error rules, suppressions, bounces, opens and unsubscribes. */
@@ -184,6 +188,16 @@ export class Triage {
 
   events(sendId: number): SendEvent[] {
     return (this.stmt.eventsBySend.all(sendId) as Row[]).map((r) => ({ kind: r.kind, at: r.at, lastAt: r.last_at, times: r.times }));
+  }
+
+  /** Where the last fetch of a bounce mailbox stopped: its UIDVALIDITY and the highest UID read. */
+  mailboxState(mailbox: string): { uidValidity: string; lastUid: number } | undefined {
+    const r = this.stmt.mailboxState.get(mailbox) as Row | undefined;
+    return r ? { uidValidity: r.uid_validity, lastUid: r.last_uid } : undefined;
+  }
+
+  saveMailboxState(mailbox: string, uidValidity: string, lastUid: number, now: number): void {
+    this.stmt.saveMailboxState.run({ mailbox, uidValidity, lastUid, now });
   }
 }
 
