@@ -168,3 +168,33 @@ test('bounces fetch: a wrong password and a server that is not there stop with e
     await imap.stop();
   }
 });
+
+test('bounces fetch with OAuth2: XOAUTH2 at Dovecot with the token of the oauth2 setting, renewed once when refused; no token in any output or database byte', async () => {
+  const { startTokenEndpoint } = await import('../support/oauth2.js');
+  const endpoint = await startTokenEndpoint();
+  const imap = await startDovecot({ introspectionUrl: endpoint.introspectionUrl });
+  try {
+    const { dir, byEmail } = await sentFolder(imap);
+    writeFile(dir, 'mailer.json', JSON.stringify({ bounceMailbox: imap.url, oauth2: { tokenUrl: endpoint.tokenUrl, clientId: endpoint.clientId, user: imap.user } }));
+    const client = await imap.client();
+    await client.append('INBOX', bounceFor('rfc3464-postfix.eml', byEmail['anna@example.org']), []);
+    await client.logout();
+    const secrets = { MAILER_OAUTH2_CLIENT_SECRET: endpoint.clientSecret, MAILER_OAUTH2_REFRESH_TOKEN: endpoint.refreshToken };
+    // The first token is dead at the server (expired early): refused, renewed once, and the fetch goes on.
+    endpoint.issueDead = 1;
+    const r = await mailer(dir, ['bounces', 'fetch', '--json'], secrets);
+    assert.equal(r.code, 0, r.stderr + imap.log().slice(-2000));
+    assert.deepEqual([JSON.parse(r.stdout).bounces, JSON.parse(r.stdout).moved], [1, 1]);
+    assert.equal(endpoint.grants, 2);
+
+    endpoint.revoked.add(endpoint.refreshToken);
+    const revoked = await mailer(dir, ['bounces', 'fetch'], secrets);
+    assert.equal(revoked.code, 3);
+    assert.match(revoked.stderr, /bounce mailbox imap:\/\/bounces@127\.0\.0\.1:\d+\/INBOX cannot be used: OAuth2 token step failed: .*invalid_grant/);
+    const texts = [r.stdout, r.stderr, revoked.stdout, revoked.stderr, ...fs.readdirSync(dir).filter((f) => f.startsWith('mailer.db')).map((f) => fs.readFileSync(path.join(dir, f), 'latin1'))];
+    for (const token of [...endpoint.issued, endpoint.refreshToken, endpoint.clientSecret]) assert.ok(texts.every((t) => !t.includes(token)), 'a token was printed or stored');
+  } finally {
+    await imap.stop();
+    await endpoint.close();
+  }
+});
