@@ -88,10 +88,13 @@ export class SmtpTransport implements Transport {
   private readonly mask: (text: string) => string;
   private readonly connection: { host: string; port: number; secure: boolean };
   private readonly requireTls: boolean;
+  private readonly oauth2?: AccessTokens;
+  private renewedAfterRefusal = false;
 
   constructor(options: SmtpOptions) {
     const { display, mask, ...connection } = parseSmtpUrl(options.url, options.password);
     const tokens = options.oauth2;
+    this.oauth2 = tokens;
     this.description = display;
     this.mask = tokens ? (text) => tokens.mask(mask(text)) : mask;
     this.address = `${connection.host}:${connection.port}`;
@@ -146,7 +149,28 @@ export class SmtpTransport implements Transport {
     });
   }
 
-  deliver(envelope: Envelope, raw: Buffer | OutgoingMessage): Promise<string> {
+  /**
+   * With OAuth2, a login refused outright (535, where no 334 challenge let nodemailer renew the
+   * token itself) gets one new token and one more try: the refusal came before MAIL FROM, so the
+   * mail cannot have gone out. A second refusal is the server's last word.
+   */
+  async deliver(envelope: Envelope, raw: Buffer | OutgoingMessage): Promise<string> {
+    try {
+      return await this.deliverOnce(envelope, raw);
+    } catch (err) {
+      const e = err as DeliveryError;
+      if (!this.oauth2 || this.renewedAfterRefusal || e.code !== 'EAUTH' || e.responseCode === undefined) throw err;
+      this.renewedAfterRefusal = true;
+      try {
+        await this.oauth2.token(true);
+      } catch {
+        throw err;
+      }
+      return this.deliverOnce(envelope, raw);
+    }
+  }
+
+  private deliverOnce(envelope: Envelope, raw: Buffer | OutgoingMessage): Promise<string> {
     return new Promise((resolve, reject) => {
       const smtpEnvelope = { from: asciiDomain(envelope.from), to: envelope.to.map(asciiDomain) };
       const body = () => (Buffer.isBuffer(raw) ? raw : Readable.from(raw.chunks(), { objectMode: false }));

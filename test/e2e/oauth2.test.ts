@@ -51,9 +51,18 @@ test('XOAUTH2: a send logs in with a fetched access token; one refused as expire
     assert.equal(endpoint.grants, 3, 'one token at the start, one more after the refusal');
     assert.equal(server.messages.length, 4);
 
+    // A server that refuses a dead token outright (535, no 334 challenge): one new token, one more try.
+    const refusing = await startSmtpServer({ xoauth2: { valid: endpoint.valid, user: USER, refuseWith535: true } });
+    endpoint.issueDead = 1;
+    const third = await mailer(dir, ['send', 'invitation.txt', '--member', '2', '--smtp', refusing.url, '--json'], secrets(endpoint));
+    await refusing.close();
+    assert.equal(third.code, 0, third.stderr);
+    assert.equal(refusing.messages.length, 1);
+    assert.equal(endpoint.grants, 5);
+
     const log = await mailer(dir, ['log', '--json']);
     const show = await mailer(dir, ['show', '1']);
-    assertNoToken(endpoint, dir, [sent, again, log, show]);
+    assertNoToken(endpoint, dir, [sent, again, third, log, show]);
   } finally {
     await server.close();
     await endpoint.close();

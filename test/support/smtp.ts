@@ -32,7 +32,7 @@ export interface TestServerOptions {
   /** offer STARTTLS with this key and certificate */
   tls?: { key: Buffer; cert: Buffer };
   /** offer AUTH XOAUTH2 only, and take the access tokens in this set (a refused one gets RFC 7628's 334 error challenge) */
-  xoauth2?: { valid: Set<string>; user: string; echoTokenOnFailure?: boolean };
+  xoauth2?: { valid: Set<string>; user: string; echoTokenOnFailure?: boolean; refuseWith535?: boolean };
 }
 
 export interface TestServer {
@@ -70,6 +70,7 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
       if (opts.xoauth2) {
         const x = opts.xoauth2;
         if (auth.method === 'XOAUTH2' && auth.username === x.user && x.valid.has(auth.accessToken ?? '')) return cb(null, { user: auth.username });
+        if (x.refuseWith535) return cb(Object.assign(new Error('5.7.3 Authentication unsuccessful'), { responseCode: 535 }));
         if (x.echoTokenOnFailure) return cb(Object.assign(new Error(`5.7.8 token ${auth.accessToken} not accepted`), { responseCode: 535 }));
         return cb(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } } as never);
       }
