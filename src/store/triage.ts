@@ -39,7 +39,8 @@ const SQL = {
   bounceByFingerprint: `SELECT id FROM bounces WHERE fingerprint = ?`,
   insertBounce: `
     INSERT INTO bounces (fingerprint, send_id, matched_by, recipient, action, status_code, diagnostic, category, permanent, source, at)
-    VALUES (@fingerprint, @sendId, @matchedBy, @recipient, @action, @statusCode, @diagnostic, @category, @permanent, @source, @at)`,
+    VALUES (@fingerprint, @sendId, @matchedBy, @recipient, @action, @statusCode, @diagnostic, @category, @permanent, @source, @at)
+    ON CONFLICT (fingerprint) DO NOTHING`,
   markBounced: `
     UPDATE sends SET status = 'bounced', category = @category, reason = @reason, updated_at = @now WHERE id = @id`,
   sendByMessageId: `SELECT id FROM sends WHERE message_id = ?`,
@@ -141,7 +142,8 @@ export class Triage {
   /** Records a bounce; a permanent one marks its send bounced. One transaction. */
   recordBounce(b: BounceRecord, now: number): void {
     this.store.transaction(() => {
-      this.stmt.insertBounce.run({ ...b, permanent: b.permanent ? 1 : 0 });
+      // Another command that read the same bounce at the same moment (a fetch beside a run's) recorded it first.
+      if (this.stmt.insertBounce.run({ ...b, permanent: b.permanent ? 1 : 0 }).changes === 0) return;
       if (b.sendId !== null && b.permanent) {
         this.stmt.markBounced.run({ id: b.sendId, category: b.category, reason: `bounced: ${b.diagnostic ?? b.statusCode ?? ''}`.trim(), now });
       }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { INVITATION, ROOT, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
@@ -196,5 +197,28 @@ test('bounces fetch with OAuth2: XOAUTH2 at Dovecot with the token of the oauth2
   } finally {
     await imap.stop();
     await endpoint.close();
+  }
+});
+
+test('bounces fetch over imaps://: a certificate from a private CA is refused (exit 3, the TLS step named) until NODE_EXTRA_CA_CERTS trusts it', async () => {
+  const certDir = tempDir();
+  const keyFile = path.join(certDir, 'key.pem');
+  const certFile = path.join(certDir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  fs.chmodSync(certDir, 0o755);
+  const imap = await startDovecot({ tls: { certFile, keyFile } });
+  try {
+    const dir = tempDir();
+    writeFile(dir, 'mailer.json', JSON.stringify({ bounceMailbox: imap.tlsUrl }));
+    const untrusted = await mailer(dir, ['bounces', 'fetch'], env(imap));
+    assert.equal(untrusted.code, 3, untrusted.stderr);
+    assert.match(untrusted.stderr, /bounce mailbox imaps:\/\/bounces@127\.0\.0\.1:\d+\/INBOX cannot be used: TLS failed/);
+    assert.match(untrusted.stderr, /NODE_EXTRA_CA_CERTS/);
+    const trusted = await mailer(dir, ['bounces', 'fetch', '--json'], { ...env(imap), NODE_EXTRA_CA_CERTS: certFile });
+    assert.equal(trusted.code, 0, trusted.stderr + imap.log().slice(-1500));
+    assert.equal(JSON.parse(trusted.stdout).read, 0);
+  } finally {
+    await imap.stop();
   }
 });

@@ -19,6 +19,8 @@ export interface TestImapServer {
   password: string;
   /** imap://user@127.0.0.1:port/INBOX */
   url: string;
+  /** imaps://user@127.0.0.1:tlsPort/INBOX, with `tls` */
+  tlsUrl?: string;
   /** a client logged in as the user, for putting mails in and looking at them */
   client(): Promise<ImapFlow>;
   log(): string;
@@ -28,6 +30,8 @@ export interface TestImapServer {
 export interface DovecotOptions {
   /** XOAUTH2 logins, each token checked at this introspection URL (RFC 7662, POST token=…) */
   introspectionUrl?: string;
+  /** also imaps:// (implicit TLS) with this certificate and key (PEM files) */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export function dovecotInstalled(): boolean {
@@ -51,6 +55,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<TestImapS
   const password = 'imap-geheim-42';
   fs.writeFileSync(path.join(dir, 'passwd'), `${user}:{PLAIN}${password}\n`);
   const port = await closedPort();
+  const tlsPort = opts.tls ? await closedPort() : 0;
   const oauth2 = opts.introspectionUrl ? `
 passdb {
   driver = oauth2
@@ -67,7 +72,7 @@ base_dir = ${dir}/run
 state_dir = ${dir}/run/state
 instance_name = mailer-test-${port}
 log_path = ${dir}/dovecot.log
-ssl = no
+${opts.tls ? `ssl = yes\nssl_cert = <${opts.tls.certFile}\nssl_key = <${opts.tls.keyFile}` : 'ssl = no'}
 disable_plaintext_auth = no
 auth_mechanisms = plain login${opts.introspectionUrl ? ' xoauth2 oauthbearer' : ''}
 ${root ? 'default_internal_user = dovecot\ndefault_login_user = dovenull' : `default_internal_user = ${me.username}\ndefault_login_user = ${me.username}`}
@@ -87,7 +92,9 @@ service imap-login {
     port = ${port}
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = ${tlsPort}
+    ssl = yes
   }
 ${root ? '' : '  chroot =\n'}}
 ${root ? '' : 'service anvil {\n  chroot =\n}\n'}`;
@@ -103,6 +110,7 @@ ${root ? '' : 'service anvil {\n  chroot =\n}\n'}`;
   const server: TestImapServer = {
     port, user, password,
     url: `imap://${user}@127.0.0.1:${port}/INBOX`,
+    tlsUrl: opts.tls ? `imaps://${user}@127.0.0.1:${tlsPort}/INBOX` : undefined,
     async client() {
       const c = new ImapFlow({ host: '127.0.0.1', port, secure: false, auth: { user, pass: password }, logger: false, disableAutoIdle: true });
       await c.connect();
