@@ -38,6 +38,19 @@ export function registerCheck(program: Command): void {
         }
         out.line(r.ok ? '  → the server can be used' : '  → the server cannot be used as configured');
       }
+      if (settings.bounceMailbox) {
+        const { checkMailbox } = await import('../mail/imap.js');
+        const r = await checkMailbox(settings.bounceMailbox, { password: settings.imapPassword, oauth2 });
+        results.push(r);
+        if (!out.json) {
+          out.line(out.bold(`${r.server} (bounceMailbox)`));
+          for (const s of r.steps) {
+            out.line(`  ${s.ok ? 'ok    ' : 'FAILED'}  ${s.step}: ${s.detail}`);
+            if (s.hint) out.line(`          likely cause: ${s.hint}`);
+          }
+          out.line(r.ok ? '  → the bounce mailbox can be read' : '  → the bounce mailbox cannot be read as configured');
+        }
+      }
       if (out.json) out.jsonResult(results);
       if (results.some((r) => !r.ok)) return ExitCode.serverUnusable;
     }));

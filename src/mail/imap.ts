@@ -130,3 +130,19 @@ function connectFailure(e: Error & { code?: string }, target: ImapTarget, fail: 
   if (/timeout|ETIMEDOUT/i.test(text)) return fail('connect', `${target.host}:${target.port}: no answer`, 'a firewall drops the connection, the host is wrong, or the port expects TLS (imaps://, 993)');
   return fail('connect', e.message, 'the server closed the connection during the greeting or TLS');
 }
+
+/**
+ * `mailer check` for the bounce mailbox: connect, log in and open the folder read-only, as a
+ * fetch would; one step, named by the error when it fails.
+ */
+export async function checkMailbox(url: string, opts: { password?: string; oauth2?: AccessTokens }): Promise<{ server: string; ok: boolean; steps: { step: string; ok: boolean; detail: string; hint?: string }[] }> {
+  const target = parseImapUrl(url, opts.password);
+  try {
+    const box = await ImapMailbox.open(url, { ...opts, readOnly: true });
+    await box.close();
+    return { server: target.display, ok: true, steps: [{ step: 'connect, login and folder', ok: true, detail: `${target.folder} opened read-only as ${opts.oauth2?.user ?? target.user}${opts.oauth2 ? ' with XOAUTH2' : ''}` }] };
+  } catch (err) {
+    if (!(err instanceof MailerError)) throw err;
+    return { server: target.display, ok: false, steps: [{ step: 'connect, login and folder', ok: false, detail: err.message.replace(/^the bounce mailbox \S+ cannot be used: /, ''), hint: err.hint }] };
+  }
+}

@@ -156,6 +156,16 @@ test('bounces fetch: a wrong password and a server that is not there stop with e
     assert.match(wrong.stderr, /bounce mailbox imap:\/\/bounces@127\.0\.0\.1:\d+\/INBOX cannot be used: login failed/);
     assert.match(wrong.stderr, /MAILER_IMAP_PASSWORD/);
     assert.doesNotMatch(wrong.stderr + wrong.stdout, /falsch-123/);
+    // mailer check tests the bounce mailbox after the SMTP server.
+    const smtp = await startSmtpServer();
+    writeFile(dir, 'mailer.json', JSON.stringify({ smtp: smtp.url, bounceMailbox: imap.url }));
+    const checkWrong = await mailer(dir, ['check'], { MAILER_IMAP_PASSWORD: 'falsch-123' });
+    const checkGood = await mailer(dir, ['check'], env(imap));
+    await smtp.close();
+    assert.equal(checkWrong.code, 3);
+    assert.match(checkWrong.stdout, /imap:\/\/bounces@127\.0\.0\.1:\d+\/INBOX \(bounceMailbox\)\n {2}FAILED {2}connect, login and folder: login failed/);
+    assert.equal(checkGood.code, 0, checkGood.stdout);
+    assert.match(checkGood.stdout, /ok {4} {2}connect, login and folder: INBOX opened read-only as bounces\n {2}→ the bounce mailbox can be read/);
     const port = await closedPort();
     writeFile(dir, 'mailer.json', JSON.stringify({ bounceMailbox: `imaps://bounces@127.0.0.1:${port}/INBOX` }));
     const down = await mailer(dir, ['bounces', 'fetch'], env(imap));
