@@ -12,7 +12,7 @@ interface CheckFlags {
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('test the mail server step by step: name lookup, connect, TLS, greeting, login; optionally send test mails')
+    .description('test the mail server step by step: name lookup, connect, TLS, greeting, OAuth2 token, login; then the bounce mailbox; optionally send test mails')
     .addHelpText('after', examples(['mailer check --smtp smtp://verein@mail.example.org:587', 'mailer check --to me@example.org']))
     .option('--to <address>', 'also send a test mail here (repeatable)', collect, [])
     .option('--smtp <url>', 'the server to test (repeatable; default: the configured ones)', collect, [])

@@ -166,6 +166,12 @@ test('bounces fetch: a wrong password and a server that is not there stop with e
     assert.match(checkWrong.stdout, /imap:\/\/bounces@127\.0\.0\.1:\d+\/INBOX \(bounceMailbox\)\n {2}FAILED {2}connect, login and folder: login failed/);
     assert.equal(checkGood.code, 0, checkGood.stdout);
     assert.match(checkGood.stdout, /ok {4} {2}connect, login and folder: INBOX opened read-only as bounces\n {2}→ the bounce mailbox can be read/);
+    // mailer run goes on without the mailbox, and ends with exit 3 naming it.
+    writeFile(dir, 'mailer.json', JSON.stringify({ bounceMailbox: imap.url }));
+    const run = await mailer(dir, ['run', '--json'], { MAILER_IMAP_PASSWORD: 'falsch-123' });
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, /warning: the bounce mailbox .* login failed .*; sending goes on/);
+    assert.equal(JSON.parse(run.stdout).bounces, null);
     const port = await closedPort();
     writeFile(dir, 'mailer.json', JSON.stringify({ bounceMailbox: `imaps://bounces@127.0.0.1:${port}/INBOX` }));
     const down = await mailer(dir, ['bounces', 'fetch'], env(imap));
