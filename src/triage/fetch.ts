@@ -81,7 +81,8 @@ export async function fetchBounces(store: Store, catalog: Catalog, settings: Set
       result.moved = bounces.length;
       // Saved after the move: a fetch that broke off reads the same messages again, and the
       // bounces among them are recognised by their bytes and only moved.
-      store.triage.saveMailboxState(mailbox.description, mailbox.uidValidity, last, opts.now());
+      // A fetch that found nothing new writes nothing either.
+      if (!state || state.uidValidity !== mailbox.uidValidity || last !== after) store.triage.saveMailboxState(mailbox.description, mailbox.uidValidity, last, opts.now());
     }
   } finally {
     await mailbox.close();
