@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ExitCode } from '../errors.js';
+import { ExitCode, MailerError } from '../errors.js';
 import { addTransportOptions, transportFlags, type TransportFlags } from './filter-options.js';
 import { withContext } from './context.js';
 import { printReport, reportJson } from './send.js';
@@ -27,8 +27,26 @@ export function registerRun(program: Command): void {
     const { out, store } = ctx;
     const max = opts.max === undefined ? undefined : wholeNumber(opts.max, '--max');
     const stamp = () => new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, 'Z');
+    // The bounce mailbox first: a bounce that came in since the last run suppresses its address
+    // before this run sends to it. A mailbox that cannot be read does not hold up the sending;
+    // the run says so and ends with exit 3 naming it.
+    let fetched: import('../triage/fetch.js').FetchResult | null = null;
+    let mailboxError: MailerError | null = null;
+    const first = ctx.settings.bounceMailbox ? async () => {
+      const { fetchBounces, PROCESSED_FOLDER } = await import('../triage/fetch.js');
+      const { catalogOf } = await import('../send/delivery-store.js');
+      try {
+        fetched = await fetchBounces(store, catalogOf(store), ctx.settings, { dryRun: false, now: ctx.now });
+        const f = fetched;
+        out.note(`${stamp()} bounce mailbox ${f.mailbox}: ${f.read} new, ${f.bounces} bounces (${f.matched} matched), moved ${f.moved} to ${PROCESSED_FOLDER}${f.unparsable.length ? `, ${f.unparsable.length} unparsable left in place (mailer bounces fetch --dry-run lists them)` : ''}`);
+      } catch (err) {
+        if (!(err instanceof MailerError) || err.exitCode !== ExitCode.serverUnusable) throw err;
+        mailboxError = err;
+        out.warn(`${err.message}; sending goes on`);
+      }
+    } : undefined;
     const r = await runDue(store, (n) => openTransports(ctx.settings, n), {
-      max, settings: ctx.settings, now: ctx.now,
+      max, settings: ctx.settings, now: ctx.now, first,
       // One plain line per event: a cron mail that a person can read.
       onEvent: (line) => out.note(`${stamp()} ${line}`),
     });
@@ -49,12 +67,19 @@ export function registerRun(program: Command): void {
         missed: r.plans.missed.map((m) => ({ plan: m.plan, period: m.period, followUp: m.followUp, due: isoTime(m.due) })),
         planErrors: r.plans.errors,
         ...(r.report ? { report: reportJson(r.report) } : {}),
+        ...(ctx.settings.bounceMailbox ? { bounces: bounceJson(fetched) } : {}),
       });
     }
     if (r.stopped) {
       const { serverStopped } = await import('../send/queue.js');
       throw serverStopped(r.stopped, 'Unsent mails stay queued.', 'mailer run');
     }
+    if (mailboxError) throw mailboxError;
     if (r.failed || r.deferred || r.tooLarge || r.unattachable || r.plans.errors.length) return ExitCode.someFailed;
   }));
+}
+
+function bounceJson(f: import('../triage/fetch.js').FetchResult | null) {
+  if (!f) return null;
+  return { read: f.read, bounces: f.bounces, matched: f.matched, unmatched: f.unmatched, moved: f.moved, left: f.left, unparsable: f.unparsable };
 }

@@ -5,6 +5,7 @@ import { badInput } from '../errors.js';
 import { parseDuration } from './when.js';
 import { parseRate } from './rate.js';
 import { parseSmtpUrl } from './smtp-url.js';
+import { parseImapUrl } from './imap-url.js';
 import { wholeNumber } from './numbers.js';
 
 /**
@@ -48,7 +49,30 @@ export interface Settings {
   templateDir: string;
   /** the DNS servers the deliverability check asks ("127.0.0.1:5353"): tests and split DNS; else the system's */
   dnsServers?: string[];
+  /** where bounces land: imaps://user@imap.example.org/INBOX; password from $MAILER_IMAP_PASSWORD */
+  bounceMailbox?: string;
+  imapPassword?: string;
+  /** XOAUTH2 for SMTP and the bounce mailbox (Microsoft 365, Google Workspace) */
+  oauth2?: OAuth2Settings;
   configFile: string | null;
+}
+
+/** The oauth2 setting, with its secrets from the environment (or the file `mailer auth login` wrote). */
+export interface OAuth2Settings {
+  tokenUrl: string;
+  clientId: string;
+  user: string;
+  /** the device authorization endpoint of RFC 8628, for `mailer auth login` */
+  deviceUrl?: string;
+  /** the scope asked for by `mailer auth login` */
+  scope?: string;
+  clientSecret?: string;
+  /** from $MAILER_OAUTH2_REFRESH_TOKEN, else from tokenFile */
+  refreshToken?: string;
+  /** the refresh token came from tokenFile (a rotated one is written back there) */
+  refreshTokenFromFile: boolean;
+  /** where `mailer auth login` keeps the refresh token: beside the database, readable by its owner only */
+  tokenFile: string;
 }
 
 export interface SettingsFlags {
@@ -64,7 +88,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls', 'templateDir', 'dnsServers'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls', 'templateDir', 'dnsServers', 'bounceMailbox', 'oauth2'];
 
 /** The languages of the recipient pages. */
 export const LANGUAGES = ['de', 'en'] as const;
@@ -100,10 +124,13 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
   // Checked now, before any command writes: a typo must not leave a mailing queued behind it.
   const smtpUrls = smtp.map(String);
   smtpUrls.forEach((url) => parseSmtpUrl(url));
+  const bounceMailbox = pick(undefined, env.MAILER_BOUNCE_MAILBOX, file.bounceMailbox === undefined ? undefined : String(file.bounceMailbox));
+  if (bounceMailbox !== undefined) parseImapUrl(bounceMailbox);
+  const db = path.resolve(cwd, pick(flags.db, env.MAILER_DB, file.db ? path.resolve(fileDir, String(file.db)) : undefined) ?? 'mailer.db');
   const rate = pick(flags.rate, env.MAILER_RATE, file.rate === undefined ? undefined : String(file.rate));
   if (rate !== undefined) parseRate(rate);
   return {
-    db: path.resolve(cwd, pick(flags.db, env.MAILER_DB, file.db ? path.resolve(fileDir, String(file.db)) : undefined) ?? 'mailer.db'),
+    db,
     smtp: smtpUrls,
     smtpPassword: env.MAILER_SMTP_PASSWORD || undefined,
     outbox: path.resolve(cwd, pick(flags.outbox, env.MAILER_OUTBOX, file.outbox ? path.resolve(fileDir, String(file.outbox)) : undefined) ?? 'outbox'),
@@ -128,6 +155,9 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     requireTls: switchSetting(file, 'requireTls', false, configFile),
     templateDir: path.resolve(fileDir, file.templateDir ? String(file.templateDir) : 'templates'),
     dnsServers: dnsServersSetting(env.MAILER_DNS_SERVERS ? env.MAILER_DNS_SERVERS.split(/[\s,]+/).filter(Boolean) : file.dnsServers, configFile ?? 'MAILER_DNS_SERVERS'),
+    bounceMailbox,
+    imapPassword: env.MAILER_IMAP_PASSWORD || undefined,
+    oauth2: file.oauth2 === undefined ? undefined : oauth2Setting(file.oauth2, configFile!, env, db),
     configFile,
   };
 }
@@ -145,6 +175,64 @@ function dnsServersSetting(value: unknown, source: string): string[] | undefined
     throw badInput(`${source}: "dnsServers" must be a list of DNS server addresses such as ["192.0.2.53", "127.0.0.1:5353"], not ${JSON.stringify(wrong ?? value)}`);
   }
   return list as string[];
+}
+
+const OAUTH2_KEYS = ['tokenUrl', 'clientId', 'user', 'deviceUrl', 'scope'];
+
+/** The file `mailer auth login` keeps the refresh token in: beside the database it belongs to. */
+export function oauth2TokenFile(db: string): string {
+  return `${db}.oauth2.json`;
+}
+
+/**
+ * The oauth2 setting: endpoints and ids in the file; the client secret and refresh token never
+ * there (a settings file is shared and copied), but from the environment or the token file.
+ */
+function oauth2Setting(value: unknown, file: string, env: NodeJS.ProcessEnv, db: string): OAuth2Settings {
+  const example = '"oauth2": {"tokenUrl": "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token", "clientId": "…", "user": "verein@verein.example"}';
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw badInput(`${file}: "oauth2" must be an object`, `write ${example}`);
+  const o = value as Record<string, unknown>;
+  const unknown = Object.keys(o).filter((k) => !OAUTH2_KEYS.includes(k));
+  if (unknown.length) {
+    const secret = unknown.some((k) => /secret|token$/i.test(k) && k !== 'tokenUrl');
+    throw badInput(`${file}: "oauth2" has unknown key ${unknown.map((k) => `"${k}"`).join(', ')}`,
+      secret ? 'secrets do not go in the settings file: set MAILER_OAUTH2_CLIENT_SECRET and MAILER_OAUTH2_REFRESH_TOKEN (or run `mailer auth login`)' : `keys: ${OAUTH2_KEYS.join(', ')}`);
+  }
+  for (const key of ['tokenUrl', 'clientId', 'user']) {
+    if (typeof o[key] !== 'string' || !(o[key] as string).trim()) throw badInput(`${file}: "oauth2" needs "${key}"`, `write ${example}`);
+  }
+  for (const key of ['tokenUrl', 'deviceUrl']) {
+    if (o[key] === undefined) continue;
+    let url: URL | null = null;
+    try { url = new URL(String(o[key])); } catch { /* below */ }
+    if (!url || !/^https?:$/.test(url.protocol)) throw badInput(`${file}: "oauth2"."${key}" must be a URL such as https://login.example.org/token, not ${JSON.stringify(o[key])}`);
+  }
+  const tokenFile = oauth2TokenFile(db);
+  const fromFile = readTokenFile(tokenFile);
+  return {
+    tokenUrl: String(o.tokenUrl), clientId: String(o.clientId), user: String(o.user).trim(),
+    deviceUrl: o.deviceUrl === undefined ? undefined : String(o.deviceUrl),
+    scope: o.scope === undefined ? undefined : String(o.scope),
+    clientSecret: env.MAILER_OAUTH2_CLIENT_SECRET || undefined,
+    refreshToken: env.MAILER_OAUTH2_REFRESH_TOKEN || fromFile,
+    refreshTokenFromFile: !env.MAILER_OAUTH2_REFRESH_TOKEN && !!fromFile,
+    tokenFile,
+  };
+}
+
+function readTokenFile(file: string): string | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const token = (JSON.parse(text) as { refreshToken?: unknown }).refreshToken;
+    return typeof token === 'string' && token ? token : undefined;
+  } catch {
+    throw badInput(`${file} is not the refresh-token file \`mailer auth login\` writes`, 'run `mailer auth login` again, or delete the file and set MAILER_OAUTH2_REFRESH_TOKEN');
+  }
 }
 
 function languageSetting(value: string | undefined, file: string | null): Language {

@@ -6,6 +6,7 @@ import type { DeliveryError } from '../domain/ports.js';
 import { addressOf, composeNotice } from './compose.js';
 import { offeredExtensions, offeredLogins } from './nodemailer-internals.js';
 import { SmtpTransport } from './smtp.js';
+import { TokenError, xoauth2String, type AccessTokens } from './oauth2.js';
 
 /**
  * `mailer check`: the server tested the way a technician would, one step at a time, each with
@@ -28,13 +29,13 @@ export interface ServerCheck {
 
 const TIMEOUT = 10_000;
 
-interface CheckOptions { password?: string; to: string[]; from: string; envelopeFrom?: string }
+interface CheckOptions { password?: string; to: string[]; from: string; envelopeFrom?: string; oauth2?: AccessTokens }
 
 export async function checkServer(url: string, opts: CheckOptions): Promise<ServerCheck> {
   const target = parseSmtpUrl(url, opts.password);
   const result = await runSteps(url, target, opts);
   // Each detail quotes the server or nodemailer, and a server may echo the password it was sent.
-  for (const step of result.steps) step.detail = target.mask(step.detail);
+  for (const step of result.steps) step.detail = opts.oauth2 ? opts.oauth2.mask(target.mask(step.detail)) : target.mask(step.detail);
   return result;
 }
 
@@ -100,7 +101,38 @@ async function runSteps(url: string, target: SmtpTarget, opts: CheckOptions): Pr
 
   // 4. login
   const offersAuth = offeredLogins(connection).length > 0;
-  if (target.auth?.user) {
+  if (opts.oauth2) {
+    const tokens = opts.oauth2;
+    try {
+      await tokens.token();
+      add({ step: 'OAuth2 token', ok: true, detail: `fetched from ${tokens.endpoint} for ${tokens.user}` });
+    } catch (err) {
+      if (!(err instanceof TokenError)) throw err;
+      add({ step: 'OAuth2 token', ok: false, detail: `${err.problem}: ${err.message}`, hint: err.hint });
+      connection.close();
+      return result;
+    }
+    const logins = offeredLogins(connection);
+    if (logins.length && !logins.includes('XOAUTH2')) {
+      add({ step: 'login with XOAUTH2', ok: false, detail: `the server offers ${logins.join(' ')}, not XOAUTH2`, hint: 'OAuth2 needs a server that offers AUTH XOAUTH2 (smtp.office365.com:587, smtp.gmail.com:587); check the SMTP URL' });
+      connection.close();
+      return result;
+    }
+    try {
+      // nodemailer's XOAUTH2 exchange, with our tokens: renewed once when the server refuses one.
+      const oauth2 = {
+        getToken: (renew: boolean, cb: (err: Error | null, token?: string) => void) => { tokens.token(renew).then((t) => cb(null, t), (e: Error) => cb(e)); },
+        buildXOAuth2Token: (token: string) => xoauth2String(tokens.user, token),
+      };
+      await new Promise<void>((resolve, reject) => connection.login({ user: tokens.user, oauth2 } as never, (err) => (err ? reject(err) : resolve())));
+      add({ step: 'login with XOAUTH2', ok: true, detail: `as ${tokens.user}` });
+    } catch (err) {
+      const e = err as Error & { response?: string };
+      add({ step: 'login with XOAUTH2', ok: false, detail: e.response ?? e.message, hint: err instanceof TokenError ? err.hint : 'the server refused the access token: check oauth2.user (the mailbox the token is for) and that the app may use SMTP (Microsoft 365: SMTP AUTH enabled for the mailbox, scope SMTP.Send)' });
+      connection.close();
+      return result;
+    }
+  } else if (target.auth?.user) {
     if (!target.auth.pass) {
       add({ step: 'login', ok: false, detail: `user ${target.auth.user}, no password`, hint: 'set MAILER_SMTP_PASSWORD' });
       connection.close();
@@ -128,7 +160,7 @@ async function runSteps(url: string, target: SmtpTarget, opts: CheckOptions): Pr
   // and error words, so a mail that passes here passes there.
   let allSent = true;
   if (opts.to.length) {
-    const transport = new SmtpTransport({ url, password: opts.password, maxConnections: 1, timeouts: { greetingMs: TIMEOUT, socketMs: TIMEOUT } });
+    const transport = new SmtpTransport({ url, password: opts.password, maxConnections: 1, timeouts: { greetingMs: TIMEOUT, socketMs: TIMEOUT }, oauth2: opts.oauth2 });
     try {
       for (const to of opts.to) {
         const raw = await composeNotice({

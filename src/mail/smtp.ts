@@ -9,6 +9,7 @@ import { internals } from './nodemailer-internals.js';
 import type { Envelope, OutgoingMessage, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 import { parseSmtpUrl } from '../config/smtp-url.js';
+import type { AccessTokens } from './oauth2.js';
 // MAIL FROM, RCPT TO and DATA in one write where the server offers PIPELINING
 import './pipelining.js';
 
@@ -21,6 +22,8 @@ export interface SmtpOptions {
   timeouts?: { greetingMs: number; socketMs: number };
   /** the requireTls setting: every connection must be encrypted (smtps://, or STARTTLS) */
   requireTls?: boolean;
+  /** XOAUTH2 with these tokens instead of a password (the oauth2 setting) */
+  oauth2?: AccessTokens;
 }
 
 const CONNECT_TIMEOUT = 15_000;
@@ -85,16 +88,21 @@ export class SmtpTransport implements Transport {
   private readonly mask: (text: string) => string;
   private readonly connection: { host: string; port: number; secure: boolean };
   private readonly requireTls: boolean;
+  private readonly oauth2?: AccessTokens;
+  private renewedAfterRefusal = false;
 
   constructor(options: SmtpOptions) {
     const { display, mask, ...connection } = parseSmtpUrl(options.url, options.password);
+    const tokens = options.oauth2;
+    this.oauth2 = tokens;
     this.description = display;
-    this.mask = mask;
+    this.mask = tokens ? (text) => tokens.mask(mask(text)) : mask;
     this.address = `${connection.host}:${connection.port}`;
     this.connection = connection;
     this.requireTls = !!options.requireTls && !connection.secure;
     this.transporter = nodemailer.createTransport({
       ...connection,
+      ...(tokens ? { auth: xoauth2Auth(tokens) } : {}),
       // Each connection of the run insists on STARTTLS, not just the first: a server (or a
       // man in the middle) that stops offering it mid-run gets no mail in clear.
       ...(this.requireTls ? { requireTLS: true } : {}),
@@ -141,7 +149,28 @@ export class SmtpTransport implements Transport {
     });
   }
 
-  deliver(envelope: Envelope, raw: Buffer | OutgoingMessage): Promise<string> {
+  /**
+   * With OAuth2, a login refused outright (535, where no 334 challenge let nodemailer renew the
+   * token itself) gets one new token and one more try: the refusal came before MAIL FROM, so the
+   * mail cannot have gone out. A second refusal is the server's last word.
+   */
+  async deliver(envelope: Envelope, raw: Buffer | OutgoingMessage): Promise<string> {
+    try {
+      return await this.deliverOnce(envelope, raw);
+    } catch (err) {
+      const e = err as DeliveryError;
+      if (!this.oauth2 || this.renewedAfterRefusal || e.code !== 'EAUTH' || e.responseCode === undefined) throw err;
+      this.renewedAfterRefusal = true;
+      try {
+        await this.oauth2.token(true);
+      } catch {
+        throw err;
+      }
+      return this.deliverOnce(envelope, raw);
+    }
+  }
+
+  private deliverOnce(envelope: Envelope, raw: Buffer | OutgoingMessage): Promise<string> {
     return new Promise((resolve, reject) => {
       const smtpEnvelope = { from: asciiDomain(envelope.from), to: envelope.to.map(asciiDomain) };
       const body = () => (Buffer.isBuffer(raw) ? raw : Readable.from(raw.chunks(), { objectMode: false }));
@@ -194,6 +223,22 @@ export class SmtpTransport implements Transport {
   async close(): Promise<void> {
     this.transporter.close();
   }
+}
+
+/**
+ * nodemailer's XOAUTH2 with our tokens: it asks with renew=false for each login, and once with
+ * renew=true when the server answers the token with 334 (RFC 7628's error challenge) or refuses
+ * it; the expiry it is told makes it ask again before the token runs out. nodemailer writes the
+ * token to no log of its own (its logger is off, and it logs the command as "/* secret *\/").
+ */
+export function xoauth2Auth(tokens: AccessTokens): { type: 'OAuth2'; user: string; provisionCallback: (user: string, renew: boolean, cb: (err: Error | null, token?: string, expires?: number) => void) => void } {
+  return {
+    type: 'OAuth2',
+    user: tokens.user,
+    provisionCallback: (_user, renew, cb) => {
+      tokens.token(renew).then((token) => cb(null, token, tokens.expiresAt), (err: Error) => cb(err));
+    },
+  };
 }
 
 /**

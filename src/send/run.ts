@@ -18,6 +18,8 @@ export interface RunRequest {
   settings: Settings;
   now: () => number;
   onEvent?: (line: string) => void;
+  /** work done first, under the run's lock (the bounce mailbox's fetch: its suppressions count for this run) */
+  first?: () => Promise<void>;
 }
 
 export interface RunResult {
@@ -41,6 +43,7 @@ export interface RunResult {
 export async function runDue(store: Store, openTransports: OpenTransports, req: RunRequest): Promise<RunResult> {
   const say = req.onEvent ?? (() => {});
   return withSendLock(store, 'run', req.now(), async () => {
+    await req.first?.();
     const now = req.now();
     // First the plans: a mailing made here is due now and is sent below with the others (or
     // stays scheduled for the next run when the quota is used up).

@@ -340,4 +340,16 @@ export const migrations: string[] = [
     created_at INTEGER NOT NULL
   );
   `,
+  /* 16: the bounce mailbox — where the last fetch stopped */ `
+  -- One row per IMAP folder (its URL without password): the UIDVALIDITY it had and the highest
+  -- UID read. Only messages above it are read next time, so ordinary mails are never marked or
+  -- read twice; a new UIDVALIDITY (the folder was rebuilt) starts again from the bottom, and the
+  -- bounces table's fingerprints keep a bounce from being imported twice.
+  CREATE TABLE mailbox_state (
+    mailbox      TEXT PRIMARY KEY,
+    uid_validity TEXT NOT NULL,
+    last_uid     INTEGER NOT NULL,
+    fetched_at   INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -39,7 +39,8 @@ const SQL = {
   bounceByFingerprint: `SELECT id FROM bounces WHERE fingerprint = ?`,
   insertBounce: `
     INSERT INTO bounces (fingerprint, send_id, matched_by, recipient, action, status_code, diagnostic, category, permanent, source, at)
-    VALUES (@fingerprint, @sendId, @matchedBy, @recipient, @action, @statusCode, @diagnostic, @category, @permanent, @source, @at)`,
+    VALUES (@fingerprint, @sendId, @matchedBy, @recipient, @action, @statusCode, @diagnostic, @category, @permanent, @source, @at)
+    ON CONFLICT (fingerprint) DO NOTHING`,
   markBounced: `
     UPDATE sends SET status = 'bounced', category = @category, reason = @reason, updated_at = @now WHERE id = @id`,
   sendByMessageId: `SELECT id FROM sends WHERE message_id = ?`,
@@ -65,6 +66,10 @@ const SQL = {
     INSERT INTO events (send_id, kind, at, last_at, times) VALUES (@sendId, @kind, @at, @at, 1)
     ON CONFLICT (send_id, kind) DO UPDATE SET times = times + 1, last_at = max(last_at, excluded.at)`,
   eventsBySend: `SELECT kind, at, last_at, times FROM events WHERE send_id = ? ORDER BY at`,
+  mailboxState: `SELECT uid_validity, last_uid FROM mailbox_state WHERE mailbox = ?`,
+  saveMailboxState: `
+    INSERT INTO mailbox_state (mailbox, uid_validity, last_uid, fetched_at) VALUES (@mailbox, @uidValidity, @lastUid, @now)
+    ON CONFLICT (mailbox) DO UPDATE SET uid_validity = excluded.uid_validity, last_uid = excluded.last_uid, fetched_at = excluded.fetched_at`,
 } as const;
 
 /** What is learnt from replies and links: error rules, suppressions, bounces, opens and unsubscribes. */
@@ -137,7 +142,8 @@ export class Triage {
   /** Records a bounce; a permanent one marks its send bounced. One transaction. */
   recordBounce(b: BounceRecord, now: number): void {
     this.store.transaction(() => {
-      this.stmt.insertBounce.run({ ...b, permanent: b.permanent ? 1 : 0 });
+      // Another command that read the same bounce at the same moment (a fetch beside a run's) recorded it first.
+      if (this.stmt.insertBounce.run({ ...b, permanent: b.permanent ? 1 : 0 }).changes === 0) return;
       if (b.sendId !== null && b.permanent) {
         this.stmt.markBounced.run({ id: b.sendId, category: b.category, reason: `bounced: ${b.diagnostic ?? b.statusCode ?? ''}`.trim(), now });
       }
@@ -184,6 +190,16 @@ export class Triage {
 
   events(sendId: number): SendEvent[] {
     return (this.stmt.eventsBySend.all(sendId) as Row[]).map((r) => ({ kind: r.kind, at: r.at, lastAt: r.last_at, times: r.times }));
+  }
+
+  /** Where the last fetch of a bounce mailbox stopped: its UIDVALIDITY and the highest UID read. */
+  mailboxState(mailbox: string): { uidValidity: string; lastUid: number } | undefined {
+    const r = this.stmt.mailboxState.get(mailbox) as Row | undefined;
+    return r ? { uidValidity: r.uid_validity, lastUid: r.last_uid } : undefined;
+  }
+
+  saveMailboxState(mailbox: string, uidValidity: string, lastUid: number, now: number): void {
+    this.stmt.saveMailboxState.run({ mailbox, uidValidity, lastUid, now });
   }
 }
 

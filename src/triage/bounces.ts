@@ -30,7 +30,7 @@ export interface BounceImportResult {
   suppressed: string[];
 }
 
-interface RawMessage {
+export interface RawMessage {
   source: string;
   raw: Buffer;
 }
@@ -146,46 +146,63 @@ function plainRecipients(text: string, failedHeader: string): ParsedBounce['reci
  * skipped, so importing a mailbox twice changes nothing the second time.
  */
 export async function importBounces(store: Store, catalog: Catalog, target: string, now: number): Promise<BounceImportResult> {
-  const result: BounceImportResult = { read: 0, matched: 0, unmatched: [], permanent: 0, temporary: 0, alreadyImported: 0, suppressed: [] };
+  const result = emptyImportResult();
   for (const message of readMessages(target)) {
-    result.read++;
-    const fingerprint = createHash('sha256').update(message.raw).digest('hex');
-    if (store.triage.hasBounce(fingerprint)) {
-      result.alreadyImported++;
-      continue;
-    }
-    const parsed = await parseBounce(message.raw);
-    if (parsed.recipients.length === 0) {
-      result.unmatched.push({ source: message.source, recipient: null, reason: 'not a bounce: no delivery status and no server reply in it' });
-      continue;
-    }
-    const at = parsed.date ?? now;
-    // One file, one fingerprint: a report about several recipients is recorded once per recipient.
-    parsed.recipients.forEach((r, index) => {
-      const match = matchSend(store, parsed, r.recipient, at);
-      const failure = { responseCode: r.diagnostic ? Number(/^\s*(?:smtp;\s*)?([245]\d\d)/i.exec(r.diagnostic)?.[1]) || undefined : undefined, response: [r.diagnostic, r.status].filter(Boolean).join(' '), message: r.diagnostic ?? r.status ?? 'bounced' };
-      const c = catalog.classify(failure);
-      const permanent = r.action === 'failed' && !(r.status ?? '').startsWith('4');
+    const kind = await importBounce(store, catalog, message, now, result);
+    if (kind === 'not-a-bounce') result.unmatched.push({ source: message.source, recipient: null, reason: 'not a bounce: no delivery status and no server reply in it' });
+  }
+  return result;
+}
+
+export function emptyImportResult(): BounceImportResult {
+  return { read: 0, matched: 0, unmatched: [], permanent: 0, temporary: 0, alreadyImported: 0, suppressed: [] };
+}
+
+/** What one message turned out to be. */
+export type BounceKind = 'bounce' | 'already-imported' | 'not-a-bounce';
+
+/**
+ * One message, the way `bounces import` and `bounces fetch` both read it: recorded per
+ * recipient, matched, and a permanent one suppresses its address. With `dryRun`, it is parsed
+ * and matched and the counts say what would happen, but nothing is written.
+ */
+export async function importBounce(store: Store, catalog: Catalog, message: RawMessage, now: number, result: BounceImportResult, dryRun = false): Promise<BounceKind> {
+  result.read++;
+  const fingerprint = createHash('sha256').update(message.raw).digest('hex');
+  if (store.triage.hasBounce(fingerprint)) {
+    result.alreadyImported++;
+    return 'already-imported';
+  }
+  const parsed = await parseBounce(message.raw);
+  if (parsed.recipients.length === 0) return 'not-a-bounce';
+  const at = parsed.date ?? now;
+  // One file, one fingerprint: a report about several recipients is recorded once per recipient.
+  parsed.recipients.forEach((r, index) => {
+    const match = matchSend(store, parsed, r.recipient, at);
+    const failure = { responseCode: r.diagnostic ? Number(/^\s*(?:smtp;\s*)?([245]\d\d)/i.exec(r.diagnostic)?.[1]) || undefined : undefined, response: [r.diagnostic, r.status].filter(Boolean).join(' '), message: r.diagnostic ?? r.status ?? 'bounced' };
+    const c = catalog.classify(failure);
+    const permanent = r.action === 'failed' && !(r.status ?? '').startsWith('4');
+    if (!dryRun) {
       store.triage.recordBounce({
         fingerprint: index === 0 ? fingerprint : `${fingerprint}:${index}`, sendId: match?.id ?? null, matchedBy: match?.by ?? null,
         recipient: r.recipient, action: r.action, statusCode: r.status, diagnostic: r.diagnostic,
         category: c.category, permanent, source: message.source, at,
       }, now);
-      if (permanent) result.permanent++;
-      else result.temporary++;
-      if (!match) {
-        result.unmatched.push({ source: message.source, recipient: r.recipient, reason: 'no send found for it' });
-        return;
-      }
-      result.matched++;
-      const address = r.recipient ?? store.sends.send(match.id)?.email ?? null;
-      if (permanent && address && !store.triage.suppression(address)) {
-        store.triage.suppress(address, `bounced: ${r.diagnostic ?? r.status ?? 'permanent failure'} (send ${match.id})`, now);
-        result.suppressed.push(address);
-      }
-    });
-  }
-  return result;
+    }
+    if (permanent) result.permanent++;
+    else result.temporary++;
+    if (!match) {
+      result.unmatched.push({ source: message.source, recipient: r.recipient, reason: 'no send found for it' });
+      return;
+    }
+    result.matched++;
+    const address = r.recipient ?? store.sends.send(match.id)?.email ?? null;
+    if (permanent && address && !store.triage.suppression(address) && !result.suppressed.includes(address)) {
+      if (!dryRun) store.triage.suppress(address, `bounced: ${r.diagnostic ?? r.status ?? 'permanent failure'} (send ${match.id})`, now);
+      result.suppressed.push(address);
+    }
+  });
+  return 'bounce';
 }
 
 function matchSend(store: Store, parsed: ParsedBounce, recipient: string | null, at: number): { id: number; by: string } | null {

@@ -46,6 +46,11 @@ export class Output {
     this.stderr.write(`${this.printable(text)}\n`);
   }
 
+  /** What the user must act on (a sign-in code), on stderr even with --quiet and --json. */
+  prompt(text: string): void {
+    this.stderr.write(`${this.printable(text)}\n`);
+  }
+
   warn(text: string): void {
     this.stderr.write(`warning: ${this.printable(text)}\n`);
   }

@@ -31,6 +31,8 @@ export interface TestServerOptions {
   rejectData?: Record<string, string>;
   /** offer STARTTLS with this key and certificate */
   tls?: { key: Buffer; cert: Buffer };
+  /** offer AUTH XOAUTH2 only, and take the access tokens in this set (a refused one gets RFC 7628's 334 error challenge) */
+  xoauth2?: { valid: Set<string>; user: string; echoTokenOnFailure?: boolean; refuseWith535?: boolean };
 }
 
 export interface TestServer {
@@ -59,11 +61,19 @@ export async function startSmtpServer(opts: TestServerOptions = {}): Promise<Tes
   const reject = { ...(opts.reject ?? {}) };
   const options: SMTPServerOptions = {
     logger: false,
-    disabledCommands: [...(opts.tls ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])],
+    disabledCommands: [...(opts.tls ? [] : ['STARTTLS']), ...(opts.auth || opts.xoauth2 ? [] : ['AUTH'])],
+    ...(opts.xoauth2 ? { authMethods: ['XOAUTH2'] } : {}),
     ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert } : {}),
-    authOptional: !opts.auth,
+    authOptional: !opts.auth && !opts.xoauth2,
     allowInsecureAuth: true,
     onAuth(auth, _session, cb) {
+      if (opts.xoauth2) {
+        const x = opts.xoauth2;
+        if (auth.method === 'XOAUTH2' && auth.username === x.user && x.valid.has(auth.accessToken ?? '')) return cb(null, { user: auth.username });
+        if (x.refuseWith535) return cb(Object.assign(new Error('5.7.3 Authentication unsuccessful'), { responseCode: 535 }));
+        if (x.echoTokenOnFailure) return cb(Object.assign(new Error(`5.7.8 token ${auth.accessToken} not accepted`), { responseCode: 535 }));
+        return cb(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } } as never);
+      }
       if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) cb(null, { user: auth.username });
       else if (opts.echoPasswordOnAuthFailure) cb(Object.assign(new Error(`5.7.8 Authentication failed for ${auth.password}`), { responseCode: 535 }));
       else cb(Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 }));
