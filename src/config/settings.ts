@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { badInput } from '../errors.js';
-import { parseDuration } from './when.js';
+import { parseDuration, parseRetention } from './when.js';
 import { parseRate } from './rate.js';
 import { parseSmtpUrl } from './smtp-url.js';
 import { wholeNumber } from './numbers.js';
@@ -45,6 +45,8 @@ export interface Settings {
   requireTls: boolean;
   /** where `serve --api` finds a template by its name (default ./templates beside the settings file) */
   templateDir: string;
+  /** how long stored messages (and system-mail data) and the send log are kept; unset: for ever */
+  retention: { messages?: number; log?: number };
   configFile: string | null;
 }
 
@@ -61,7 +63,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls', 'templateDir'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls', 'templateDir', 'retention'];
 
 /** The languages of the recipient pages. */
 export const LANGUAGES = ['de', 'en'] as const;
@@ -124,8 +126,24 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     organisation: organisationSetting(file.organisation, configFile),
     requireTls: switchSetting(file, 'requireTls', false, configFile),
     templateDir: path.resolve(fileDir, file.templateDir ? String(file.templateDir) : 'templates'),
+    retention: retentionSetting(file.retention, configFile),
     configFile,
   };
+}
+
+/** `retention: {"messages": "90d", "log": "2y"}`, either may be left out. */
+function retentionSetting(value: unknown, file: string | null): { messages?: number; log?: number } {
+  if (value === undefined) return {};
+  const example = 'write e.g. "retention": {"messages": "90d", "log": "2y"}';
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw badInput(`${file}: "retention" must be an object, not ${JSON.stringify(value)}`, example);
+  const out: { messages?: number; log?: number } = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key !== 'messages' && key !== 'log') throw badInput(`${file}: "retention" has an unknown key "${key}"`, `its keys are "messages" and "log"; ${example}`);
+    const ms = typeof v === 'string' ? parseRetention(v) : null;
+    if (ms === null) throw badInput(`${file}: "retention.${key}" must be a period such as "90d", "6w" or "2y", not ${JSON.stringify(v)}`, example);
+    out[key] = ms;
+  }
+  return out;
 }
 
 function languageSetting(value: string | undefined, file: string | null): Language {
