@@ -7,8 +7,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { fillSendLog } from './log.js';
+import { Store } from '../../src/store/store.js';
+import { forgetMember } from '../../src/members/forget.js';
+import { prune } from '../../src/send/prune.js';
 import {
   MEMBER_HEADER, expectOk, isMain, mailer, memberLine, rng, runAlone, withTempDir, writeLines,
   type BenchOptions, type BenchResult, type Figure,
@@ -42,6 +46,23 @@ export async function benchPrivacy({ scale, log }: BenchOptions): Promise<BenchR
     figures.push({ name: 'forget one member (command)', value: f.ms, unit: 'ms', target: { op: '<=', value: 1000 }, detail: `${erased.sends} sends, ${erased.messages} messages; no VACUUM` });
     const wal = fs.existsSync(`${db}-wal`) ? fs.statSync(`${db}-wal`).size : 0;
     notes.push(`privacy: after forget the WAL is ${wal} bytes; the database file ${(fs.statSync(db).size / 1e6).toFixed(0)} MB (not rewritten).`);
+
+    // In-process as well: the work alone, without node's start-up (which a loaded machine
+    // stretches most). A second member, one of the 200,000 messages' sends among theirs.
+    const store = Store.open(db);
+    try {
+      const other = store.db.prepare('SELECT m.key FROM members m JOIN sends s ON s.member_id = m.id JOIN messages g ON g.send_id = s.id WHERE m.key != ? LIMIT 1').get(built.member.key) as { key: string };
+      const t = performance.now();
+      const r = forgetMember(store, other.key, { reason: 'bench', now: Date.now(), dryRun: false });
+      figures.push({ name: 'forget one member (in-process)', value: performance.now() - t, unit: 'ms', target: { op: '<=', value: 1000 }, detail: `${r.sends} sends, ${r.messages} messages, WAL emptied: ${r.walEmptied}, VACUUM: ${r.vacuumMs === null ? 'none' : `${r.vacuumMs} ms`}` });
+      const cpu = process.cpuUsage();
+      const t2 = performance.now();
+      const dry = prune(store, { messages: 45 * 86_400_000, log: 60 * 86_400_000 }, { now: Date.now(), dryRun: true });
+      const used = process.cpuUsage(cpu);
+      figures.push({ name: 'prune --dry-run (in-process)', value: performance.now() - t2, unit: 'ms', detail: `${dry.messages} messages, ${dry.sends} send rows would go; CPU ${((used.user + used.system) / 1000).toFixed(0)} ms` });
+    } finally {
+      store.close();
+    }
 
     const config = path.join(dir, 'mailer.json');
     fs.writeFileSync(config, JSON.stringify({ retention: { messages: '45d' } }));
