@@ -184,6 +184,11 @@ test('forget after a send, a failure, a bounce, an open and an unsubscribe: log,
     const next = await mailer(dir, ['send', 'news.txt', '--smtp', smtp.url, '--member', '1', '--json']);
     assert.equal(JSON.parse(next.stdout).skipped, 1, next.stdout);
     assert.match(JSON.parse((await mailer(dir, ['log', '--member', '1', '--limit', '1', '--json'])).stdout)[0].reason, /suppressed/);
+    // Of a member still erased, the suppression is found by the address too (Ben is not erased: a plain one).
+    assert.equal((await mailer(dir, ['forget', '1', '--reason', 'second request'])).code, 0);
+    const removed = await mailer(dir, ['suppress', 'remove', NEW]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.doesNotMatch(removed.stdout + removed.stderr, /erased:/);
   } finally {
     serve?.child.kill();
     await smtp.close();
