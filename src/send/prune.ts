@@ -18,6 +18,13 @@ export interface PruneResult {
  * The counts of removed rows are kept per mailing (stats stays true). Nothing set: nothing goes.
  */
 export function prune(store: Store, retention: { messages?: number; log?: number }, opts: { now: number; dryRun: boolean }): PruneResult {
+  return store.withCache(PRUNE_CACHE_MB, () => pruneAll(store, retention, opts));
+}
+
+/** The page cache while pruning (see Store.withCache); the default is 2 MB. */
+const PRUNE_CACHE_MB = 128;
+
+function pruneAll(store: Store, retention: { messages?: number; log?: number }, opts: { now: number; dryRun: boolean }): PruneResult {
   const result: PruneResult = { dryRun: opts.dryRun, messages: 0, sends: 0, mailings: 0, vacuumMs: null };
   for (const m of store.erasure.mailingsForPrune()) {
     const header = retentionHeader(m.template);
