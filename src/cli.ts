@@ -24,6 +24,9 @@ import { registerStats } from './commands/stats.js';
 import { registerPlan } from './commands/plan.js';
 import { registerApiKey } from './commands/api-key.js';
 import { registerAuth } from './commands/auth.js';
+import { registerForget } from './commands/forget.js';
+import { registerExport } from './commands/export.js';
+import { registerPrune } from './commands/prune.js';
 
 /** Builds the program. Command files only declare flags; their actions load the heavy parts. */
 export function buildProgram(): Command {
@@ -43,6 +46,7 @@ export function buildProgram(): Command {
     registerImport, registerSend, registerSegment, registerLog, registerShow,
     registerWhy, registerRetry, registerRetarget, registerToken, registerErrors, registerSuppress,
     registerRun, registerPlan, registerMailings, registerCheck, registerBounces, registerServe, registerStats, registerApiKey, registerAuth,
+    registerForget, registerExport, registerPrune,
   ]) {
     register(program);
   }

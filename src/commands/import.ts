@@ -10,6 +10,7 @@ interface ImportFlags {
   nameColumn?: string;
   delimiter?: string;
   encoding?: string;
+  includeForgotten?: boolean;
 }
 
 export function registerImport(program: Command): void {
@@ -23,6 +24,7 @@ export function registerImport(program: Command): void {
     .option('--name-column <column>', 'column with the name (default: name)')
     .option('--delimiter <char>', 'field delimiter: any one character, e.g. "|", or "tab" (default: detected among , ; tab)')
     .option('--encoding <name>', 'utf-8, windows-1252, utf-16le or utf-16be (default: detected)')
+    .option('--include-forgotten', 'import members erased by `mailer forget` again (else their rows are rejected as forgotten)')
     .action((file: string, opts: ImportFlags, command: Command) => withContext(command, {}, async (ctx) => {
       const { importMembers } = await import('../members/import.js');
       const { delimiterProblem, parseDelimiter, parseEncoding } = await import('../members/csv-dialect.js');
@@ -33,7 +35,7 @@ export function registerImport(program: Command): void {
       const encoding = opts.encoding === undefined ? undefined : parseEncoding(opts.encoding);
       if (encoding === null) throw badInput(`--encoding "${opts.encoding}" is not known`, 'use utf-8, windows-1252, utf-16le or utf-16be');
       const r = await importMembers(ctx.store, file, {
-        key: opts.key, emailColumn: opts.emailColumn, nameColumn: opts.nameColumn, delimiter, encoding, now: ctx.now(),
+        key: opts.key, emailColumn: opts.emailColumn, nameColumn: opts.nameColumn, delimiter, encoding, includeForgotten: !!opts.includeForgotten, now: ctx.now(),
       });
       const { out } = ctx;
       if (out.json) {
@@ -56,7 +58,10 @@ export function registerImport(program: Command): void {
           if (r.warned > 20) out.line(`  … and ${r.warned - 20} more`);
         }
         for (const rej of r.rejected) out.line(`rejected ${file}:${rej.line}: ${rej.reason}`);
-        if (r.rejected.length) out.line('fix these lines and import the file again: the other rows are in, a second import only adds what changed');
+        if (r.rejected.some((x) => x.reason === 'forgotten')) {
+          out.line('rows rejected as forgotten: these members were erased with `mailer forget` (at their request); they are not imported again unless you give --include-forgotten');
+        }
+        if (r.rejected.some((x) => x.reason !== 'forgotten')) out.line('fix these lines and import the file again: the other rows are in, a second import only adds what changed');
       }
       if (r.rejected.length) return ExitCode.someFailed;
     }));

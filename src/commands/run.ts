@@ -66,6 +66,7 @@ export function registerRun(program: Command): void {
         plans: r.plans.made.map((m) => ({ plan: m.plan, period: m.period, mailing: m.mailing, followUp: m.followUp, selected: m.selected })),
         missed: r.plans.missed.map((m) => ({ plan: m.plan, period: m.period, followUp: m.followUp, due: isoTime(m.due) })),
         planErrors: r.plans.errors,
+        pruned: { messages: r.pruned.messages, sends: r.pruned.sends },
         ...(r.report ? { report: reportJson(r.report) } : {}),
         ...(ctx.settings.bounceMailbox ? { bounces: bounceJson(fetched) } : {}),
       });

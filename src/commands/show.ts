@@ -44,6 +44,8 @@ export function registerShow(program: Command): void {
           ...(s.data ? { key: s.key ?? null, data: JSON.parse(s.data) } : {}),
           headers: Object.fromEntries(d.headers),
           text: d.text,
+          contentRemovedAt: isoTime(d.contentRemovedAt),
+          memberErased: d.erased ? { at: isoTime(d.erased.at), reason: d.erased.reason } : null,
           attachments: d.attachments.map((a) => ({ name: a.name, size: a.size, sha256: a.sha256 })),
           bounces: d.bounces.map((b) => ({ at: isoTime(b.at), action: b.action, status: b.statusCode, diagnostic: b.diagnostic, category: b.category, permanent: b.permanent, matchedBy: b.matchedBy, source: b.source })),
           events: d.events.map((e) => ({ kind: e.kind, at: isoTime(e.at), times: e.times, lastAt: isoTime(e.lastAt) })),
@@ -55,7 +57,8 @@ export function registerShow(program: Command): void {
         return;
       }
       out.line(out.bold(`send ${s.id}`) + ` · mailing ${s.mailingId} · type ${s.type} · ${s.status}${s.test ? ' (test send)' : ''}${s.category ? ` · ${s.category}` : ''}`);
-      out.line(`member ${s.memberKey}${s.memberName ? ` (${s.memberName})` : ''} · to ${s.email ?? '(no address)'} · attempts ${s.attempts}`);
+      if (d.erased) out.line(`member erased on ${formatTime(d.erased.at).slice(0, 10)} (${d.erased.reason}) · attempts ${s.attempts}`);
+      else out.line(`member ${s.memberKey}${s.memberName ? ` (${s.memberName})` : ''} · to ${s.email ?? '(no address)'} · attempts ${s.attempts}`);
       if (s.maybeDuplicate) {
         // Marked when a try's outcome is unknown: a run killed with it in hand, or a connection
         // that broke after the whole message was sent. Said before and after it is sent again.
@@ -78,6 +81,10 @@ export function registerShow(program: Command): void {
         out.line((d.text ?? '').replace(/\s+$/, ''));
         for (const a of d.attachments) out.line(`[attachment ${a.name}, ${a.size} bytes, SHA-256 ${a.sha256}]`);
         if (d.htmlBytes !== null) out.line(`\n[HTML alternative, ${d.htmlBytes} bytes — mailer show ${s.id} --raw > mail.eml opens it in a mail program]`);
+      } else if (d.contentRemovedAt !== null) {
+        out.line(`no message stored: its content was removed on ${formatTime(d.contentRemovedAt)} (retention; mailer prune)`);
+      } else if (d.erased) {
+        out.line(`no message stored: the member was erased on ${formatTime(d.erased.at)}`);
       } else {
         out.line(`no message stored: ${s.status === 'skipped' ? `skipped — ${s.reason}` : s.status === 'queued' ? 'not sent yet' : s.reason ?? s.status}`);
       }

@@ -16,11 +16,20 @@ export function registerWhy(program: Command): void {
     .argument('<member>', 'member id or e-mail address (also an old one)')
     .option('--limit <n>', 'at most n sends', '20')
     .action((who: string, opts: WhyFlags, command: Command) => withContext(command, {}, async (ctx) => {
-      const { whyWithDomainCheck } = await import('../triage/why.js');
+      const { whyWithDomainCheck, ErasedMember } = await import('../triage/why.js');
       const { formatTime, isoTime } = await import('../ui/output.js');
       const { sendRecord } = await import('../ui/send-record.js');
       const { out, store } = ctx;
-      const r = await whyWithDomainCheck(store, who, wholeNumber(opts.limit, '--limit'), ctx.settings);
+      let r: Awaited<ReturnType<typeof whyWithDomainCheck>>;
+      try {
+        r = await whyWithDomainCheck(store, who, wholeNumber(opts.limit, '--limit'), ctx.settings);
+      } catch (err) {
+        if (!(err instanceof ErasedMember)) throw err;
+        // Nothing else is stored about them: that is the answer, not an error.
+        if (out.json) out.jsonResult({ member: who, erased: { at: isoTime(err.at), reason: err.reason } });
+        else out.line(`member ${who}: ${err.message}; nothing else is stored about them (mailer forget)`);
+        return;
+      }
       const m = r.member;
       if (out.json) {
         out.jsonResult({

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { badInput } from '../errors.js';
-import { parseDuration } from './when.js';
+import { parseDuration, parseRetention } from './when.js';
 import { parseRate } from './rate.js';
 import { parseSmtpUrl } from './smtp-url.js';
 import { parseImapUrl } from './imap-url.js';
@@ -54,6 +54,8 @@ export interface Settings {
   imapPassword?: string;
   /** XOAUTH2 for SMTP and the bounce mailbox (Microsoft 365, Google Workspace) */
   oauth2?: OAuth2Settings;
+  /** how long stored messages (and system-mail data) and the send log are kept; unset: for ever */
+  retention: { messages?: number; log?: number };
   configFile: string | null;
 }
 
@@ -88,7 +90,7 @@ export interface SettingsFlags {
   reportTo?: string;
 }
 
-const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls', 'templateDir', 'dnsServers', 'bounceMailbox', 'oauth2'];
+const FILE_KEYS = ['smtp', 'from', 'replyTo', 'testTo', 'footer', 'rate', 'concurrency', 'reportTo', 'bounceAddress', 'publicUrl', 'outbox', 'db', 'retryBackoff', 'maxPerHour', 'maxPerDay', 'track', 'verp', 'maxMessageBytes', 'language', 'organisation', 'requireTls', 'templateDir', 'dnsServers', 'bounceMailbox', 'oauth2', 'retention'];
 
 /** The languages of the recipient pages. */
 export const LANGUAGES = ['de', 'en'] as const;
@@ -158,6 +160,7 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     bounceMailbox,
     imapPassword: env.MAILER_IMAP_PASSWORD || undefined,
     oauth2: file.oauth2 === undefined ? undefined : oauth2Setting(file.oauth2, configFile!, env, db),
+    retention: retentionSetting(file.retention, configFile),
     configFile,
   };
 }
@@ -233,6 +236,21 @@ function readTokenFile(file: string): string | undefined {
   } catch {
     throw badInput(`${file} is not the refresh-token file \`mailer auth login\` writes`, 'run `mailer auth login` again, or delete the file and set MAILER_OAUTH2_REFRESH_TOKEN');
   }
+}
+
+/** `retention: {"messages": "90d", "log": "2y"}`, either may be left out. */
+function retentionSetting(value: unknown, file: string | null): { messages?: number; log?: number } {
+  if (value === undefined) return {};
+  const example = 'write e.g. "retention": {"messages": "90d", "log": "2y"}';
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw badInput(`${file}: "retention" must be an object, not ${JSON.stringify(value)}`, example);
+  const out: { messages?: number; log?: number } = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key !== 'messages' && key !== 'log') throw badInput(`${file}: "retention" has an unknown key "${key}"`, `its keys are "messages" and "log"; ${example}`);
+    const ms = typeof v === 'string' ? parseRetention(v) : null;
+    if (ms === null) throw badInput(`${file}: "retention.${key}" must be a period such as "90d", "6w" or "2y", not ${JSON.stringify(v)}`, example);
+    out[key] = ms;
+  }
+  return out;
 }
 
 function languageSetting(value: string | undefined, file: string | null): Language {

@@ -10,6 +10,27 @@ export function parseDuration(value: string): number | null {
   return m ? Number(m[1]) * UNIT_MS[m[2].toLowerCase()] : null;
 }
 
+/**
+ * A retention period: `90d`, `2y`, `6w`, `36h` → milliseconds, or null. A year is 365 days (a
+ * period to keep data for, not a calendar date).
+ */
+export function parseRetention(value: string): number | null {
+  const m = /^\s*(\d+)\s*([hdwy])\s*$/i.exec(value);
+  if (!m || Number(m[1]) === 0) return null;
+  return Number(m[1]) * { h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 365 * 86_400_000 }[m[2].toLowerCase() as 'h' | 'd' | 'w' | 'y'];
+}
+
+/** A template's `Retention:` line, read from its header block as written (null when it has none). */
+export function retentionHeader(source: string): string | null {
+  const text = source.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+  const end = text.indexOf('\n\n');
+  for (const line of (end < 0 ? text : text.slice(0, end)).split('\n')) {
+    const m = /^retention:[ \t]*(.*)$/i.exec(line);
+    if (m) return m[1].trim();
+  }
+  return null;
+}
+
 export type WhenEdge = 'start' | 'end';
 
 /**

@@ -3,6 +3,7 @@ import { isAscii, isUtf8 } from 'node:buffer';
 import iconv from 'iconv-lite';
 import { badInput, MailerError } from '../errors.js';
 import { addressProblem, NEEDS_SMTPUTF8, normalizeAddress } from '../domain/address.js';
+import { erasedHash } from '../domain/erasure.js';
 import { firstInvalidUtf8, lastCharBoundary, utf8TextAt, type Delimiter, type Encoding } from './csv-dialect.js';
 import { CsvLimitError, CsvScanner } from './csv-scan.js';
 
@@ -24,9 +25,18 @@ export interface ParseJob {
   key?: string;
   emailColumn?: string;
   nameColumn?: string;
+  /**
+   * Members erased by `forget`: the database's secret (hex) and the keyed hashes of their keys
+   * and addresses. A row that matches one is rejected (reason `forgotten`), or with `include`
+   * imported and listed in `forgotten`. Absent when nobody was erased: no hash is computed.
+   */
+  forgotten?: { secret: string; hashes: string[]; include: boolean };
 }
 
 export const ROW_WIDTH = 5;
+
+/** The import's erased members (ParseJob.forgotten), ready to look up. */
+let erased: { secret: Buffer; hashes: Set<string>; include: boolean } | null = null;
 
 export interface ParseCounts {
   read: number;
@@ -39,6 +49,8 @@ export interface ParseCounts {
   warned: number;
   /** the first of them */
   warnings: { line: number; reason: string }[];
+  /** with --include-forgotten: the erased addresses that came back, with their hashes */
+  forgotten: { email: string; hash: string }[];
 }
 
 export type WorkerMessage =
@@ -60,7 +72,7 @@ export const BATCH_CHARS = 1 << 20;
 const CHUNK_BYTES = 64 * 1024;
 
 function emptyCounts(): ParseCounts {
-  return { read: 0, withoutEmail: 0, invalidEmail: 0, rejected: [], flagged: [], warned: 0, warnings: [] };
+  return { read: 0, withoutEmail: 0, invalidEmail: 0, rejected: [], flagged: [], warned: 0, warnings: [], forgotten: [] };
 }
 
 export function mergeCounts(into: ParseCounts, from: ParseCounts): void {
@@ -68,6 +80,7 @@ export function mergeCounts(into: ParseCounts, from: ParseCounts): void {
   into.withoutEmail += from.withoutEmail;
   into.invalidEmail += from.invalidEmail;
   into.rejected.push(...from.rejected);
+  into.forgotten.push(...from.forgotten);
   into.flagged.push(...from.flagged.slice(0, Math.max(0, FLAGGED_KEPT - into.flagged.length)));
   into.warned += from.warned;
   into.warnings.push(...from.warnings.slice(0, Math.max(0, FLAGGED_KEPT - into.warnings.length)));
@@ -91,6 +104,7 @@ export interface BatchSink {
 /** Parses the file and hands the header, the batches of rows and the end to `sink`. */
 export async function parseMemberFile(job: ParseJob, sink: BatchSink): Promise<void> {
   const { file } = job;
+  erased = job.forgotten ? { secret: Buffer.from(job.forgotten.secret, 'hex'), hashes: new Set(job.forgotten.hashes), include: job.forgotten.include } : null;
   let counts = emptyCounts();
   let rows: (string | null)[] = [];
   let batchChars = 0;
@@ -447,6 +461,17 @@ function prepareRow(c: Columns, record: string[], line: number, rows: (string | 
     emailProblem = 'invalid-address';
     result.invalidEmail++;
     if (result.flagged.length < FLAGGED_KEPT) result.flagged.push({ line: line, member: key, reason: `invalid address ${email}: ${problem}` });
+  }
+  if (erased) {
+    const keyHash = erasedHash(erased.secret, 'key', key);
+    const emailHash = email === null ? null : erasedHash(erased.secret, 'address', email);
+    if (erased.hashes.has(keyHash) || (emailHash !== null && erased.hashes.has(emailHash))) {
+      if (!erased.include) {
+        result.rejected.push({ line, reason: 'forgotten' });
+        return 0;
+      }
+      if (email !== null && emailHash !== null && erased.hashes.has(emailHash)) result.forgotten.push({ email, hash: emailHash });
+    }
   }
   const name = c.nameIndex >= 0 ? record[c.nameIndex].trim() || null : null;
   rows.push(key, email, name, fields, emailProblem);

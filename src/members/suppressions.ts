@@ -2,6 +2,7 @@ import { badInput } from '../errors.js';
 import { addressProblem, normalizeAddress } from '../domain/address.js';
 import { ALL_TOPICS } from '../domain/types.js';
 import { topicName } from '../config/topic.js';
+import { ERASED_PREFIX, erasedHash } from '../domain/erasure.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -32,17 +33,21 @@ export function suppressAddress(store: Store, email: string, topic: string | nul
 
 /** Allows mail to an address again (of one topic, with a topic); the address in its stored form. */
 export function unsuppressAddress(store: Store, address: string, topic: string | null = null): string {
-  const email = normalizeAddress(address);
+  const given = normalizeAddress(address);
+  // The address of an erased member is kept under its keyed hash: found by the address all the same.
+  const erased = store.erasure.anyForgotten() ? ERASED_PREFIX + erasedHash(store.erasure.secret(), 'address', given) : null;
+  const held = erased !== null && (topic === null ? store.triage.suppression(erased) !== undefined : store.triage.optOutsOf(erased).some((o) => o.topic === topic));
+  const email = held ? erased! : given;
   if (topic !== null) {
     if (!store.triage.removeOptOut(email, topic)) {
-      throw badInput(`${email} has not opted out of the topic "${topic}"`, `mailer suppress list --topic "${topic}" shows who has`);
+      throw badInput(`${given} has not opted out of the topic "${topic}"`, `mailer suppress list --topic "${topic}" shows who has`);
     }
-    return email;
+    return given;
   }
   if (!store.triage.unsuppress(email)) {
     const topics = store.triage.optOutsOf(email).map((o) => o.topic);
-    throw badInput(`${email} is not suppressed${topics.length ? ` for every mail; it has opted out of ${topics.map((t) => `"${t}"`).join(', ')}` : ''}`,
-      topics.length ? `remove one with: mailer suppress remove ${email} --topic "${topics[0]}"` : 'mailer suppress list shows the suppressed addresses');
+    throw badInput(`${given} is not suppressed${topics.length ? ` for every mail; it has opted out of ${topics.map((t) => `"${t}"`).join(', ')}` : ''}`,
+      topics.length ? `remove one with: mailer suppress remove ${given} --topic "${topics[0]}"` : 'mailer suppress list shows the suppressed addresses');
   }
-  return email;
+  return given;
 }

@@ -7,6 +7,7 @@ import { stopRequest, withSendLock, withTransports, type OpenTransports } from '
 import type { Settings } from '../config/settings.js';
 import { runBudget } from './quota.js';
 import { makePlanMailings, type PlanRunResult } from './plan.js';
+import { prune, type PruneResult } from './prune.js';
 
 /**
  * `mailer run`, for cron: starts the mailings that are due, finishes interrupted ones, and
@@ -38,6 +39,8 @@ export interface RunResult {
   report?: ReportResult;
   /** the plans' mailings made by this run, and the periods it found passed unmade */
   plans: PlanRunResult;
+  /** what retention removed first, when it is set */
+  pruned: PruneResult;
 }
 
 export async function runDue(store: Store, openTransports: OpenTransports, req: RunRequest): Promise<RunResult> {
@@ -47,9 +50,13 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
     const now = req.now();
     // First the plans: a mailing made here is due now and is sent below with the others (or
     // stays scheduled for the next run when the quota is used up).
+    // Retention first (the setting, or a template's Retention:): what is past its time goes
+    // before anything new is written. Without either, nothing is removed.
+    const pruned = prune(store, req.settings.retention, { now, dryRun: false });
+    if (pruned && (pruned.messages || pruned.sends)) say(`pruned by retention: ${pruned.messages} stored messages, ${pruned.sends} send rows`);
     const plans = makePlanMailings(store, req.settings, now, say);
     const { budget, reason } = runBudget(store, req.settings, req.max === undefined ? undefined : { n: req.max, flag: '--max' }, now);
-    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0, unattachable: 0, plans };
+    const result: RunResult = { mailings: [], retried: null, budget, budgetReason: reason, handedOver: 0, stopped: null, failed: 0, deferred: 0, tooLarge: 0, unattachable: 0, plans, pruned };
     const retryIds = () => store.sends.dueRetries(req.now(), remaining() ?? 1_000_000);
     const remaining = () => (budget === null ? undefined : budget - result.handedOver);
     if (budget === 0) {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Mustache from 'mustache';
 import { badInput } from '../errors.js';
 import { topicName } from '../config/topic.js';
+import { parseRetention } from '../config/when.js';
 import type { Member, RenderedMessage } from '../domain/types.js';
 
 /**
@@ -62,7 +63,7 @@ export type RenderResult =
 export const BUILT_IN_FIELDS = ['id', 'email', 'name', 'token', 'unsubscribe_url'] as const;
 
 /** Instructions to mailer, not headers: they never reach the sent mail (a path would tell recipients about the office's folders). */
-const CONTROL_HEADERS = new Set(['subject', 'from', 'reply-to', 'type', 'topic', 'required', 'track', 'attachment']);
+const CONTROL_HEADERS = new Set(['subject', 'from', 'reply-to', 'type', 'topic', 'required', 'track', 'attachment', 'retention']);
 /** Headers mailer sets itself: a template may not override the recipient or the ids. */
 const RESERVED_HEADERS = new Set(['to', 'cc', 'bcc', 'message-id', 'x-mailer-send-id', 'date', 'mime-version', 'content-type', 'content-transfer-encoding']);
 
@@ -124,6 +125,11 @@ export function parseTemplate(source: string, opts: { path: string; html: string
     footer: optional(opts.footer, `the footer of ${opts.path}`),
   };
   const type = get('type') || path.basename(opts.path, path.extname(opts.path));
+  // Read again from the stored template by prune; checked here, before anything is sent.
+  const retention = get('retention');
+  if (retention !== null && parseRetention(retention) === null) {
+    throw badInput(`${opts.path}: "Retention: ${retention}" is not a period`, 'write e.g. "Retention: 30d" (h, d, w or y), or remove the line to keep the messages as the settings say');
+  }
   return {
     path: opts.path,
     type,

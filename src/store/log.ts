@@ -27,14 +27,21 @@ export class SendLog {
     if (mailings.length === 0) return { counts: [], events: [] };
     const marks = mailings.map(() => '?').join(', ');
     // (mailing_id, status, category) is an index: the counts come from it without reading rows.
+    // The rows prune removed (and the events forget removed) are counted in the tallies.
     const counts = this.store.shape(`
       SELECT s.mailing_id AS mailing, s.status, s.category, count(*) AS n
       FROM sends s WHERE s.mailing_id IN (${marks})
-      GROUP BY s.mailing_id, s.status, s.category`).all(...mailings) as MailingStatsRow[];
+      GROUP BY s.mailing_id, s.status, s.category
+      UNION ALL
+      SELECT mailing_id, status, nullif(category, ''), n FROM mailing_tallies WHERE mailing_id IN (${marks})`).all(...mailings, ...mailings) as MailingStatsRow[];
     const events = this.store.shape(`
-      SELECT s.mailing_id AS mailing, e.kind, count(DISTINCT e.send_id) AS n
-      FROM events e JOIN sends s ON s.id = e.send_id
-      WHERE s.mailing_id IN (${marks}) GROUP BY s.mailing_id, e.kind`).all(...mailings) as { mailing: number; kind: string; n: number }[];
+      SELECT mailing, kind, sum(n) AS n FROM (
+        SELECT s.mailing_id AS mailing, e.kind, count(DISTINCT e.send_id) AS n
+        FROM events e JOIN sends s ON s.id = e.send_id
+        WHERE s.mailing_id IN (${marks}) GROUP BY s.mailing_id, e.kind
+        UNION ALL
+        SELECT mailing_id, kind, n FROM event_tallies WHERE mailing_id IN (${marks})
+      ) GROUP BY mailing, kind`).all(...mailings, ...mailings) as { mailing: number; kind: string; n: number }[];
     return { counts, events };
   }
 

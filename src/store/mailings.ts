@@ -17,7 +17,11 @@ const SQL = {
       finished_at = CASE WHEN @status = 'done' THEN @now ELSE finished_at END
     WHERE id = @id`,
   mailingCounts: `
-    SELECT status, category, count(*) AS n FROM sends WHERE mailing_id = ? GROUP BY status, category`,
+    SELECT status, category, sum(n) AS n FROM (
+      SELECT status, category, count(*) AS n FROM sends WHERE mailing_id = @id GROUP BY status, category
+      UNION ALL
+      SELECT status, nullif(category, ''), n FROM mailing_tallies WHERE mailing_id = @id
+    ) GROUP BY status, category`,
   scheduleMailing: `UPDATE mailings SET status = 'scheduled', scheduled_at = @at WHERE id = @id`,
   dueMailings: `
     SELECT id FROM mailings WHERE status = 'scheduled' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
@@ -30,12 +34,12 @@ const SQL = {
     ORDER BY m.id`,
   mailings: `
     SELECT m.*,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'sent') AS sent,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'failed') AS failed,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'deferred') AS deferred,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'skipped') AS skipped,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued') AS queued,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'cancelled') AS cancelled
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'sent') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'sent') AS sent,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'failed') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'failed') AS failed,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'deferred') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'deferred') AS deferred,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'skipped') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'skipped') AS skipped,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'queued') AS queued,
+      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'cancelled') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'cancelled') AS cancelled
     FROM mailings m ORDER BY m.id DESC LIMIT ?`,
   /* The system mailing of a template exactly as it is now, with these settings: a changed
      template or setting makes a new one, so an old mail is rendered again as it was. */
@@ -88,7 +92,7 @@ export class Mailings {
 
   /** Counts of a mailing's sends by status and by category. */
   mailingCounts(id: number): { status: SendStatus; category: string | null; n: number }[] {
-    return this.stmt.mailingCounts.all(id) as { status: SendStatus; category: string | null; n: number }[];
+    return this.stmt.mailingCounts.all({ id }) as { status: SendStatus; category: string | null; n: number }[];
   }
 
   /**

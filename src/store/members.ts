@@ -275,7 +275,10 @@ export class Members {
 
   /** The member a system mail to `email` goes to, made (not from the list) if none has it. */
   recipientOrUnlisted(email: string, now: number): Member {
-    return this.recipient(email) ?? toMember(this.stmt.insertUnlisted.get({ key: unlistedKey(email), email, now }) as Row)!;
+    const known = this.recipient(email);
+    if (known) return known;
+    this.store.erasure.restoreIfErased(email);
+    return toMember(this.stmt.insertUnlisted.get({ key: unlistedKey(email), email, now }) as Row)!;
   }
 
   addressHistory(memberId: number): AddressRecord[] {

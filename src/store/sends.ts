@@ -296,6 +296,7 @@ export class Sends {
     return this.store.transaction(() => {
       const member = this.store.members.memberById(send.memberId)!;
       this.stmt.setMemberAddress.run({ id: member.id, email, now });
+      this.store.erasure.restoreIfErased(email);
       for (const old of new Set([member.email, send.email])) {
         if (!old || old === email) continue;
         this.stmt.revokeAddress.run({ memberId: member.id, email: old, reason, now });

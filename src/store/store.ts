@@ -14,6 +14,7 @@ import { SendLog } from './log.js';
 import { Triage } from './triage.js';
 import { Plans } from './plans.js';
 import { ApiKeys } from './api-keys.js';
+import { Erasure } from './erasure.js';
 
 /** A group's fixed statements by name, prepared when the store opens. */
 export type Statements<Q> = { readonly [K in keyof Q]: Database.Statement };
@@ -84,6 +85,7 @@ export class Store {
   readonly triage: Triage;
   readonly plans: Plans;
   readonly apiKeys: ApiKeys;
+  readonly erasure: Erasure;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -100,6 +102,7 @@ export class Store {
     this.triage = new Triage(this);
     this.plans = new Plans(this);
     this.apiKeys = new ApiKeys(this);
+    this.erasure = new Erasure(this);
   }
 
   static open(file: string): Store {
@@ -126,6 +129,13 @@ export class Store {
       // Statement journals and sorts in memory: on disk they cost an import ~16 writes a row.
       db.pragma('temp_store = MEMORY');
       db.pragma('foreign_keys = ON');
+      // --- erasure (data protection) ---------------------------------------------------------
+      // Deleted values are overwritten with zeros, in b-tree pages and in pages put on the free
+      // list, on every connection from the database's creation (migrations included): only
+      // then does a page moved or freed earlier hold no copy of what forget and prune remove.
+      // A database made before this was set gets one VACUUM (Store.scrub).
+      db.pragma('secure_delete = ON');
+      // ----------------------------------------------------------------------------------------
       migrate(db, file);
       tightenPrivate(file);
     } catch (err) {
@@ -165,6 +175,47 @@ export class Store {
   /** Runs `fn` in a write transaction taken at once, so two processes cannot both pass a check. */
   immediate<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * After an erasure has committed: no copy of the removed values may be left in the files. The
+   * WAL still holds earlier frames of the pages (with the values, from before), so it is
+   * checkpointed into the database, whose deleted cells and free pages secure_delete has
+   * zeroed, and truncated to nothing. A reader in the middle of a read (serve answering a
+   * request) holds frames back: the checkpoint is tried again until the busy timeout. A
+   * database made before secure_delete was on is vacuumed once first (free pages of then).
+   * Returns whether the WAL could be emptied, and how long the one VACUUM took (null: none).
+   */
+  scrub(): { walEmptied: boolean; vacuumMs: number | null } {
+    let vacuumMs: number | null = null;
+    const needed = this.db.prepare('SELECT scrub_needed FROM erasure_secret WHERE id = 1').pluck().get() as number | undefined;
+    if (needed) {
+      const started = Date.now();
+      this.db.exec('VACUUM');
+      this.db.prepare('UPDATE erasure_secret SET scrub_needed = 0 WHERE id = 1').run();
+      vacuumMs = Date.now() - started;
+    }
+    const until = Date.now() + BUSY_TIMEOUT_MS;
+    for (;;) {
+      const [r] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+      if (r.busy === 0) return { walEmptied: true, vacuumMs };
+      if (Date.now() >= until) return { walEmptied: false, vacuumMs };
+      Atomics.wait(pause, 0, 0, 20);
+    }
+  }
+
+  /**
+   * Runs `fn` with a page cache of `mb` MB: a bulk delete (prune) updates every index of sends
+   * at scattered places, and with the default 2 MB reads the same pages again and again.
+   */
+  withCache<T>(mb: number, fn: () => T): T {
+    const before = this.db.pragma('cache_size', { simple: true });
+    this.db.pragma(`cache_size = ${-mb * 1024}`);
+    try {
+      return fn();
+    } finally {
+      this.db.pragma(`cache_size = ${before}`);
+    }
   }
 
   /** A statement whose shape depends on a filter: prepared once per shape and process. */

@@ -18,6 +18,10 @@ export interface SendDetail {
   attempts: (Attempt & { explanation: string })[];
   bounces: BounceRecord[];
   events: SendEvent[];
+  /** when prune removed the message and data (retention); null when it has not */
+  contentRemovedAt: number | null;
+  /** the member was erased (forget): when and why */
+  erased: { at: number; reason: string } | null;
 }
 
 /**
@@ -27,7 +31,13 @@ export interface SendDetail {
 export async function storedMessage(store: Store, id: number): Promise<RebuildResult> {
   const send = findSend(store, id);
   const raw = store.sends.rawMessage(id);
-  if (!raw) throw badInput(`send ${id} has no message: it is ${send.status}${send.reason ? ` (${send.reason})` : ''}`, `\`mailer show ${id}\` shows its history`);
+  if (!raw) {
+    const removed = store.erasure.contentRemovedAt(id);
+    if (removed !== null) throw badInput(`send ${id} has no message: its content was removed on ${new Date(removed).toISOString().slice(0, 10)} (retention)`, `\`mailer show ${id}\` shows its history`);
+    const erased = store.erasure.forgottenMember(send.memberId);
+    if (erased) throw badInput(`send ${id} has no message: its member was erased on ${new Date(erased.at).toISOString().slice(0, 10)} (${erased.reason})`, `\`mailer show ${id}\` shows its history`);
+    throw badInput(`send ${id} has no message: it is ${send.status}${send.reason ? ` (${send.reason})` : ''}`, `\`mailer show ${id}\` shows its history`);
+  }
   const attachments = store.sends.attachments(id);
   return attachments.length ? rebuildMessage(raw, attachments) : { ok: true, raw };
 }
@@ -40,6 +50,8 @@ export async function sendDetail(store: Store, id: number): Promise<SendDetail> 
     attempts: store.sends.attempts(id).map((a) => ({ ...a, explanation: a.category ? explain(a.category) : '' })),
     bounces: store.triage.bounces(id),
     events: store.triage.events(id),
+    contentRemovedAt: raw ? null : store.erasure.contentRemovedAt(id),
+    erased: store.erasure.forgottenMember(send.memberId) ?? null,
   };
   if (raw) Object.assign(detail, readOwnMessage(raw) ?? await readAnyMessage(raw));
   return detail;

@@ -112,8 +112,9 @@ export function trackingHandler(store: Store, now: () => number, log: (line: str
       // HEAD is a probe, not a mail program showing the image.
       if (method === 'GET') {
         const found = linked('open', pixel[1]);
-        // A re-targeted address's mail went to someone else: their opening says nothing.
-        if (found && !found.revoked) store.triage.addEvent(found.id, 'open', now());
+        // A re-targeted address's mail went to someone else: their opening says nothing. A
+        // send whose member was erased (no address left) records nothing about them again.
+        if (found && !found.revoked && found.email) store.triage.addEvent(found.id, 'open', now());
       }
       res.setHeader('Cache-Control', 'no-store, private');
       res.setHeader('X-Content-Type-Options', 'nosniff');

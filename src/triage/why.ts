@@ -18,8 +18,19 @@ export interface WhyReport {
   nextSteps: string[];
 }
 
+/** A member who was erased: all that is left to say. */
+export class ErasedMember extends Error {
+  constructor(readonly at: number, readonly reason: string) {
+    super(`erased on ${new Date(at).toISOString().slice(0, 10)} (${reason})`);
+    this.name = 'ErasedMember';
+  }
+}
+
+/** Throws ErasedMember for a member erased by `forget` (by the id or an address they had). */
 export function why(store: Store, idOrEmail: string, limit = 20): WhyReport {
   const members = store.members.findMembers(idOrEmail.trim());
+  const erased = members.length === 0 ? store.erasure.forgottenAs(idOrEmail) : members.length === 1 ? store.erasure.forgottenMember(members[0].id) : undefined;
+  if (erased) throw new ErasedMember(erased.at, erased.reason);
   if (members.length === 0) {
     throw badInput(`no member with id or address "${idOrEmail}"`, 'check the spelling; `mailer log --email <address>` lists sends by address');
   }

@@ -135,7 +135,7 @@ export async function benchLog({ scale, log }: BenchOptions): Promise<BenchResul
  * The log a year of a club's mailings leaves, compressed into 90 days: rows appended in time
  * order (ids rise with created_at, as the queue writes them), 2 % failed, 1 % deferred.
  */
-function fillSendLog(file: string, sends: number, now: number, random: () => number) {
+export function fillSendLog(file: string, sends: number, now: number, random: () => number) {
   const t0 = performance.now();
   const db = new Database(file);
   db.pragma('journal_mode = WAL');

@@ -12,6 +12,7 @@ import { benchHelp } from './help.js';
 import { benchImport } from './import.js';
 import { benchLog } from './log.js';
 import { benchSend } from './send.js';
+import { benchPrivacy } from './privacy.js';
 import { formatTable, verdict, type BenchOptions, type BenchResult, type Figure } from './lib.js';
 
 const BENCHES: Record<string, (o: BenchOptions) => Promise<BenchResult>> = {
@@ -20,6 +21,7 @@ const BENCHES: Record<string, (o: BenchOptions) => Promise<BenchResult>> = {
   log: benchLog,
   help: benchHelp,
   attachments: benchAttachments,
+  privacy: benchPrivacy,
 };
 
 async function main(): Promise<void> {

@@ -121,3 +121,17 @@ test('dnsServers: a list of addresses with or without a port, or $MAILER_DNS_SER
   const dir = folderWithConfig({ dnsServers: ['192.0.2.53'] });
   assert.deepEqual(resolveSettings({}, { MAILER_DNS_SERVERS: '127.0.0.1:5353, 127.0.0.1:5354' }, dir).dnsServers, ['127.0.0.1:5353', '127.0.0.1:5354']);
 });
+
+test('retention: periods for messages and log, either left out; anything else refused with the key named', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-settings-'));
+  const withFile = (value: unknown) => {
+    fs.writeFileSync(path.join(dir, 'mailer.json'), JSON.stringify({ retention: value }));
+    return resolveSettings({}, {}, dir).retention;
+  };
+  assert.deepEqual(withFile({ messages: '90d', log: '2y' }), { messages: 90 * 86_400_000, log: 730 * 86_400_000 });
+  assert.deepEqual(withFile({ log: '6w' }), { log: 42 * 86_400_000 });
+  assert.deepEqual(resolveSettings({}, {}, fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-settings-'))).retention, {});
+  assert.throws(() => withFile({ messages: 90 }), /"retention\.messages" must be a period/);
+  assert.throws(() => withFile({ mails: '90d' }), /unknown key "mails"/);
+  assert.throws(() => withFile('90d'), /"retention" must be an object/);
+});

@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { migrations } from '../../src/store/schema.js';
+import { Store } from '../../src/store/store.js';
+import { forgetMember } from '../../src/members/forget.js';
+import { parseRetention, retentionHeader } from '../../src/config/when.js';
+
+const SECRET_NAME = 'Kunigunde Ziegenbart';
+
+/**
+ * A database made by version 13 (no secure_delete), in which rows with the name were written
+ * and deleted again: their bytes are left in free pages, where a later forget cannot reach them.
+ */
+function oldDatabaseWithLeftovers(): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-erasure-')), 'mailer.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  for (const sql of migrations.slice(0, 13)) db.exec(sql);
+  db.pragma('user_version = 13');
+  db.exec(`INSERT INTO members (id, key, email, name, fields, created_at, updated_at) VALUES (1, '1', 'k.z@example.org', '${SECRET_NAME}', '{}', 0, 0)`);
+  // A page-full of copies elsewhere, deleted: what a page split or an old import leaves behind.
+  const insert = db.prepare(`INSERT INTO segments (name, conditions, created_at) VALUES (?, ?, 0)`);
+  for (let i = 0; i < 200; i++) insert.run(`s${i}`, `${SECRET_NAME} ${'x'.repeat(200)}`);
+  db.exec('DELETE FROM segments');
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  return file;
+}
+
+const holds = (file: string) => [file, `${file}-wal`].some((f) => fs.existsSync(f) && fs.readFileSync(f).includes(Buffer.from(SECRET_NAME)));
+
+test('a database made before secure_delete: the first forget vacuums it once, so free pages of before hold nothing either', () => {
+  const file = oldDatabaseWithLeftovers();
+  assert.ok(holds(file), 'the leftovers are there to begin with');
+  const store = Store.open(file);
+  try {
+    assert.equal(store.db.pragma('secure_delete', { simple: true }), 1);
+    const r = forgetMember(store, '1', { reason: 'test', now: 1, dryRun: false });
+    assert.ok(!holds(file), 'no copy left');
+    assert.notEqual(r.vacuumMs, null, 'vacuumed');
+    // Only once.
+    store.db.exec(`INSERT INTO members (id, key, email, name, fields, created_at, updated_at) VALUES (2, '2', 'b@example.org', 'B', '{}', 0, 0)`);
+    assert.equal(forgetMember(store, '2', { reason: 'test', now: 2, dryRun: false }).vacuumMs, null);
+  } finally {
+    store.close();
+  }
+});
+
+test('a new database needs no VACUUM: secure_delete is on from its creation', () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-erasure-')), 'mailer.db');
+  const store = Store.open(file);
+  try {
+    assert.equal(store.db.prepare('SELECT scrub_needed FROM erasure_secret').pluck().get(), 0);
+  } finally {
+    store.close();
+  }
+});
+
+test('retention periods and the template line', () => {
+  const rows: [string, number | null][] = [['90d', 90 * 86_400_000], ['2y', 730 * 86_400_000], ['6w', 42 * 86_400_000], ['36h', 36 * 3_600_000], ['0d', null], ['forever', null], ['90', null]];
+  for (const [text, ms] of rows) assert.equal(parseRetention(text), ms, text);
+  assert.equal(retentionHeader('Subject: x\nRetention: 30d\n\nRetention: 1d in the body'), '30d');
+  assert.equal(retentionHeader('Subject: x\n\nRetention: 1d in the body'), null);
+});
