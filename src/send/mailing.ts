@@ -5,7 +5,7 @@ import { addressOf, base64Length, composeParts, MessageWithFiles, newMessageId, 
 import { attachmentFiles, ATTACHMENT_CATEGORIES } from './attachments.js';
 import type { OutgoingMessage } from '../domain/ports.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../config/settings.js';
-import { parseTemplate, checkPlaceholders, memberView, render, type Template } from './template.js';
+import { parseTemplate, checkPlaceholders, dataView, memberView, render, type Template } from './template.js';
 import type { RenderedMessage } from '../domain/types.js';
 import type { Mailing, MailingSettings, Member, MemberSelection } from '../domain/types.js';
 import { LinkSigner, type MailLinks } from '../domain/token.js';
@@ -251,6 +251,29 @@ const DRY_RUN_SEND_ID = 1_000_000;
 const DRY_RUN_TOKEN = 'TOKEN'.padEnd(22, '0');
 /** Link values of that send id: signed with a throwaway key, they have the real ones' length. */
 const DRY_RUN_LINKS = new LinkSigner(Buffer.alloc(32)).mailLinks(DRY_RUN_SEND_ID);
+
+/** The stand-in member a mailing's dictionary is composed for: no one's data. */
+const STAND_IN_ADDRESS = 'member@example.invalid';
+const STAND_IN_NAME = 'Erika Mustermann';
+
+/**
+ * A mailing's preset dictionary for its stored messages (store/message-codec.ts): its template
+ * composed as the run composes it, for a stand-in member whose every field holds its own name,
+ * with stand-in link values of the real length. Most of each real message is found in it;
+ * nothing in it is a member's (`mailer forget` must leave no personal value in the file).
+ * Null when the template cannot be composed so (the messages are then compressed without one).
+ */
+export function dictionaryMessage(ctx: MailingContext, system: boolean): Buffer | null {
+  const fields: Record<string, string> = {};
+  for (const name of ctx.template.names) if (name !== '.' && !name.includes('.')) fields[name] = name;
+  const member: Member = { id: 0, key: 'id', email: STAND_IN_ADDRESS, name: STAND_IN_NAME, fields, emailProblem: null };
+  const view = memberView(member, STAND_IN_ADDRESS, DRY_RUN_TOKEN, unsubscribeUrl(ctx, DRY_RUN_LINKS));
+  const rendered = render(ctx.template, system ? dataView(view, {}) : view, { allowEmpty: true, data: system });
+  if (!rendered.ok) return null;
+  const { attachments: _files, ...message } = rendered.message;
+  const composed = composeFor(ctx, message, { name: STAND_IN_NAME, address: STAND_IN_ADDRESS }, DRY_RUN_SEND_ID, () => DRY_RUN_LINKS, Number.MAX_SAFE_INTEGER);
+  return composed.ok ? composed.raw : null;
+}
 
 /** Everything a send would check, without writing a thing. */
 export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResult {

@@ -3,7 +3,7 @@ import { BatchedWriter } from './batched-writer.js';
 import { TransportPool } from './transport-pool.js';
 import type { Catalog } from '../domain/catalog.js';
 import { verpAddress } from '../mail/compose.js';
-import { composeFor, filesFor, outgoing, mailingContext, mailingTemplate, unsubscribeUrl, type MailingContext } from './mailing.js';
+import { composeFor, dictionaryMessage, filesFor, outgoing, mailingContext, mailingTemplate, unsubscribeUrl, type MailingContext } from './mailing.js';
 import type { DeliveryStore, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 import { dataView, memberView, render } from './template.js';
@@ -240,6 +240,8 @@ class Delivery {
       const mailing = this.store.mailing(mailingId)!;
       ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test);
       this.contexts.set(mailingId, ctx);
+      const made = ctx;
+      this.store.ensureDictionary?.(mailingId, () => dictionaryMessage(made, !!mailing.system));
     }
     return ctx;
   }

@@ -119,6 +119,11 @@ export class Store {
       db = new Database(file);
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       refuseForeign(db, file);
+      // Pages freed by deleting sends (forget, prune) are reused by the next sends, and can be
+      // handed back to the file system by `PRAGMA incremental_vacuum` without a VACUUM. Only a
+      // database without tables takes this; an older one gets it from `mailer migrate` (one
+      // VACUUM). Its own block: other pragmas of the same kind belong next to it, not in it.
+      if (!hasTables(db)) db.pragma('auto_vacuum = INCREMENTAL');
       enterWal(db);
       // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
       // last commits, and costs far less per send than FULL.
@@ -191,6 +196,10 @@ function refuseForeign(db: Database.Database, file: string): void {
   if ((db.pragma('user_version', { simple: true }) as number) > 0) return;
   const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4").all() as { name: string }[]).map((t) => t.name);
   if (tables.length) throw notMailerDatabase(file, `it has tables of another program (${tables.slice(0, 3).join(', ')}${tables.length > 3 ? ', …' : ''}) and no mailer schema version`);
+}
+
+function hasTables(db: Database.Database): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").get() !== undefined;
 }
 
 function migrate(db: Database.Database, file: string): void {
