@@ -23,6 +23,7 @@ import { registerServe } from './commands/serve.js';
 import { registerStats } from './commands/stats.js';
 import { registerPlan } from './commands/plan.js';
 import { registerApiKey } from './commands/api-key.js';
+import { registerMigrate } from './commands/migrate.js';
 
 /** Builds the program. Command files only declare flags; their actions load the heavy parts. */
 export function buildProgram(): Command {
@@ -41,7 +42,7 @@ export function buildProgram(): Command {
   for (const register of [
     registerImport, registerSend, registerSegment, registerLog, registerShow,
     registerWhy, registerRetry, registerRetarget, registerToken, registerErrors, registerSuppress,
-    registerRun, registerPlan, registerMailings, registerCheck, registerBounces, registerServe, registerStats, registerApiKey,
+    registerRun, registerPlan, registerMailings, registerCheck, registerBounces, registerServe, registerStats, registerApiKey, registerMigrate,
   ]) {
     register(program);
   }

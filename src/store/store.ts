@@ -172,6 +172,24 @@ export class Store {
     return this.db.transaction(fn).immediate();
   }
 
+  /** How freed pages are handled: 'none' (reused only), 'incremental' (can be handed back), 'full'. */
+  autoVacuum(): 'none' | 'full' | 'incremental' {
+    return (['none', 'full', 'incremental'] as const)[this.db.pragma('auto_vacuum', { simple: true }) as number] ?? 'none';
+  }
+
+  /** The one VACUUM an older database needs to take auto_vacuum=INCREMENTAL (holds the file while it copies it). */
+  vacuumIntoIncremental(): void {
+    this.db.pragma('auto_vacuum = INCREMENTAL');
+    this.db.exec('VACUUM');
+  }
+
+  /** Hands up to `pages` free pages back to the file system (all of them without a number). */
+  releaseFreePages(pages?: number): number {
+    const before = this.db.pragma('freelist_count', { simple: true }) as number;
+    this.db.pragma(pages === undefined ? 'incremental_vacuum' : `incremental_vacuum(${pages})`);
+    return before - (this.db.pragma('freelist_count', { simple: true }) as number);
+  }
+
   /** A statement whose shape depends on a filter: prepared once per shape and process. */
   shape(sql: string): Database.Statement {
     let statement = this.shapes.get(sql);
