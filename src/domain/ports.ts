@@ -29,6 +29,8 @@ export interface DeliveryStore {
    * has one; `make` composes it. Outside a batched write: it commits on its own.
    */
   ensureDictionary?(mailing: number, make: () => Buffer | null): void;
+  /** that dictionary, or null when the mailing has none */
+  dictionary?(mailing: number): Buffer | null;
   /** the key that signs the links in a mail */
   linkSecret(): Buffer;
   /**

@@ -25,6 +25,7 @@ export function deliveryStore(store: Store): DeliveryStore {
     mailing: mailings.mailing.bind(mailings),
     attachments: sends.attachments.bind(sends),
     ensureDictionary: sends.ensureDictionary.bind(sends),
+    dictionary: sends.dictionary.bind(sends),
     linkSecret: triage.linkSecret.bind(triage),
     immediate: store.immediate.bind(store),
   };

@@ -204,7 +204,8 @@ export class Sends {
   recordSent(r: SentRecord): void {
     this.store.atomically(() => {
       this.stmt.markSent.run({ id: r.id, reason: r.response, messageId: r.messageId, now: r.now });
-      this.insertMessage(r.id, r.raw);
+      if (r.stored) this.stmt.insertMessage.run(r.id, r.stored);
+      else this.insertMessage(r.id, r.raw);
       this.writeAttachments(r.id, r.attachments);
       this.stmt.insertAttempt.run({
         sendId: r.id, at: r.now, email: r.email, server: r.server, outcome: 'sent',
