@@ -206,6 +206,9 @@ function prune(store: Store, count: number): number {
   const ids = store.db.prepare('SELECT id FROM sends ORDER BY id LIMIT 1 OFFSET ?').pluck();
   const last = ids.get(count - 1) as number;
   let deleted = 0;
+  // Without the foreign-key check: sends.retarget_of and retargeted_to refer to sends and have
+  // no index, so each deleted send would scan the whole table twice (20,000 sends: 274 s).
+  store.db.pragma('foreign_keys = OFF');
   for (let from = 0; from < last; from += 10_000) {
     const to = Math.min(last, from + 10_000);
     store.transaction(() => {
@@ -213,6 +216,7 @@ function prune(store: Store, count: number): number {
       deleted += store.db.prepare('DELETE FROM sends WHERE id > ? AND id <= ?').run(from, to).changes;
     });
   }
+  store.db.pragma('foreign_keys = ON');
   return deleted;
 }
 
