@@ -265,7 +265,19 @@ const STAND_INS = [
   { name: 'Max Muster', email: 'max@example.invalid' },
   { name: 'Hännes Probe', email: 'haennes.probe.12345@example.invalid' },
   { name: 'Chloé Platzhalter', email: 'chloe.platzhalter@example.invalid' },
-]
+];
+
+/**
+ * A mailing's preset dictionary for its stored messages (store/message-codec.ts): its template
+ * composed as the run composes it, for each stand-in member, every field holding its own name
+ * (longer for each next one), with stand-in link values of the real length. Most of each real
+ * message is found in it; nothing in it is a member's (`mailer forget` must leave no personal
+ * value in the file). The renderings go last to first, so the first one is nearest to the
+ * message; as many as fit deflate's window. Null when the template cannot be composed so (the
+ * messages are then compressed without one).
+ */
+export function dictionaryMessage(ctx: MailingContext, system: boolean): Buffer | null {
+  const parts: Buffer[] = [];
   let total = 0;
   for (const [k, standIn] of STAND_INS.entries()) {
     const fields: Record<string, string> = {};
