@@ -27,6 +27,7 @@ import { registerAuth } from './commands/auth.js';
 import { registerForget } from './commands/forget.js';
 import { registerExport } from './commands/export.js';
 import { registerPrune } from './commands/prune.js';
+import { registerMigrate } from './commands/migrate.js';
 
 /** Builds the program. Command files only declare flags; their actions load the heavy parts. */
 export function buildProgram(): Command {
@@ -46,7 +47,7 @@ export function buildProgram(): Command {
     registerImport, registerSend, registerSegment, registerLog, registerShow,
     registerWhy, registerRetry, registerRetarget, registerToken, registerErrors, registerSuppress,
     registerRun, registerPlan, registerMailings, registerCheck, registerBounces, registerServe, registerStats, registerApiKey, registerAuth,
-    registerForget, registerExport, registerPrune,
+    registerForget, registerExport, registerPrune, registerMigrate,
   ]) {
     register(program);
   }

@@ -24,6 +24,13 @@ export interface DeliveryStore {
   mailing(id: number): Mailing | undefined;
   /** the files a send's stored message went out with, to tell a changed one */
   attachments?(sendId: number): AttachmentRecord[];
+  /**
+   * Gives a mailing the preset dictionary its stored messages are compressed against, unless it
+   * has one; `make` composes it. Outside a batched write: it commits on its own.
+   */
+  ensureDictionary?(mailing: number, make: () => Buffer | null): void;
+  /** that dictionary, or null when the mailing has none */
+  dictionary?(mailing: number): Buffer | null;
   /** the key that signs the links in a mail */
   linkSecret(): Buffer;
   /**

@@ -94,6 +94,8 @@ export interface SentRecord {
   id: number; email: string; server: string; messageId: string; raw: Buffer; response: string; now: number;
   /** the files attached, their bodies left out of `raw` */
   attachments?: AttachmentRecord[];
+  /** `raw` as its row keeps it, compressed already (off the main thread); else the store compresses it */
+  stored?: Buffer;
 }
 
 /** A send the server refused, for now (deferred, with when to try again) or for good (failed). */

@@ -24,6 +24,8 @@ export function deliveryStore(store: Store): DeliveryStore {
     queuedSystemSends: sends.queuedSystemSends.bind(sends),
     mailing: mailings.mailing.bind(mailings),
     attachments: sends.attachments.bind(sends),
+    ensureDictionary: sends.ensureDictionary.bind(sends),
+    dictionary: sends.dictionary.bind(sends),
     linkSecret: triage.linkSecret.bind(triage),
     immediate: store.immediate.bind(store),
   };

@@ -5,10 +5,11 @@ import { addressOf, base64Length, composeParts, MessageWithFiles, newMessageId, 
 import { attachmentFiles, ATTACHMENT_CATEGORIES } from './attachments.js';
 import type { OutgoingMessage } from '../domain/ports.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../config/settings.js';
-import { parseTemplate, checkPlaceholders, memberView, render, type Template } from './template.js';
+import { parseTemplate, checkPlaceholders, dataView, memberView, render, type Template } from './template.js';
 import type { RenderedMessage } from '../domain/types.js';
 import type { Mailing, MailingSettings, Member, MemberSelection } from '../domain/types.js';
 import { LinkSigner, type MailLinks } from '../domain/token.js';
+import { MAX_DICTIONARY_BYTES } from '../store/message-codec.js';
 
 /**
  * A mailing is recorded before anything is sent: the template as it is now, and one send row
@@ -251,6 +252,49 @@ const DRY_RUN_SEND_ID = 1_000_000;
 const DRY_RUN_TOKEN = 'TOKEN'.padEnd(22, '0');
 /** Link values of that send id: signed with a throwaway key, they have the real ones' length. */
 const DRY_RUN_LINKS = new LinkSigner(Buffer.alloc(32)).mailLinks(DRY_RUN_SEND_ID);
+
+/**
+ * The stand-in members a mailing's dictionary is composed for: no one's data. Names of several
+ * lengths, with and without letters beyond ASCII, so that the dictionary has the To: header in
+ * both its forms and the quoted-printable line breaks at several places: on the example
+ * newsletter five took the stored messages from 168 to 155 bytes against one (ten: no better).
+ */
+const STAND_INS = [
+  { name: 'Erika Mustermann', email: 'member@example.invalid' },
+  { name: 'Änne Beispiel-Musterfrau', email: 'aenne.beispiel@example.invalid' },
+  { name: 'Max Muster', email: 'max@example.invalid' },
+  { name: 'Hännes Probe', email: 'haennes.probe.12345@example.invalid' },
+  { name: 'Chloé Platzhalter', email: 'chloe.platzhalter@example.invalid' },
+];
+
+/**
+ * A mailing's preset dictionary for its stored messages (store/message-codec.ts): its template
+ * composed as the run composes it, for each stand-in member, every field holding its own name
+ * (longer for each next one), with stand-in link values of the real length. Most of each real
+ * message is found in it; nothing in it is a member's (`mailer forget` must leave no personal
+ * value in the file). The renderings go last to first, so the first one is nearest to the
+ * message; as many as fit deflate's window. Null when the template cannot be composed so (the
+ * messages are then compressed without one).
+ */
+export function dictionaryMessage(ctx: MailingContext, system: boolean): Buffer | null {
+  const parts: Buffer[] = [];
+  let total = 0;
+  for (const [k, standIn] of STAND_INS.entries()) {
+    const fields: Record<string, string> = {};
+    for (const name of ctx.template.names) if (name !== '.' && !name.includes('.')) fields[name] = k ? `${name} ${'x'.repeat(2 * k)}` : name;
+    const member: Member = { id: 0, key: 'id', email: standIn.email, name: standIn.name, fields, emailProblem: null };
+    const view = memberView(member, standIn.email, DRY_RUN_TOKEN, unsubscribeUrl(ctx, DRY_RUN_LINKS));
+    const rendered = render(ctx.template, system ? dataView(view, {}) : view, { allowEmpty: true, data: system });
+    if (!rendered.ok) return null;
+    const { attachments: _files, ...message } = rendered.message;
+    const composed = composeFor(ctx, message, { name: standIn.name, address: standIn.email }, DRY_RUN_SEND_ID, () => DRY_RUN_LINKS, Number.MAX_SAFE_INTEGER);
+    if (!composed.ok) return null;
+    if (parts.length && total + composed.raw.length > MAX_DICTIONARY_BYTES) break;
+    parts.unshift(composed.raw);
+    total += composed.raw.length;
+  }
+  return parts.length ? Buffer.concat(parts) : null;
+}
 
 /** Everything a send would check, without writing a thing. */
 export function dryRun(store: Store, input: PlanInput, listed = 20): DryRunResult {

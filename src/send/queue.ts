@@ -3,7 +3,8 @@ import { BatchedWriter } from './batched-writer.js';
 import { TransportPool } from './transport-pool.js';
 import type { Catalog } from '../domain/catalog.js';
 import { verpAddress } from '../mail/compose.js';
-import { composeFor, filesFor, outgoing, mailingContext, mailingTemplate, unsubscribeUrl, type MailingContext } from './mailing.js';
+import { Packer } from './packer.js';
+import { composeFor, dictionaryMessage, filesFor, outgoing, mailingContext, mailingTemplate, unsubscribeUrl, type MailingContext } from './mailing.js';
 import type { DeliveryStore, Transport } from '../domain/ports.js';
 import { DeliveryError } from '../domain/ports.js';
 import { dataView, memberView, render } from './template.js';
@@ -223,6 +224,8 @@ class Delivery {
   private readonly contexts = new Map<number, MailingContext>();
   private signer: LinkSigner | undefined;
   private readonly system: ReturnType<typeof systemMailSource>;
+  /** compresses the messages for their rows off the main thread (with a store that keeps them so) */
+  readonly packer: Packer | null;
   private readonly links = (sendId: number) => (this.signer ??= new LinkSigner(this.store.linkSecret())).mailLinks(sendId);
 
   constructor(private readonly store: DeliveryStore, transports: Transport[], private readonly source: SendSource, private readonly opts: QueueOptions) {
@@ -232,6 +235,7 @@ class Delivery {
     this.backoff = opts.backoff ?? RETRY_BACKOFF_MS;
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.system = systemMailSource(store);
+    this.packer = store.dictionary ? new Packer() : null;
   }
 
   private contextOf(mailingId: number): MailingContext {
@@ -240,6 +244,9 @@ class Delivery {
       const mailing = this.store.mailing(mailingId)!;
       ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test);
       this.contexts.set(mailingId, ctx);
+      const made = ctx;
+      this.store.ensureDictionary?.(mailingId, () => dictionaryMessage(made, !!mailing.system));
+      this.packer?.dictionary(mailingId, this.store.dictionary?.(mailingId) ?? null);
     }
     return ctx;
   }
@@ -320,6 +327,8 @@ class Delivery {
       return { kind: 'skipped', id: sendId, category: skip.category, reason: skip.reason };
     }
     const { raw, files, messageId } = composed;
+    // Compressed in the other thread while this mail is on its way to the server.
+    const packing = this.packer?.pack(send.mailingId, raw);
     const message = outgoing(composed);
     const before = files ? this.attachedBefore(send) : [];
     const attached = () => {
@@ -344,7 +353,8 @@ class Delivery {
         const response = await transport.deliver({ from: envelopeFrom, to: [send.email!] }, message, String(sendId));
         pool.succeeded(transport);
         tally.sent();
-        return { kind: 'sent', sent: { id: sendId, email: send.email!, server: transport.description, messageId, raw, response, attachments: attached() } };
+        const stored = (await packing) ?? undefined;
+        return { kind: 'sent', sent: { id: sendId, email: send.email!, server: transport.description, messageId, raw, stored, response, attachments: attached() } };
       } catch (err) {
         const failure = err instanceof DeliveryError ? err : new DeliveryError({ message: (err as Error).message, code: (err as NodeJS.ErrnoException).code });
         const c = opts.catalog.classify(failure);
@@ -436,7 +446,11 @@ export async function deliverSends(store: DeliveryStore, transports: Transport[]
       run.failure ??= { err };
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  } finally {
+    run.packer?.close();
+  }
   if (run.failure) throw run.failure.err;
   const { outcome } = tally;
   if (tally.givenBack > 0 && !outcome.stopped && !outcome.interrupted && run.pool.leaveOutFailing()) run.stop();

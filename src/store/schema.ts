@@ -412,4 +412,15 @@ export const migrations: string[] = [
     fetched_at   INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  /* 16: stored messages compressed, each against its mailing's dictionary */ `
+  -- One preset dictionary per mailing (a system mail's mailing is one per template): the
+  -- mailing's template composed for a stand-in member, so it holds no member's data. Written
+  -- once, at the mailing's first send, and never changed: every message of the mailing that
+  -- was compressed with it needs it to be read. (messages.raw's first byte says how a row is
+  -- kept: store/message-codec.ts. Rows written before stay as they were until \`mailer migrate\`.)
+  CREATE TABLE message_dictionaries (
+    mailing_id INTEGER PRIMARY KEY REFERENCES mailings(id),
+    dictionary BLOB NOT NULL
+  );
+  `,
 ];

@@ -1,7 +1,8 @@
-import { badInput } from '../errors.js';
+import { MailerError, badInput, isDatabaseBusy } from '../errors.js';
 import type { AttachmentRecord, Attempt, ClaimResult, InterruptedRecord, Member, Send, SentRecord, UnsentRecord } from '../domain/types.js';
 import type { Statements, Store } from './store.js';
 import { SKIP_CATEGORY, SKIP_JOINS, SKIP_REASON, type Row } from './queries.js';
+import { MAX_DICTIONARY_BYTES, isPlain, packMessage, unpackMessage } from './message-codec.js';
 
 /** The statuses a claim takes a send from (as claimSend's WHERE). */
 const CLAIMABLE = ['queued', 'deferred', 'failed'];
@@ -58,7 +59,20 @@ const SQL = {
       ${SKIP_JOINS}
     WHERE s.id = ?`,
   attemptsBySend: `SELECT * FROM attempts WHERE send_id = ? ORDER BY id`,
-  messageBySend: `SELECT raw FROM messages WHERE send_id = ?`,
+  /* The row's bytes and whose dictionary they may need (message-codec.ts reads them). */
+  messageBySend: `
+    SELECT m.raw, s.mailing_id FROM messages m LEFT JOIN sends s ON s.id = m.send_id WHERE m.send_id = ?`,
+  mailingOfSend: `SELECT mailing_id FROM sends WHERE id = ?`,
+  dictionaryOf: `SELECT dictionary FROM message_dictionaries WHERE mailing_id = ?`,
+  /* Once per mailing, never replaced: the messages compressed with it need these very bytes. */
+  insertDictionary: `INSERT OR IGNORE INTO message_dictionaries (mailing_id, dictionary) VALUES (?, ?)`,
+  /* mailer migrate: rows written before compression, in id order (blobs compare bytewise, so
+     this is "the first byte is 0x20 or more", a row as it was sent; see message-codec.ts). */
+  plainMessages: `
+    SELECT m.send_id, m.raw, s.mailing_id FROM messages m LEFT JOIN sends s ON s.id = m.send_id
+    WHERE m.send_id > @after AND m.raw >= x'20' ORDER BY m.send_id LIMIT @limit`,
+  replaceMessage: `UPDATE messages SET raw = @raw WHERE send_id = @sendId AND raw = @was`,
+  plainMessageCount: `SELECT count(*) AS n FROM messages WHERE raw >= x'20'`,
   /* A send's files as last attached: a new attempt's files replace the earlier ones. */
   clearAttachments: `DELETE FROM attachments WHERE send_id = ?`,
   insertAttachment: `
@@ -125,6 +139,8 @@ const SQL = {
  */
 export class Sends {
   private readonly stmt: Statements<typeof SQL>;
+  /** Dictionaries found, by mailing: they never change once written. */
+  private readonly dictionaries = new Map<number, Buffer>();
 
   constructor(private readonly store: Store) {
     this.stmt = store.prepareAll(SQL);
@@ -188,7 +204,8 @@ export class Sends {
   recordSent(r: SentRecord): void {
     this.store.atomically(() => {
       this.stmt.markSent.run({ id: r.id, reason: r.response, messageId: r.messageId, now: r.now });
-      this.stmt.insertMessage.run(r.id, r.raw);
+      if (r.stored) this.stmt.insertMessage.run(r.id, r.stored);
+      else this.insertMessage(r.id, r.raw);
       this.writeAttachments(r.id, r.attachments);
       this.stmt.insertAttempt.run({
         sendId: r.id, at: r.now, email: r.email, server: r.server, outcome: 'sent',
@@ -217,7 +234,7 @@ export class Sends {
     this.store.transaction(() => {
       if (r.maybeSent) {
         this.stmt.requeueMaybeSent.run({ id: r.id, now: r.now });
-        this.stmt.insertMessage.run(r.id, r.maybeSent);
+        this.insertMessage(r.id, r.maybeSent);
         this.writeAttachments(r.id, r.attachments);
       } else {
         this.stmt.requeueSend.run({ id: r.id, now: r.now });
@@ -284,8 +301,86 @@ export class Sends {
     }
   }
 
+  /** The message exactly as it was handed to the server (its files' bodies left out). */
   rawMessage(sendId: number): Buffer | undefined {
-    return (this.stmt.messageBySend.get(sendId) as Row | undefined)?.raw;
+    const row = this.stmt.messageBySend.get(sendId) as Row | undefined;
+    if (!row) return undefined;
+    try {
+      return unpackMessage(row.raw, () => (row.mailing_id === null ? null : this.dictionary(row.mailing_id)));
+    } catch (err) {
+      throw new MailerError(`the stored message of send ${sendId} cannot be read: ${(err as Error).message}`, {
+        hint: 'the database was changed by hand or is damaged; restore it from a backup to see this message',
+      });
+    }
+  }
+
+  /** Stored compressed against its mailing's dictionary, or without one where it has none yet. */
+  private insertMessage(sendId: number, raw: Buffer): void {
+    const mailing = (this.stmt.mailingOfSend.get(sendId) as Row | undefined)?.mailing_id;
+    this.stmt.insertMessage.run(sendId, packMessage(raw, mailing === undefined ? null : this.dictionary(mailing)));
+  }
+
+  /** The mailing's preset dictionary, or null when it has none. */
+  dictionary(mailing: number): Buffer | null {
+    let dict = this.dictionaries.get(mailing);
+    if (!dict) {
+      dict = (this.stmt.dictionaryOf.get(mailing) as Row | undefined)?.dictionary;
+      if (!dict) return null;
+      this.dictionaries.set(mailing, dict);
+    }
+    return dict;
+  }
+
+  /**
+   * Gives the mailing its dictionary unless it has one; `make` composes it (the template for a
+   * stand-in member, no member's data). The first one written stays: another process sending
+   * the same mailing may have written it first.
+   */
+  ensureDictionary(mailing: number, make: () => Buffer | null): void {
+    // Committed on its own, before any message uses it: a dictionary taken back with a failed
+    // batch would leave messages compressed against bytes the database does not have.
+    if (this.store.db.inTransaction) throw new Error('ensureDictionary runs outside a transaction');
+    if (this.dictionary(mailing)) return;
+    const made = make();
+    if (!made || made.length === 0) return;
+    try {
+      this.stmt.insertDictionary.run(mailing, made.length > MAX_DICTIONARY_BYTES ? made.subarray(0, MAX_DICTIONARY_BYTES) : made);
+    } catch (err) {
+      // Another command holds the write lock: this run's messages are compressed without one.
+      if (!isDatabaseBusy(err)) throw err;
+    }
+  }
+
+  /**
+   * Compresses up to `limit` rows written before compression, after send id `after`, in one
+   * short write; a row changed meanwhile (sent again) is left to its new bytes. Returns the last
+   * send id looked at (null when none is left) and the bytes before and after.
+   */
+  compressPlainMessages(after: number, limit: number, makeDictionary: (mailing: number) => Buffer | null): { last: number | null; rows: number; before: number; after: number } {
+    // The mailings' dictionaries first, each committed on its own (see ensureDictionary).
+    const mailings = new Set((this.stmt.plainMessages.all({ after, limit }) as Row[]).map((r) => r.mailing_id).filter((m) => m !== null));
+    for (const mailing of mailings) this.ensureDictionary(mailing, () => makeDictionary(mailing));
+    return this.store.immediate(() => {
+      const rows = this.stmt.plainMessages.all({ after, limit }) as Row[];
+      let before = 0;
+      let packedBytes = 0;
+      for (const r of rows) {
+        if (!isPlain(r.raw)) continue;
+        const dict = r.mailing_id === null ? null : this.dictionary(r.mailing_id);
+        const packed = packMessage(r.raw, dict);
+        // Read back before it replaces the only copy: the exact bytes, or the row stays as it is.
+        if (!unpackMessage(packed, () => dict).equals(r.raw)) continue;
+        this.stmt.replaceMessage.run({ sendId: r.send_id, raw: packed, was: r.raw });
+        before += r.raw.length;
+        packedBytes += packed.length;
+      }
+      return { last: rows.length ? rows[rows.length - 1].send_id : null, rows: rows.length, before, after: packedBytes };
+    });
+  }
+
+  /** How many stored messages are still as they were sent (not yet compressed). */
+  plainMessageCount(): number {
+    return (this.stmt.plainMessageCount.get() as Row).n;
   }
 
   /**

@@ -122,6 +122,11 @@ export class Store {
       db = new Database(file);
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       refuseForeign(db, file);
+      // Pages freed by deleting sends (forget, prune) are reused by the next sends, and can be
+      // handed back to the file system by `PRAGMA incremental_vacuum` without a VACUUM. Only a
+      // database without tables takes this; an older one gets it from `mailer migrate` (one
+      // VACUUM). Its own block: other pragmas of the same kind belong next to it, not in it.
+      if (!hasTables(db)) db.pragma('auto_vacuum = INCREMENTAL');
       enterWal(db);
       // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
       // last commits, and costs far less per send than FULL.
@@ -191,6 +196,8 @@ export class Store {
     const needed = this.db.prepare('SELECT scrub_needed FROM erasure_secret WHERE id = 1').pluck().get() as number | undefined;
     if (needed) {
       const started = Date.now();
+      // The same copy gives an older file the page reuse a new one has from its creation.
+      this.db.pragma('auto_vacuum = INCREMENTAL');
       this.db.exec('VACUUM');
       this.db.prepare('UPDATE erasure_secret SET scrub_needed = 0 WHERE id = 1').run();
       vacuumMs = Date.now() - started;
@@ -218,6 +225,24 @@ export class Store {
     }
   }
 
+  /** How freed pages are handled: 'none' (reused only), 'incremental' (can be handed back), 'full'. */
+  autoVacuum(): 'none' | 'full' | 'incremental' {
+    return (['none', 'full', 'incremental'] as const)[this.db.pragma('auto_vacuum', { simple: true }) as number] ?? 'none';
+  }
+
+  /** The one VACUUM an older database needs to take auto_vacuum=INCREMENTAL (holds the file while it copies it). */
+  vacuumIntoIncremental(): void {
+    this.db.pragma('auto_vacuum = INCREMENTAL');
+    this.db.exec('VACUUM');
+  }
+
+  /** Hands up to `pages` free pages back to the file system (all of them without a number). */
+  releaseFreePages(pages?: number): number {
+    const before = this.db.pragma('freelist_count', { simple: true }) as number;
+    this.db.pragma(pages === undefined ? 'incremental_vacuum' : `incremental_vacuum(${pages})`);
+    return before - (this.db.pragma('freelist_count', { simple: true }) as number);
+  }
+
   /** A statement whose shape depends on a filter: prepared once per shape and process. */
   shape(sql: string): Database.Statement {
     let statement = this.shapes.get(sql);
@@ -242,6 +267,10 @@ function refuseForeign(db: Database.Database, file: string): void {
   if ((db.pragma('user_version', { simple: true }) as number) > 0) return;
   const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4").all() as { name: string }[]).map((t) => t.name);
   if (tables.length) throw notMailerDatabase(file, `it has tables of another program (${tables.slice(0, 3).join(', ')}${tables.length > 3 ? ', …' : ''}) and no mailer schema version`);
+}
+
+function hasTables(db: Database.Database): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").get() !== undefined;
 }
 
 function migrate(db: Database.Database, file: string): void {
