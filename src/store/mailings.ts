@@ -16,8 +16,9 @@ const SQL = {
     UPDATE mailings SET status = @status, status_reason = @reason,
       finished_at = CASE WHEN @status = 'done' THEN @now ELSE finished_at END
     WHERE id = @id`,
+  /* From the counts the triggers keep (schema 17), not from the sends. */
   mailingCounts: `
-    SELECT status, category, count(*) AS n FROM sends WHERE mailing_id = ? GROUP BY status, category`,
+    SELECT status, nullif(category, '') AS category, n FROM mailing_counts WHERE mailing_id = ? AND n > 0`,
   scheduleMailing: `UPDATE mailings SET status = 'scheduled', scheduled_at = @at WHERE id = @id`,
   dueMailings: `
     SELECT id FROM mailings WHERE status = 'scheduled' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
@@ -30,12 +31,12 @@ const SQL = {
     ORDER BY m.id`,
   mailings: `
     SELECT m.*,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'sent') AS sent,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'failed') AS failed,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'deferred') AS deferred,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'skipped') AS skipped,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued') AS queued,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'cancelled') AS cancelled
+      (SELECT sum(n) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'sent') AS sent,
+      (SELECT sum(n) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'failed') AS failed,
+      (SELECT sum(n) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'deferred') AS deferred,
+      (SELECT sum(n) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'skipped') AS skipped,
+      (SELECT sum(n) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'queued') AS queued,
+      (SELECT sum(n) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'cancelled') AS cancelled
     FROM mailings m ORDER BY m.id DESC LIMIT ?`,
   /* The system mailing of a template exactly as it is now, with these settings: a changed
      template or setting makes a new one, so an old mail is rendered again as it was. */
@@ -139,7 +140,7 @@ export class Mailings {
   /** The latest mailings, newest first, with their sends counted by status. */
   list(limit: number): (Mailing & { sent: number; failed: number; deferred: number; skipped: number; queued: number; cancelled: number })[] {
     return (this.stmt.mailings.all(limit) as Row[]).map((r) => ({
-      ...toMailing(r)!, sent: r.sent, failed: r.failed, deferred: r.deferred, skipped: r.skipped, queued: r.queued, cancelled: r.cancelled,
+      ...toMailing(r)!, sent: r.sent ?? 0, failed: r.failed ?? 0, deferred: r.deferred ?? 0, skipped: r.skipped ?? 0, queued: r.queued ?? 0, cancelled: r.cancelled ?? 0,
     }));
   }
 

@@ -12,6 +12,7 @@ import { benchHelp } from './help.js';
 import { benchImport } from './import.js';
 import { benchLog } from './log.js';
 import { benchSend } from './send.js';
+import { benchScale } from './scale.js';
 import { formatTable, verdict, type BenchOptions, type BenchResult, type Figure } from './lib.js';
 
 const BENCHES: Record<string, (o: BenchOptions) => Promise<BenchResult>> = {
@@ -20,6 +21,7 @@ const BENCHES: Record<string, (o: BenchOptions) => Promise<BenchResult>> = {
   log: benchLog,
   help: benchHelp,
   attachments: benchAttachments,
+  scale: benchScale,
 };
 
 async function main(): Promise<void> {
