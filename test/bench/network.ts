@@ -87,7 +87,7 @@ export async function benchNetwork({ scale, log }: BenchOptions): Promise<BenchR
     for (const concurrency of CONCURRENCIES) {
       const limit = delay > 0 ? concurrency / (2 * (2 * delay) / 1000) : null;
       // Long enough that the steady rate is measured over seconds; at delay 0 a fixed count.
-      const mails = limit === null ? Math.round(10_000 * Math.max(scale, 0.1)) : Math.max(50, Math.round(limit * seconds));
+      const mails = limit === null ? Math.round(Number(flag("zero-mails") ?? 10_000) * Math.max(scale, 0.1)) : Math.max(50, Math.round(limit * seconds));
       cells.push({ concurrency, delay, mails, limit });
     }
   }
