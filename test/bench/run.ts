@@ -13,6 +13,7 @@ import { benchImport } from './import.js';
 import { benchLog } from './log.js';
 import { benchSend } from './send.js';
 import { benchScale } from './scale.js';
+import { benchNetwork } from './network.js';
 import { formatTable, verdict, type BenchOptions, type BenchResult, type Figure } from './lib.js';
 
 const BENCHES: Record<string, (o: BenchOptions) => Promise<BenchResult>> = {
@@ -22,6 +23,7 @@ const BENCHES: Record<string, (o: BenchOptions) => Promise<BenchResult>> = {
   help: benchHelp,
   attachments: benchAttachments,
   scale: benchScale,
+  network: benchNetwork,
 };
 
 async function main(): Promise<void> {
