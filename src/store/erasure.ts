@@ -121,7 +121,6 @@ const SQL = {
   contentRemoved: `
     SELECT min(p.at) AS at FROM prunes p JOIN sends s ON s.mailing_id = p.mailing_id
     WHERE s.id = ? AND p.what = 'messages' AND p.before > s.created_at`,
-  mailingTallies: `SELECT status, nullif(category, '') AS category, n FROM mailing_tallies WHERE mailing_id = ?`,
 } as const;
 
 export interface Forgotten {
@@ -290,11 +289,6 @@ export class Erasure {
   /** When prune removed a send's message and data; null when it has not. */
   contentRemovedAt(sendId: number): number | null {
     return (this.stmt.contentRemoved.get(sendId) as Row | undefined)?.at ?? null;
-  }
-
-  /** The counts of a mailing's send rows that prune removed, by status and category. */
-  mailingTallies(mailing: number): { status: string; category: string | null; n: number }[] {
-    return this.stmt.mailingTallies.all(mailing) as { status: string; category: string | null; n: number }[];
   }
 }
 

@@ -16,12 +16,13 @@ const SQL = {
     UPDATE mailings SET status = @status, status_reason = @reason,
       finished_at = CASE WHEN @status = 'done' THEN @now ELSE finished_at END
     WHERE id = @id`,
+  /* From the counts the triggers keep (schema 17), not from the sends. */
   mailingCounts: `
     SELECT status, category, sum(n) AS n FROM (
-      SELECT status, category, count(*) AS n FROM sends WHERE mailing_id = @id GROUP BY status, category
+      SELECT status, nullif(category, '') AS category, n FROM mailing_counts WHERE mailing_id = @id
       UNION ALL
       SELECT status, nullif(category, ''), n FROM mailing_tallies WHERE mailing_id = @id
-    ) GROUP BY status, category`,
+    ) GROUP BY status, category HAVING sum(n) > 0`,
   scheduleMailing: `UPDATE mailings SET status = 'scheduled', scheduled_at = @at WHERE id = @id`,
   dueMailings: `
     SELECT id FROM mailings WHERE status = 'scheduled' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
@@ -34,12 +35,12 @@ const SQL = {
     ORDER BY m.id`,
   mailings: `
     SELECT m.*,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'sent') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'sent') AS sent,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'failed') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'failed') AS failed,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'deferred') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'deferred') AS deferred,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'skipped') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'skipped') AS skipped,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'queued') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'queued') AS queued,
-      (SELECT count(*) FROM sends s WHERE s.mailing_id = m.id AND s.status = 'cancelled') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'cancelled') AS cancelled
+      (SELECT coalesce(sum(n), 0) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'sent') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'sent') AS sent,
+      (SELECT coalesce(sum(n), 0) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'failed') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'failed') AS failed,
+      (SELECT coalesce(sum(n), 0) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'deferred') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'deferred') AS deferred,
+      (SELECT coalesce(sum(n), 0) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'skipped') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'skipped') AS skipped,
+      (SELECT coalesce(sum(n), 0) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'queued') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'queued') AS queued,
+      (SELECT coalesce(sum(n), 0) FROM mailing_counts c WHERE c.mailing_id = m.id AND c.status = 'cancelled') + (SELECT coalesce(sum(n), 0) FROM mailing_tallies t WHERE t.mailing_id = m.id AND t.status = 'cancelled') AS cancelled
     FROM mailings m ORDER BY m.id DESC LIMIT ?`,
   /* The system mailing of a template exactly as it is now, with these settings: a changed
      template or setting makes a new one, so an old mail is rendered again as it was. */
@@ -143,7 +144,7 @@ export class Mailings {
   /** The latest mailings, newest first, with their sends counted by status. */
   list(limit: number): (Mailing & { sent: number; failed: number; deferred: number; skipped: number; queued: number; cancelled: number })[] {
     return (this.stmt.mailings.all(limit) as Row[]).map((r) => ({
-      ...toMailing(r)!, sent: r.sent, failed: r.failed, deferred: r.deferred, skipped: r.skipped, queued: r.queued, cancelled: r.cancelled,
+      ...toMailing(r)!, sent: r.sent ?? 0, failed: r.failed ?? 0, deferred: r.deferred ?? 0, skipped: r.skipped ?? 0, queued: r.queued ?? 0, cancelled: r.cancelled ?? 0,
     }));
   }
 

@@ -15,6 +15,8 @@ import { benchLog } from './log.js';
 import { benchSend } from './send.js';
 import { benchPrivacy } from './privacy.js';
 import { benchStorage } from './storage.js';
+import { benchScale } from './scale.js';
+import { benchNetwork } from './network.js';
 import { formatTable, verdict, type BenchOptions, type BenchResult, type Figure } from './lib.js';
 
 const BENCHES: Record<string, (o: BenchOptions) => Promise<BenchResult>> = {
@@ -25,6 +27,8 @@ const BENCHES: Record<string, (o: BenchOptions) => Promise<BenchResult>> = {
   attachments: benchAttachments,
   privacy: benchPrivacy,
   storage: benchStorage,
+  scale: benchScale,
+  network: benchNetwork,
 };
 
 async function main(): Promise<void> {

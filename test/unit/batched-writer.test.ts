@@ -11,7 +11,7 @@ test('a write that throws takes its whole batch back, and every caller of the ba
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-batch-'));
   const store = Store.open(path.join(dir, 'mailer.db'));
   try {
-    const writer = new BatchedWriter(store, 3, 1000);
+    const writer = new BatchedWriter(store, 3);
     const add = (name: string) => () => store.members.addFieldNames([name]);
     const results = await Promise.allSettled([
       writer.submit(add('a')),
@@ -45,7 +45,7 @@ test('while another command holds the write lock, a batch waits for it without s
   let ticks = 0;
   const ticker = setInterval(() => ticks++, 50);
   try {
-    const writer = new BatchedWriter(store, 2, 1000, 10_000);
+    const writer = new BatchedWriter(store, 2, 10_000);
     holder.exec('BEGIN IMMEDIATE');
     const written = Promise.all([writer.submit(() => store.members.addFieldNames(['a'])), writer.submit(() => 7)]);
     // A write that comes in while the batch waits goes with it.
@@ -70,7 +70,7 @@ test('while another command holds the write lock, a batch waits for it without s
 test('a write lock held past the wait fails the batch with the busy error, and nothing of it is written', async () => {
   const { store, holder, dir } = storeWithHolder(50);
   try {
-    const writer = new BatchedWriter(store, 1, 1000, 400);
+    const writer = new BatchedWriter(store, 1, 400);
     holder.exec('BEGIN IMMEDIATE');
     const started = Date.now();
     await assert.rejects(writer.submit(() => store.members.addFieldNames(['a'])), (err: { code?: string }) => err.code === 'SQLITE_BUSY');
