@@ -271,8 +271,7 @@ export function composerOptions(input: ComposeInput): Record<string, unknown> {
     to: input.to.name ? { name: input.to.name.replace(/[\r\n]+/g, ' '), address: input.to.address } : input.to.address,
     subject: input.test ? `[TEST] ${message.subject}` : message.subject,
     messageId: input.messageId,
-    // nodemailer draws the multipart boundary from the CSPRNG per message; ours comes pooled.
-    baseBoundary: secureRandom(8).toString('hex'),
+    baseBoundary: boundaryFor(input.messageId),
     text: message.text,
     html,
     headers,
@@ -374,6 +373,17 @@ function toCrlf(raw: Buffer): Buffer {
 export function newMessageId(sendId: number, fromAddress: string): string {
   const domain = fromAddress.split('@')[1] || 'mailer.invalid';
   return `<${sendId}.${secureRandom(6).toString('hex')}@${domain}>`;
+}
+
+/**
+ * The multipart boundary: the Message-ID's random part, which no member's data can know in
+ * advance, as nodemailer's own CSPRNG boundary could not. One random value where there were two
+ * leaves a stored message one random value to compress (13 bytes of the ~140 a newsletter takes).
+ * A Message-ID of another shape gets a random boundary of its own.
+ */
+export function boundaryFor(messageId: string): string {
+  const random = /^<\d+\.([0-9a-f]{12,})@/.exec(messageId)?.[1];
+  return random ?? secureRandom(8).toString('hex');
 }
 
 /** The bare address of a From header value, for the envelope and the Message-ID. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import MimeNode from 'nodemailer/lib/mime-node/index.js';
-import { composeTree, composerOptions, MEMO, type ComposeInput, type MimeNode as Tree } from '../../src/mail/compose.js';
+import { boundaryFor, composeTree, composerOptions, newMessageId, MEMO, type ComposeInput, type MimeNode as Tree } from '../../src/mail/compose.js';
 
 const DATE = new Date('2026-03-14T09:26:53Z');
 
@@ -116,4 +116,22 @@ test('a message with files: the skeleton and the streamed files give the very by
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the multipart boundary is the Message-ID\'s random part (one random value to store, not two); another Message-ID gets a random one', () => {
+  const id = newMessageId(42, 'newsletter@verein.example');
+  const random = /^<42\.([0-9a-f]{12})@verein\.example>$/.exec(id)?.[1];
+  assert.ok(random, id);
+  const rows: [string, string | RegExp][] = [
+    [id, random],
+    ['<7.0123456789ab@x.example>', '0123456789ab'],
+    ['<order-17@shop.example>', /^[0-9a-f]{16}$/],
+    ['<7.0123@x.example>', /^[0-9a-f]{16}$/],
+  ];
+  for (const [messageId, want] of rows) {
+    const got = boundaryFor(messageId);
+    if (typeof want === 'string') assert.equal(got, want, messageId);
+    else assert.match(got, want, messageId);
+  }
+  assert.notEqual(boundaryFor('<a@b>'), boundaryFor('<a@b>'), 'a random boundary is new each time');
 });
