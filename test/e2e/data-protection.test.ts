@@ -5,6 +5,7 @@ import path from 'node:path';
 import { simpleParser } from 'mailparser';
 import { mailer, membersCsv, openDb, startServe, tempDir, writeFile } from '../support/cli.js';
 import { startSmtpServer } from '../support/smtp.js';
+import { dsnFor } from '../support/bounces.js';
 
 const PUBLIC = 'https://verein.example/m';
 const ONE_CLICK = { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' };
@@ -31,38 +32,6 @@ Type: bestellung
 Hallo {{name}}, Ihre Bestellung {{order.number}} ist da.
 `;
 
-function bounceFor(recipient: string, sendId: number): string {
-  return `From: MAILER-DAEMON@mx.verein.example
-To: bounces@verein.example
-Subject: Undelivered Mail Returned to Sender
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="B"
-
---B
-Content-Type: text/plain
-
-<${recipient}>: 550 5.1.1 User unknown
-
---B
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.verein.example
-
-Final-Recipient: rfc822; ${recipient}
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <${recipient}>: User unknown
-
---B
-Content-Type: text/rfc822-headers
-
-X-Mailer-Send-ID: ${sendId}
-To: ${recipient}
-Subject: Neuigkeiten
-
---B--
-`;
-}
 
 /** Every file of the database (mailer.db, -wal, -shm) and which of the needles its bytes hold. */
 function foundIn(dir: string, needles: string[]): string[] {
@@ -112,7 +81,7 @@ test('forget after a send, a failure, a bounce, an open and an unsubscribe: log,
     serve = await startServe(dir);
     assert.equal((await fetch(`${serve.base}/o/${pixel}.gif`)).status, 200);
     assert.equal((await fetch(`${serve.base}/u/${unsubscribe}`, ONE_CLICK)).status, 200);
-    writeFile(dir, 'bounce.eml', bounceFor(NEW, newsSend.id));
+    writeFile(dir, 'bounce.eml', dsnFor(NEW, newsSend.id));
     assert.equal((await mailer(dir, ['bounces', 'import', 'bounce.eml'])).code, 0);
 
     const statsBefore = JSON.parse((await mailer(dir, ['stats', '--json'])).stdout);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { INVITATION, ROOT, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
 import { closedPort, startSmtpServer } from '../support/smtp.js';
 import { startDovecot, type TestImapServer } from '../support/dovecot.js';
+import { bounceFromFixture } from '../support/bounces.js';
 
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'bounces');
 const members = [['1', 'Anna', 'anna@example.org'], ['2', 'Ben', 'ben@example.org'], ['3', 'Cem', 'cem@example.org']];
@@ -25,11 +26,6 @@ async function sentFolder(imap: TestImapServer, settings: object = {}) {
   return { dir, byEmail: Object.fromEntries(log.map((s) => [s.email, s])) };
 }
 
-function bounceFor(name: string, send: { id: number; email: string; messageId: string }): string {
-  return fs.readFileSync(path.join(FIXTURES, name), 'utf8')
-    .replaceAll('{{sendId}}', String(send.id)).replaceAll('{{recipient}}', send.email).replaceAll('{{messageId}}', send.messageId)
-    .replace(/^Date: .*$/m, `Date: ${new Date(Date.now() + 60_000).toUTCString()}`).replace(/\r?\n/g, '\r\n');
-}
 
 const ordinary = (subject: string) => `From: Petra <petra@example.org>\r\nTo: bounces@verein.example\r\nSubject: ${subject}\r\nDate: ${new Date().toUTCString()}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.org>\r\n\r\nHallo, kurze Frage zur Versammlung.\r\n`;
 
@@ -58,9 +54,9 @@ test('bounces fetch: the DSN and the plain-text bounce are imported and moved, o
   try {
     const { dir, byEmail } = await sentFolder(imap);
     const client = await imap.client();
-    await client.append('INBOX', bounceFor('rfc3464-postfix.eml', byEmail['anna@example.org']), []);
+    await client.append('INBOX', bounceFromFixture('rfc3464-postfix.eml', byEmail['anna@example.org'], true), []);
     await client.append('INBOX', ordinary('Gelesene Frage'), ['\\Seen']);
-    await client.append('INBOX', bounceFor('exim-plain.eml', byEmail['cem@example.org']), ['\\Seen']);
+    await client.append('INBOX', bounceFromFixture('exim-plain.eml', byEmail['cem@example.org'], true), ['\\Seen']);
     await client.append('INBOX', ordinary('Ungelesene Frage'), ['\\Flagged']);
     await client.logout();
     const before = await folders(imap);
@@ -113,7 +109,7 @@ test('bounces fetch --dry-run changes neither the mailbox nor the database; an u
   try {
     const { dir, byEmail } = await sentFolder(imap);
     const client = await imap.client();
-    await client.append('INBOX', bounceFor('rfc3464-postfix.eml', byEmail['ben@example.org']), []);
+    await client.append('INBOX', bounceFromFixture('rfc3464-postfix.eml', byEmail['ben@example.org'], true), []);
     await client.append('INBOX', fs.readFileSync(path.join(FIXTURES, 'garbled-report.eml'), 'utf8').replace(/\r?\n/g, '\r\n'), []);
     await client.logout();
     const before = await folders(imap);
@@ -194,7 +190,7 @@ test('bounces fetch with OAuth2: XOAUTH2 at Dovecot with the token of the oauth2
     const { dir, byEmail } = await sentFolder(imap);
     writeFile(dir, 'mailer.json', JSON.stringify({ bounceMailbox: imap.url, oauth2: { tokenUrl: endpoint.tokenUrl, clientId: endpoint.clientId, user: imap.user } }));
     const client = await imap.client();
-    await client.append('INBOX', bounceFor('rfc3464-postfix.eml', byEmail['anna@example.org']), []);
+    await client.append('INBOX', bounceFromFixture('rfc3464-postfix.eml', byEmail['anna@example.org'], true), []);
     await client.logout();
     const secrets = { MAILER_OAUTH2_CLIENT_SECRET: endpoint.clientSecret, MAILER_OAUTH2_REFRESH_TOKEN: endpoint.refreshToken };
     // The first token is dead at the server (expired early): refused, renewed once, and the fetch goes on.

@@ -7,6 +7,7 @@ import { simpleParser } from 'mailparser';
 import { mailer, membersCsv, openDb, startServe, tempDir, writeFile } from '../support/cli.js';
 import { startSmtpServer, type TestServer } from '../support/smtp.js';
 import { migrations } from '../../src/store/schema.js';
+import { dsnFor } from '../support/bounces.js';
 
 const PUBLIC = 'https://verein.example/m';
 const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
@@ -50,38 +51,6 @@ async function send(dir: string, smtp: TestServer, template: string, extra: stri
   return { summary, to: mails.map((m) => m.to[0]).sort(), mails, skipped };
 }
 
-function bounceFor(recipient: string, sendId: number): string {
-  return `From: MAILER-DAEMON@mx.verein.example
-To: bounces@verein.example
-Subject: Undelivered Mail Returned to Sender
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="B"
-
---B
-Content-Type: text/plain
-
-<${recipient}>: 550 5.1.1 User unknown
-
---B
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.verein.example
-
-Final-Recipient: rfc822; ${recipient}
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <${recipient}>: User unknown
-
---B
-Content-Type: text/rfc822-headers
-
-X-Mailer-Send-ID: ${sendId}
-To: ${recipient}
-Subject: Neuigkeiten
-
---B--
-`;
-}
 
 test('topics: a newsletter opt-out by one click stops the newsletter only; required mails and other topics still go; a hard bounce stops all, listed as skipped', async () => {
   const dir = tempDir();
@@ -115,7 +84,7 @@ test('topics: a newsletter opt-out by one click stops the newsletter only; requi
 
     // Cem's mail bounces hard: his address is suppressed for every mail.
     const cem = JSON.parse((await mailer(dir, ['log', '--email', 'cem@example.org', '--json'])).stdout)[0];
-    writeFile(dir, 'bounce.eml', bounceFor('cem@example.org', cem.id));
+    writeFile(dir, 'bounce.eml', dsnFor('cem@example.org', cem.id));
     assert.equal((await mailer(dir, ['bounces', 'import', 'bounce.eml'])).code, 0);
 
     proc = await serve(dir);

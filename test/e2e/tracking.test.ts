@@ -5,6 +5,7 @@ import path from 'node:path';
 import { simpleParser } from 'mailparser';
 import { INVITATION, ROOT, mailer, membersCsv, openDb, startMailer, tempDir, writeFile } from '../support/cli.js';
 import { closedPort, startSmtpServer, type TestServer } from '../support/smtp.js';
+import { bounceFromFixture } from '../support/bounces.js';
 
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'bounces');
 const members = [
@@ -26,11 +27,6 @@ async function mailingOf(server: TestServer, settings: object = {}) {
 }
 
 /** A fixture filled in for one send, dated now so "recipient and time" can match it. */
-function bounceFor(name: string, send: { id: number; email: string; messageId: string }): string {
-  return fs.readFileSync(path.join(FIXTURES, name), 'utf8')
-    .replaceAll('{{sendId}}', String(send.id)).replaceAll('{{recipient}}', send.email).replaceAll('{{messageId}}', send.messageId)
-    .replace(/^Date: .*$/m, `Date: ${new Date(Date.now() + 60_000).toUTCString()}`);
-}
 
 test('bounces: RFC 3464 and plain-text samples matched, classified, suppressed; importing twice changes nothing', async () => {
   const server = await startSmtpServer();
@@ -42,12 +38,12 @@ test('bounces: RFC 3464 and plain-text samples matched, classified, suppressed; 
     fs.mkdirSync(path.join(maildir, 'new'), { recursive: true });
     fs.mkdirSync(path.join(maildir, 'cur'), { recursive: true });
     fs.mkdirSync(path.join(maildir, 'tmp'), { recursive: true });
-    writeFile(path.join(maildir, 'new'), '1.eml', bounceFor('rfc3464-postfix.eml', byEmail['anna@example.org']));
-    writeFile(path.join(maildir, 'new'), '2.eml', bounceFor('rfc3464-delayed.eml', byEmail['ben@example.org']));
-    writeFile(path.join(maildir, 'cur'), '3.eml', bounceFor('exchange-verp.eml', byEmail['eva@example.org']));
+    writeFile(path.join(maildir, 'new'), '1.eml', bounceFromFixture('rfc3464-postfix.eml', byEmail['anna@example.org']));
+    writeFile(path.join(maildir, 'new'), '2.eml', bounceFromFixture('rfc3464-delayed.eml', byEmail['ben@example.org']));
+    writeFile(path.join(maildir, 'cur'), '3.eml', bounceFromFixture('exchange-verp.eml', byEmail['eva@example.org']));
     writeFile(path.join(maildir, 'cur'), '4.eml', fs.readFileSync(path.join(FIXTURES, 'out-of-office.eml')));
     // mbox with two messages, the second with a ">From " line to unescape
-    const mbox = ['exim-plain.eml', 'gmail-plain.eml'].map((f, i) => `From MAILER-DAEMON Wed Nov 25 11:02:13 2026\n${bounceFor(f, byEmail[['cem@example.org', 'dora@example.org'][i]])}\n>From here on\n`).join('\n');
+    const mbox = ['exim-plain.eml', 'gmail-plain.eml'].map((f, i) => `From MAILER-DAEMON Wed Nov 25 11:02:13 2026\n${bounceFromFixture(f, byEmail[['cem@example.org', 'dora@example.org'][i]])}\n>From here on\n`).join('\n');
     writeFile(dir, 'bounces.mbox', mbox);
     writeFile(dir, 'unknown.eml', fs.readFileSync(path.join(FIXTURES, 'unknown-recipient.eml')));
 
