@@ -230,11 +230,14 @@ function readTokenFile(file: string): string | undefined {
   } catch {
     return undefined;
   }
+  // A damaged file is as good as none: the token step then says there is no refresh token and
+  // to run `mailer auth login`, which must itself start to write a new one (refusing it here
+  // would stop every command, that one too).
   try {
     const token = (JSON.parse(text) as { refreshToken?: unknown }).refreshToken;
     return typeof token === 'string' && token ? token : undefined;
   } catch {
-    throw badInput(`${file} is not the refresh-token file \`mailer auth login\` writes`, 'run `mailer auth login` again, or delete the file and set MAILER_OAUTH2_REFRESH_TOKEN');
+    return undefined;
   }
 }
 

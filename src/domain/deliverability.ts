@@ -27,7 +27,6 @@ export interface Words {
   met: string;
   notMet: string;
   requirement: Record<Requirement, string>;
-  recordLabel: string;
   domainMissing(domain: string): string;
   mxOk(hosts: string): string;
   mxMissing(domain: string): string;
@@ -71,7 +70,6 @@ const EN: Words = {
     'dmarc-present': 'a DMARC record',
     'one-click-unsubscribe': 'one-click unsubscribe (List-Unsubscribe, RFC 8058: set "publicUrl" and run mailer serve)',
   },
-  recordLabel: 'record',
   domainMissing: (d) => `MX: the domain ${d} does not exist in DNS. Check its spelling (in "from" or --domain).`,
   mxOk: (hosts) => `MX: mail to the domain is received by ${hosts}.`,
   mxMissing: (d) => `MX: ${d} has no MX record, so replies and bounces to it cannot be delivered, and some receivers refuse mail from a domain that takes none. Add an MX record at ${d} naming the server that receives its mail (your provider tells you which):`,
@@ -117,7 +115,6 @@ const DE: Words = {
     'dmarc-present': 'ein DMARC-Eintrag',
     'one-click-unsubscribe': 'Abmeldung mit einem Klick (List-Unsubscribe, RFC 8058: "publicUrl" setzen und mailer serve laufen lassen)',
   },
-  recordLabel: 'Eintrag',
   domainMissing: (d) => `MX: Die Domain ${d} gibt es im DNS nicht. Die Schreibweise prüfen (in "from" oder --domain).`,
   mxOk: (hosts) => `MX: Mail an die Domain nimmt ${hosts} an.`,
   mxMissing: (d) => `MX: ${d} hat keinen MX-Eintrag: Antworten und Rückläufer an die Domain kommen nicht an, und manche Empfänger lehnen Mail von einer Domain ab, die keine annimmt. Einen MX-Eintrag bei ${d} anlegen, der den Server nennt, der ihre Mail annimmt (der Anbieter sagt, welcher):`,

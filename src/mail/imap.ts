@@ -84,15 +84,30 @@ export class ImapMailbox {
 
   /** The messages whose UID is above `after`, oldest first, with their sizes (nothing is read yet). */
   async newer(after: number): Promise<MailboxEntry[]> {
-    const list = await this.client.fetchAll(`${after + 1}:*`, { uid: true, size: true }, { uid: true });
+    const list = await this.reading('listing the new messages', () => this.client.fetchAll(`${after + 1}:*`, { uid: true, size: true }, { uid: true }));
     // "n:*" names the last message even when every UID is below n (RFC 3501 6.4.8).
     return list.filter((m) => m.uid > after).map((m) => ({ uid: m.uid, size: m.size ?? 0 })).sort((a, b) => a.uid - b.uid);
   }
 
   /** One message's bytes, read with BODY.PEEK[]: its \Seen flag stays as it was. */
   async read(uid: number): Promise<Buffer | null> {
-    const m = await this.client.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
+    const m = await this.reading(`reading message ${uid}`, () => this.client.fetchOne(String(uid), { uid: true, source: true }, { uid: true }));
     return m && m.source ? m.source : null;
+  }
+
+  /**
+   * A connection lost mid-fetch is the mailbox's trouble, not a bug: named, masked and marked
+   * as a server that cannot be used, so `mailer run` warns and goes on sending.
+   */
+  private async reading<T>(step: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = err as Error & { responseText?: string };
+      throw new MailerError(`the bounce mailbox ${this.description}: ${step} failed (${this.mask(e.responseText ?? e.message)})`, {
+        exitCode: ExitCode.serverUnusable, hint: 'nothing was moved; the next fetch reads from where this one stopped',
+      });
+    }
   }
 
   /** Moves messages to `folder`, made first if it is missing (MOVE, RFC 6851, else COPY and EXPUNGE). */

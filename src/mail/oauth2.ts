@@ -35,8 +35,6 @@ export class AccessTokens {
   /** every secret this process has seen: the refresh token, the client secret, each access token */
   private readonly secrets = new Set<string>();
   private masker: (text: string) => string = (t) => t;
-  /** how many access tokens were fetched (for `mailer check`) */
-  fetched = 0;
 
   constructor(private readonly settings: OAuth2Settings, private readonly now: () => number = Date.now) {
     this.user = settings.user;
@@ -104,7 +102,6 @@ export class AccessTokens {
       if (this.settings.refreshTokenFromFile) writeTokenFile(this.settings.tokenFile, body.json.refresh_token);
     }
     this.cached = { token, expiresAt: started + lifetime, lifetime };
-    this.fetched++;
     return token;
   }
 }

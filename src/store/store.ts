@@ -236,12 +236,6 @@ export class Store {
     this.db.exec('VACUUM');
   }
 
-  /** Hands up to `pages` free pages back to the file system (all of them without a number). */
-  releaseFreePages(pages?: number): number {
-    const before = this.db.pragma('freelist_count', { simple: true }) as number;
-    this.db.pragma(pages === undefined ? 'incremental_vacuum' : `incremental_vacuum(${pages})`);
-    return before - (this.db.pragma('freelist_count', { simple: true }) as number);
-  }
 
   /** A statement whose shape depends on a filter: prepared once per shape and process. */
   shape(sql: string): Database.Statement {

@@ -135,3 +135,13 @@ test('retention: periods for messages and log, either left out; anything else re
   assert.throws(() => withFile({ mails: '90d' }), /unknown key "mails"/);
   assert.throws(() => withFile('90d'), /"retention" must be an object/);
 });
+
+test('a damaged refresh-token file stops no command: it counts as no token (mailer auth login writes a new one)', () => {
+  const oauth2 = { tokenUrl: 'https://login.example.org/token', clientId: 'c', user: 'verein@verein.example' };
+  const dir = folderWithConfig({ oauth2 });
+  const db = resolveSettings({}, {}, dir).db;
+  fs.writeFileSync(`${db}.oauth2.json`, '{"refreshToken": "abc');
+  assert.equal(resolveSettings({}, {}, dir).oauth2?.refreshToken, undefined);
+  fs.writeFileSync(`${db}.oauth2.json`, JSON.stringify({ refreshToken: 'r-1' }));
+  assert.equal(resolveSettings({}, {}, dir).oauth2?.refreshToken, 'r-1');
+});
