@@ -87,9 +87,11 @@ const SQL = {
   mailingsForPrune: `SELECT id, template FROM mailings ORDER BY id`,
   lastPrune: `SELECT max(before) AS before FROM prunes WHERE mailing_id = @mailing AND what = @what`,
   /* Sends of a mailing made in [from, before) (the index sends_mailing), still in hand of no one. */
+  /* Sends, not rows: a system mail with both a stored message and its data counts once. */
   countContent: `
-    SELECT (SELECT count(*) FROM messages WHERE send_id IN (SELECT id FROM sends WHERE mailing_id = @mailing AND created_at >= @from AND created_at < @before AND status NOT IN ('queued', 'deferred')))
-         + (SELECT count(*) FROM sends WHERE mailing_id = @mailing AND created_at >= @from AND created_at < @before AND data IS NOT NULL AND status NOT IN ('queued', 'deferred')) AS n`,
+    SELECT count(*) AS n FROM sends s
+    WHERE s.mailing_id = @mailing AND s.created_at >= @from AND s.created_at < @before AND s.status NOT IN ('queued', 'deferred')
+      AND (s.data IS NOT NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.send_id = s.id))`,
   pruneMessages: `
     DELETE FROM messages WHERE send_id IN (SELECT id FROM sends WHERE mailing_id = @mailing AND created_at >= @from AND created_at < @before AND status NOT IN ('queued', 'deferred'))`,
   pruneAttachments: `
