@@ -85,6 +85,14 @@ export class LinkSigner {
     return wellFormed && same && value.length === expected.length ? id : undefined;
   }
 
+  /**
+   * The multipart boundary of a mailing's messages: one per mailing, so that its stored
+   * messages find it in their dictionary, and as unknown in advance as a random one.
+   */
+  mailingBoundary(mailingId: number): string {
+    return this.mac('boundary', mailingId).toString('hex', 0, 6);
+  }
+
   private mac(label: string, sendId: number): Buffer {
     return createHmac('sha256', this.key).update(`${label}:${sendId}`).digest();
   }

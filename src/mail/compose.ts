@@ -83,6 +83,11 @@ export interface ComposeInput {
   tracking?: { baseUrl: string; unsubscribe: string | null; pixel: string | null };
   /** files attached, in the template's order: read while the mail is handed over */
   attachments?: AttachmentFile[];
+  /**
+   * the multipart boundary of every message of the mailing (see composeParts), so that each
+   * stored message finds it in its mailing's dictionary; without it, the message's own
+   */
+  boundary?: string;
 }
 
 /** A file to attach: where it is read from, the name it has in the mail, its size when checked. */
@@ -113,7 +118,26 @@ export function composeTree(tree: MimeNode): Buffer {
 
 /** The message with its attachment bodies left out, and where each goes. */
 export function composeParts(input: ComposeInput): ComposedParts {
-  return composeTreeParts(mimeTree(input));
+  const tree = mimeTree(input);
+  const parts = composeTreeParts(tree);
+  // A boundary must not occur in the message but as its boundary (RFC 2046 §5.1.1). The
+  // message's own random one cannot, the mailing's could: a member's field or a retried mail
+  // could carry it, once someone has seen it in a mail. Then the message gets its own.
+  if (input.boundary && boundaryUses(parts.skeleton, input.boundary) !== structuralUses(tree)) return composeTreeParts(mimeTree({ ...input, boundary: undefined }));
+  return parts;
+}
+
+/** How often a base boundary is written: nodemailer's boundaries are `--_NmP-<base>-Part_<n>`. */
+function boundaryUses(skeleton: Buffer, base: string): number {
+  const needle = `_NmP-${base}-`;
+  let n = 0;
+  for (let at = skeleton.indexOf(needle); at >= 0; at = skeleton.indexOf(needle, at + needle.length)) n++;
+  return n;
+}
+
+/** Each multipart names its boundary once, writes it before each part and once more at its end. */
+function structuralUses(node: MimeNode): number {
+  return (node.multipart ? node.childNodes.length + 2 : 0) + node.childNodes.reduce((n, child) => n + structuralUses(child), 0);
 }
 
 export function composeTreeParts(tree: MimeNode): ComposedParts {
@@ -271,7 +295,7 @@ export function composerOptions(input: ComposeInput): Record<string, unknown> {
     to: input.to.name ? { name: input.to.name.replace(/[\r\n]+/g, ' '), address: input.to.address } : input.to.address,
     subject: input.test ? `[TEST] ${message.subject}` : message.subject,
     messageId: input.messageId,
-    baseBoundary: boundaryFor(input.messageId),
+    baseBoundary: input.boundary ?? boundaryFor(input.messageId),
     text: message.text,
     html,
     headers,

@@ -1,11 +1,10 @@
 import { parentPort } from 'node:worker_threads';
-import { packMessage, unpackMessage } from '../store/message-codec.js';
+import { packMessage } from '../store/message-codec.js';
 import type { PackReply, PackRequest } from './packer.js';
 
 /**
  * The send run's second thread: compresses each message for its row as the store's own
- * packMessage would, while the main thread goes on with the next mails. Every result is read
- * back before it is handed over: a row holds the only copy of a message.
+ * packMessage would (read back, or left as sent), while the main thread goes on with the next mails.
  */
 const port = parentPort!;
 const dictionaries = new Map<number, Buffer | null>();
@@ -16,9 +15,7 @@ port.on('message', (m: PackRequest) => {
   }
   const out = m.jobs.map(({ mailing, raw }) => {
     const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    const dictionary = dictionaries.get(mailing) ?? null;
-    const packed = packMessage(bytes, dictionary);
-    return unpackMessage(packed, () => dictionary).equals(bytes) ? packed : null;
+    return packMessage(bytes, dictionaries.get(mailing) ?? null);
   });
   port.postMessage({ batch: m.batch, out } satisfies PackReply);
 });

@@ -226,7 +226,10 @@ class Delivery {
   private readonly system: ReturnType<typeof systemMailSource>;
   /** compresses the messages for their rows off the main thread (with a store that keeps them so) */
   readonly packer: Packer | null;
-  private readonly links = (sendId: number) => (this.signer ??= new LinkSigner(this.store.linkSecret())).mailLinks(sendId);
+  private readonly links = (sendId: number) => this.linkSigner().mailLinks(sendId);
+  private linkSigner(): LinkSigner {
+    return (this.signer ??= new LinkSigner(this.store.linkSecret()));
+  }
 
   constructor(private readonly store: DeliveryStore, transports: Transport[], private readonly source: SendSource, private readonly opts: QueueOptions) {
     this.tally = new Tally(opts.limit, opts.onProgress);
@@ -242,7 +245,7 @@ class Delivery {
     let ctx = this.contexts.get(mailingId);
     if (!ctx) {
       const mailing = this.store.mailing(mailingId)!;
-      ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test);
+      ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test, this.linkSigner().mailingBoundary(mailingId));
       this.contexts.set(mailingId, ctx);
       const made = ctx;
       this.store.ensureDictionary?.(mailingId, () => dictionaryMessage(made, !!mailing.system));

@@ -1,4 +1,5 @@
 import type { Store } from '../store/store.js';
+import { LinkSigner } from '../domain/token.js';
 import { dictionaryMessage, mailingContext, mailingTemplate } from './mailing.js';
 
 export interface StorageMigration {
@@ -34,7 +35,9 @@ export async function migrateStorage(store: Store, opts: { vacuum: boolean; onPr
     const mailing = store.mailings.mailing(mailingId);
     if (!mailing) return null;
     try {
-      return dictionaryMessage(mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test), !!mailing.system);
+      // with the boundary the mailing's messages are composed with from now on (a resumed run)
+      const boundary = new LinkSigner(store.triage.linkSecret()).mailingBoundary(mailingId);
+      return dictionaryMessage(mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test, boundary), !!mailing.system);
     } catch {
       // A template this build cannot read any more: its messages are compressed without one.
       return null;

@@ -1,4 +1,4 @@
-import zlib from 'node:zlib';
+import { deflateRaw, inflateRaw, type KeptZlib } from './zlib-reuse.js';
 
 /**
  * How a message is kept in `messages.raw`: its first byte says. A message as mailer composes it
@@ -26,14 +26,25 @@ export function isPlain(stored: Buffer): boolean {
   return stored.length === 0 || stored[0] >= 0x20;
 }
 
-/** The row's bytes for a message; `dictionary` is its mailing's, or null when it has none. */
+/**
+ * The row's bytes for a message; `dictionary` is its mailing's, or null when it has none. The
+ * compressed form is read back before it is returned, as a row holds the only copy of a
+ * message: where it does not give the exact bytes, the message is kept as it was sent.
+ */
 export function packMessage(raw: Buffer, dictionary: Buffer | null): Buffer {
-  const mark = dictionary ? DEFLATE_WITH_DICTIONARY : DEFLATE;
-  const body = zlib.deflateRawSync(raw, dictionary ? { level: LEVEL, dictionary } : { level: LEVEL });
+  const codec = codecFor(dictionary);
+  const body = codec.deflate.run(raw);
   const out = Buffer.allocUnsafe(body.length + 1);
-  out[0] = mark;
+  out[0] = dictionary ? DEFLATE_WITH_DICTIONARY : DEFLATE;
   body.copy(out, 1);
-  return out;
+  let readBack: Buffer | null = null;
+  try {
+    readBack = codec.inflate.run(body);
+  } catch {
+    // kept as sent, below
+  }
+  if (readBack?.equals(raw) || !isPlain(raw)) return out;
+  return raw;
 }
 
 /**
@@ -44,12 +55,40 @@ export function unpackMessage(stored: Buffer, dictionary: () => Buffer | null): 
   if (isPlain(stored)) return stored;
   const body = stored.subarray(1);
   switch (stored[0]) {
-    case DEFLATE: return zlib.inflateRawSync(body);
+    case DEFLATE: return codecFor(null).inflate.run(body);
     case DEFLATE_WITH_DICTIONARY: {
       const dict = dictionary();
       if (!dict) throw new Error('the stored message was compressed with its mailing\'s dictionary, and the mailing has none');
-      return zlib.inflateRawSync(body, { dictionary: dict });
+      return codecFor(dict).inflate.run(body);
     }
     default: throw new Error(`the stored message has an unknown format (first byte ${stored[0]})`);
   }
+}
+
+interface Codec { deflate: KeptZlib; inflate: KeptZlib }
+
+/**
+ * A kept deflate and inflate stream for each of the last few dictionaries (zlib-reuse.ts): a
+ * run sends one mailing or a few at a time, and each pair holds about 300 KB of zlib's state.
+ */
+const KEPT_CODECS = 4;
+const codecs = new Map<Buffer | null, Codec>();
+
+function codecFor(dictionary: Buffer | null): Codec {
+  let codec = codecs.get(dictionary);
+  if (codec) {
+    // the most recently used last: the first is the one to give up
+    codecs.delete(dictionary);
+  } else {
+    const options = dictionary ? { level: LEVEL, dictionary } : { level: LEVEL };
+    codec = { deflate: deflateRaw(options), inflate: inflateRaw(dictionary ? { dictionary } : {}) };
+    if (codecs.size >= KEPT_CODECS) {
+      const [oldest, dropped] = codecs.entries().next().value as [Buffer | null, Codec];
+      codecs.delete(oldest);
+      dropped.deflate.close();
+      dropped.inflate.close();
+    }
+  }
+  codecs.set(dictionary, codec);
+  return codec;
 }

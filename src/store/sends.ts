@@ -352,29 +352,27 @@ export class Sends {
   }
 
   /**
-   * Compresses up to `limit` rows written before compression, after send id `after`, in one
-   * short write; a row changed meanwhile (sent again) is left to its new bytes. Returns the last
-   * send id looked at (null when none is left) and the bytes before and after.
+   * Compresses up to `limit` rows written before compression, after send id `after`. They are
+   * read and compressed outside the write lock, then written in one short write; a row changed
+   * meanwhile (sent again, forgotten) is left to its new bytes. Returns the last send id looked
+   * at (null when none is left), the rows it replaced, and their bytes before and after.
    */
   compressPlainMessages(after: number, limit: number, makeDictionary: (mailing: number) => Buffer | null): { last: number | null; rows: number; before: number; after: number } {
+    const rows = this.stmt.plainMessages.all({ after, limit }) as Row[];
     // The mailings' dictionaries first, each committed on its own (see ensureDictionary).
-    const mailings = new Set((this.stmt.plainMessages.all({ after, limit }) as Row[]).map((r) => r.mailing_id).filter((m) => m !== null));
-    for (const mailing of mailings) this.ensureDictionary(mailing, () => makeDictionary(mailing));
+    for (const mailing of new Set(rows.map((r) => r.mailing_id).filter((m) => m !== null))) this.ensureDictionary(mailing, () => makeDictionary(mailing));
+    const packed = rows.map((r) => packMessage(r.raw, r.mailing_id === null ? null : this.dictionary(r.mailing_id)));
     return this.store.immediate(() => {
-      const rows = this.stmt.plainMessages.all({ after, limit }) as Row[];
-      let before = 0;
-      let packedBytes = 0;
-      for (const r of rows) {
-        if (!isPlain(r.raw)) continue;
-        const dict = r.mailing_id === null ? null : this.dictionary(r.mailing_id);
-        const packed = packMessage(r.raw, dict);
-        // Read back before it replaces the only copy: the exact bytes, or the row stays as it is.
-        if (!unpackMessage(packed, () => dict).equals(r.raw)) continue;
-        this.stmt.replaceMessage.run({ sendId: r.send_id, raw: packed, was: r.raw });
-        before += r.raw.length;
-        packedBytes += packed.length;
-      }
-      return { last: rows.length ? rows[rows.length - 1].send_id : null, rows: rows.length, before, after: packedBytes };
+      const result = { last: rows.length ? rows[rows.length - 1].send_id : null, rows: 0, before: 0, after: 0 };
+      rows.forEach((r, i) => {
+        // packMessage leaves a message it could not read back as it was
+        if (isPlain(packed[i])) return;
+        if (this.stmt.replaceMessage.run({ sendId: r.send_id, raw: packed[i], was: r.raw }).changes === 0) return;
+        result.rows++;
+        result.before += r.raw.length;
+        result.after += packed[i].length;
+      });
+      return result;
     });
   }
 

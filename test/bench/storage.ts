@@ -129,7 +129,7 @@ class Filler {
     this.mailings = (store.db.prepare('SELECT id FROM mailings ORDER BY id').all() as { id: number }[]).map((r) => r.id);
     for (const id of this.mailings) {
       const mailing = store.mailings.mailing(id)!;
-      const ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test);
+      const ctx = mailingContext(mailingTemplate(mailing), mailing.settings, mailing.test, this.signer.mailingBoundary(id));
       this.contexts.set(id, ctx);
       store.sends.ensureDictionary(id, () => dictionaryMessage(ctx, false));
     }

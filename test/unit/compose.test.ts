@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import MimeNode from 'nodemailer/lib/mime-node/index.js';
-import { boundaryFor, composeTree, composerOptions, newMessageId, MEMO, type ComposeInput, type MimeNode as Tree } from '../../src/mail/compose.js';
+import { boundaryFor, composeParts, composeTree, composerOptions, newMessageId, MEMO, type ComposeInput, type MimeNode as Tree } from '../../src/mail/compose.js';
+import { LinkSigner } from '../../src/domain/token.js';
 
 const DATE = new Date('2026-03-14T09:26:53Z');
 
@@ -134,4 +135,31 @@ test('the multipart boundary is the Message-ID\'s random part (one random value 
     else assert.match(got, want, messageId);
   }
   assert.notEqual(boundaryFor('<a@b>'), boundaryFor('<a@b>'), 'a random boundary is new each time');
+});
+
+test('a mailing\'s messages share its boundary, unless a message holds it elsewhere: that one gets its own', () => {
+  const shared = new LinkSigner(Buffer.alloc(32, 7)).mailingBoundary(12);
+  assert.match(shared, /^[0-9a-f]{12}$/);
+  assert.equal(new LinkSigner(Buffer.alloc(32, 7)).mailingBoundary(12), shared, 'the same for the mailing in every run');
+  assert.notEqual(new LinkSigner(Buffer.alloc(32, 7)).mailingBoundary(13), shared, 'another mailing, another boundary');
+  assert.notEqual(new LinkSigner(Buffer.alloc(32, 8)).mailingBoundary(12), shared, 'another database, another boundary');
+  const messageId = '<42.0123456789ab@verein.example>';
+  const compose = (text: string, subject = 'Einladung', html: string | null = '<p>Hallo</p>') => composeParts({
+    message: { subject, from: null, replyTo: null, extraHeaders: [], text, html },
+    from: 'Verein <info@verein.example>', replyTo: null, to: { name: 'Zoë', address: 'zoe@example.org' },
+    messageId, sendId: 42, test: false, boundary: shared,
+  }).skeleton.toString('latin1');
+  const rows: [string, string, string | null, string][] = [
+    ['text and html', 'Hallo Zoë,\n', '<p>Hallo</p>', shared],
+    ['the boundary in the text', `Hallo ----_NmP-${shared}-Part_1 Zoë,\n`, '<p>Hallo</p>', '0123456789ab'],
+    ['in the html', 'Hallo Zoë,\n', `<p>_NmP-${shared}-</p>`, '0123456789ab'],
+    ['the value alone is no boundary', `Hallo ${shared},\n`, '<p>Hallo</p>', shared],
+  ];
+  for (const [name, text, html, want] of rows) {
+    const raw = compose(text, 'Einladung', html);
+    assert.ok(raw.includes(`boundary="--_NmP-${want}-Part_1"`), `${name}: ${raw.slice(0, 400)}`);
+    assert.equal(raw.split(`--_NmP-${want}-Part_1`).length - 1, 4, name);
+  }
+  assert.ok(compose('Hallo', `Betreff _NmP-${shared}-Part_1`).includes(`boundary="--_NmP-0123456789ab-Part_1"`), 'in a header');
+  assert.ok(!compose('Hallo', 'Einladung', null).includes('boundary'), 'a single part has none');
 });
