@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { packMessage } from '../store/message-codec.js';
-import type { PackReply, PackRequest } from './packer.js';
+import { concatenated, split, type PackReply, type PackRequest } from './packer.js';
 
 /**
  * The send run's second thread: compresses each message for its row as the store's own
@@ -13,9 +13,7 @@ port.on('message', (m: PackRequest) => {
     dictionaries.set(m.mailing, m.bytes ? Buffer.from(m.bytes) : null);
     return;
   }
-  const out = m.jobs.map(({ mailing, raw }) => {
-    const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    return packMessage(bytes, dictionaries.get(mailing) ?? null);
-  });
-  port.postMessage({ batch: m.batch, out } satisfies PackReply);
+  const packed = split(m).map((raw, i) => packMessage(raw, dictionaries.get(m.mailings[i]) ?? null));
+  const { lengths, bytes } = concatenated(packed);
+  port.postMessage({ batch: m.batch, lengths, bytes } satisfies PackReply, [bytes.buffer]);
 });

@@ -85,7 +85,9 @@ const SQL = {
 
   /* prune */
   mailingsForPrune: `SELECT id, template FROM mailings ORDER BY id`,
-  lastPrune: `SELECT max(before) AS before FROM prunes WHERE mailing_id = @mailing AND what = @what`,
+  /* The latest content prune: its cut-off, and the oldest send it left to its run. */
+  lastContentPrune: `SELECT before, held_from FROM prunes WHERE mailing_id = @mailing AND what = 'messages' ORDER BY at DESC, rowid DESC LIMIT 1`,
+  heldFrom: `SELECT min(created_at) AS at FROM sends WHERE mailing_id = @mailing AND created_at >= @from AND created_at < @before AND status IN ('queued', 'deferred')`,
   /* Sends of a mailing made in [from, before) (the index sends_mailing), still in hand of no one. */
   /* Sends, not rows: a system mail with both a stored message and its data counts once. */
   countContent: `
@@ -118,7 +120,7 @@ const SQL = {
   logUnlinkOf: `UPDATE sends SET retarget_of = NULL WHERE retarget_of IN (SELECT id FROM sends WHERE mailing_id = @mailing AND created_at < @before AND status NOT IN ('queued', 'deferred'))`,
   logUnlinkTo: `UPDATE sends SET retargeted_to = NULL WHERE retargeted_to IN (SELECT id FROM sends WHERE mailing_id = @mailing AND created_at < @before AND status NOT IN ('queued', 'deferred'))`,
   logSends: `DELETE FROM sends WHERE mailing_id = @mailing AND created_at < @before AND status NOT IN ('queued', 'deferred')`,
-  insertPrune: `INSERT INTO prunes (mailing_id, what, before, at, removed) VALUES (@mailing, @what, @before, @now, @removed)`,
+  insertPrune: `INSERT INTO prunes (mailing_id, what, before, at, removed, held_from) VALUES (@mailing, @what, @before, @now, @removed, @heldFrom)`,
   /* The first prune that took a send's content (or, for log, would have taken its row). */
   contentRemoved: `
     SELECT min(p.at) AS at FROM prunes p JOIN sends s ON s.mailing_id = p.mailing_id
@@ -250,10 +252,12 @@ export class Erasure {
 
   /**
    * Removes the stored messages, their attachment records and system-mail data of a mailing's
-   * sends made before `before` (from where the last prune of it stopped). Returns how many.
+   * sends made before `before`, from where the last prune of it stopped: its cut-off, or the
+   * oldest send it left because it was still to be sent. Returns how many.
    */
   pruneContent(mailing: number, before: number, now: number, dryRun: boolean): number {
-    const from = ((this.stmt.lastPrune.get({ mailing, what: 'messages' }) as Row).before as number | null) ?? 0;
+    const last = this.stmt.lastContentPrune.get({ mailing }) as Row | undefined;
+    const from = last ? ((last.held_from ?? last.before) as number) : 0;
     if (from >= before) return 0;
     const q = { mailing, from, before };
     const removed = (this.stmt.countContent.get(q) as Row).n as number;
@@ -262,7 +266,8 @@ export class Erasure {
       this.stmt.pruneMessages.run(q);
       this.stmt.pruneAttachments.run(q);
       this.stmt.pruneData.run(q);
-      this.stmt.insertPrune.run({ mailing, what: 'messages', before, now, removed });
+      const heldFrom = (this.stmt.heldFrom.get(q) as Row).at ?? null;
+      this.stmt.insertPrune.run({ mailing, what: 'messages', before, now, removed, heldFrom });
     });
     return removed;
   }
@@ -283,7 +288,7 @@ export class Erasure {
       this.stmt.logUnlinkOf.run(q);
       this.stmt.logUnlinkTo.run(q);
       this.stmt.logSends.run(q);
-      this.stmt.insertPrune.run({ mailing, what: 'log', before, now, removed });
+      this.stmt.insertPrune.run({ mailing, what: 'log', before, now, removed, heldFrom: null });
     });
     return removed;
   }

@@ -479,4 +479,10 @@ export const migrations: string[] = [
       WHERE mailing_id = (SELECT mailing_id FROM sends WHERE id = old.send_id) AND kind = old.kind;
   END;
   `,
+  // 18: where the next prune of a mailing's content starts. A send still queued or deferred
+  // when its window was pruned keeps its message then, and is sent later: the next prune
+  // starts at the oldest such send instead of where the last one stopped.
+  `
+  ALTER TABLE prunes ADD COLUMN held_from INTEGER;
+  `,
 ];

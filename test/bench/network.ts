@@ -9,7 +9,7 @@
  * and the steady rate the proxy sees between the first and the last message's end. Against
  * another checkout (built), the runs alternate, this and other, and medians are reported:
  *
- *   node dist/test/bench/network.js [--other /path/to/checkout] [--rounds 3] [--seconds 3]
+ *   node dist/test/bench/network.js [--other /path/to/checkout] [--rounds 3] [--seconds 3] [--delays 1,10] [--concurrencies 1,4]
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -93,9 +93,11 @@ export async function benchNetwork({ scale, log }: BenchOptions): Promise<BenchR
   const seconds = Number(flag('seconds') ?? 3) * Math.max(scale, 0.2);
   const builds: [string, string][] = [['this', BIN], ...(other ? [['other', path.join(other, 'bin', 'mailer.js')] as [string, string]] : [])];
 
+  // --delays 1,10 --concurrencies 1,4: a part of the table
+  const list = (name: string, all: number[]) => (flag(name) ? flag(name)!.split(',').map(Number) : all);
   const cells: Cell[] = [];
-  for (const delay of DELAYS) {
-    for (const concurrency of CONCURRENCIES) {
+  for (const delay of list('delays', DELAYS)) {
+    for (const concurrency of list('concurrencies', CONCURRENCIES)) {
       const limit = delay > 0 ? concurrency / (2 * (2 * delay) / 1000) : null;
       // Long enough that the steady rate is measured over seconds; at delay 0 a fixed count.
       const mails = limit === null ? Math.round(Number(flag("zero-mails") ?? 10_000) * Math.max(scale, 0.1)) : Math.max(50, Math.round(limit * seconds));

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { migrations } from '../../src/store/schema.js';
 import { Store } from '../../src/store/store.js';
 import { forgetMember } from '../../src/members/forget.js';
+import { prune } from '../../src/send/prune.js';
 import { parseRetention, retentionHeader } from '../../src/config/when.js';
 
 const SECRET_NAME = 'Kunigunde Ziegenbart';
@@ -65,4 +66,33 @@ test('retention periods and the template line', () => {
   for (const [text, ms] of rows) assert.equal(parseRetention(text), ms, text);
   assert.equal(retentionHeader('Subject: x\nRetention: 30d\n\nRetention: 1d in the body'), '30d');
   assert.equal(retentionHeader('Subject: x\n\nRetention: 1d in the body'), null);
+});
+
+test('prune: a send still deferred when its window was pruned loses its message at the next prune, once it is sent', () => {
+  const store = Store.open(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-prune-')), 'mailer.db'));
+  try {
+    const db = store.db;
+    db.exec(`INSERT INTO members (id, key, email, fields, created_at, updated_at) VALUES (1, '1', 'anna@example.org', '{}', 0, 0)`);
+    db.exec(`INSERT INTO mailings (id, type, template_path, template, status, created_at) VALUES (1, 'befund', 'befund.txt', 'Subject: Befund\n\nHallo', 'running', 0)`);
+    const send = db.prepare(`INSERT INTO sends (id, mailing_id, member_id, email, type, status, attempts, created_at, updated_at) VALUES (?, 1, 1, 'anna@example.org', 'befund', ?, 1, ?, ?)`);
+    const message = db.prepare(`INSERT INTO messages (send_id, raw) VALUES (?, 'Subject: Befund')`);
+    const stored = () => (db.prepare('SELECT send_id FROM messages ORDER BY 1').all() as { send_id: number }[]).map((r) => r.send_id);
+    // rows: id, status, created at
+    for (const [id, status, at] of [[1, 'sent', 1000], [2, 'deferred', 2000], [3, 'sent', 3000]] as const) {
+      send.run(id, status, at, at);
+      if (status === 'sent') message.run(id);
+    }
+    const keep = { messages: 5000 };
+    assert.equal(prune(store, keep, { now: 10_000, dryRun: false }).messages, 2);
+    assert.deepEqual(stored(), [], 'the deferred one had no message yet');
+    // sent on a later try, after the prune
+    db.prepare(`UPDATE sends SET status = 'sent', updated_at = 10500 WHERE id = 2`).run();
+    message.run(2);
+    assert.equal(prune(store, keep, { now: 10_900, dryRun: true }).messages, 1, 'the dry run sees it too');
+    assert.equal(prune(store, keep, { now: 11_000, dryRun: false }).messages, 1);
+    assert.deepEqual(stored(), []);
+    assert.equal(prune(store, keep, { now: 12_000, dryRun: false }).messages, 0, 'and nothing more after it');
+  } finally {
+    store.close();
+  }
 });
