@@ -67,7 +67,7 @@ export function registerCheck(program: Command): void {
       }
       if (settings.bounceMailbox) {
         const { checkMailbox } = await import('../mail/imap.js');
-        const r = await checkMailbox(settings.bounceMailbox, { password: settings.imapPassword, oauth2 });
+        const r = await checkMailbox(settings.bounceMailbox, { password: settings.imapPassword, oauth2, requireTls: settings.requireTls });
         results.push(r);
         if (!out.json) {
           out.line(out.bold(`${r.server} (bounceMailbox)`));

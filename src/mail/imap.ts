@@ -28,7 +28,7 @@ export class ImapMailbox {
    * Connects, logs in (a password, or XOAUTH2 with a token renewed once if the server refuses
    * it) and opens the folder; `readOnly` (EXAMINE) for a dry run, which then cannot change a thing.
    */
-  static async open(url: string, opts: { password?: string; oauth2?: AccessTokens; readOnly: boolean }): Promise<ImapMailbox> {
+  static async open(url: string, opts: { password?: string; oauth2?: AccessTokens; readOnly: boolean; requireTls?: boolean }): Promise<ImapMailbox> {
     const target = parseImapUrl(url, opts.password);
     const mask = (t: string) => (opts.oauth2 ? opts.oauth2.mask(target.mask(t)) : target.mask(t));
     const fail = (step: string, detail: string, hint: string) => new MailerError(`the bounce mailbox ${target.display} cannot be used: ${step} failed (${mask(detail)})`, { exitCode: ExitCode.serverUnusable, hint });
@@ -52,6 +52,9 @@ export class ImapMailbox {
         logger: false, disableAutoIdle: true,
         connectionTimeout: TIMEOUT, greetingTimeout: TIMEOUT, socketTimeout: TIMEOUT,
         tls: { servername: /^[\d.:]+$/.test(target.host) ? undefined : target.host },
+        // imap:// upgrades when the server offers STARTTLS; with requireTls it must, or no
+        // password is sent: the offer itself came in clear, and a man in the middle can strip it.
+        ...(opts.requireTls && !target.secure ? { doSTARTTLS: true } : {}),
       } as ConstructorParameters<typeof ImapFlow>[0]);
       client.on('error', () => {});
       try {
@@ -65,6 +68,9 @@ export class ImapMailbox {
           if (opts.oauth2 && !renew) continue;
           throw fail(opts.oauth2 ? 'login with XOAUTH2' : 'login', e.responseText ?? e.response ?? e.message,
             opts.oauth2 ? 'the server refused the access token: check oauth2.user and that the app may use IMAP (scope IMAP.AccessAsUser.All / https://mail.google.com/)' : 'wrong user name or password: check the user in bounceMailbox and MAILER_IMAP_PASSWORD');
+        }
+        if (opts.requireTls && (e as { tlsFailed?: boolean }).tlsFailed) {
+          throw fail('STARTTLS', e.message, 'requireTls is set in mailer.json and this server offers no STARTTLS: use imaps:// (port 993) if it has it, or ask the provider for TLS');
         }
         throw connectFailure(e, target, fail);
       }
@@ -150,7 +156,7 @@ function connectFailure(e: Error & { code?: string }, target: ImapTarget, fail: 
  * `mailer check` for the bounce mailbox: connect, log in and open the folder read-only, as a
  * fetch would; one step, named by the error when it fails.
  */
-export async function checkMailbox(url: string, opts: { password?: string; oauth2?: AccessTokens }): Promise<{ server: string; ok: boolean; steps: { step: string; ok: boolean; detail: string; hint?: string }[] }> {
+export async function checkMailbox(url: string, opts: { password?: string; oauth2?: AccessTokens; requireTls?: boolean }): Promise<{ server: string; ok: boolean; steps: { step: string; ok: boolean; detail: string; hint?: string }[] }> {
   const target = parseImapUrl(url, opts.password);
   try {
     const box = await ImapMailbox.open(url, { ...opts, readOnly: true });

@@ -33,7 +33,7 @@ export async function fetchBounces(store: Store, catalog: Catalog, settings: Set
   const { ImapMailbox, MAX_BOUNCE_BYTES } = await import('../mail/imap.js');
   const { tokensFor } = await import('../mail/transports.js');
   const oauth2 = settings.oauth2 ? await tokensFor(settings) : undefined;
-  const mailbox = await ImapMailbox.open(settings.bounceMailbox, { password: settings.imapPassword, oauth2, readOnly: opts.dryRun });
+  const mailbox = await ImapMailbox.open(settings.bounceMailbox, { password: settings.imapPassword, oauth2, readOnly: opts.dryRun, requireTls: settings.requireTls });
   const imported = emptyImportResult();
   const result: FetchResult = {
     mailbox: mailbox.description, dryRun: opts.dryRun, read: 0, bounces: 0, matched: 0, unmatched: imported.unmatched,

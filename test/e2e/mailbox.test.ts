@@ -152,6 +152,13 @@ test('bounces fetch: a wrong password and a server that is not there stop with e
     assert.match(wrong.stderr, /bounce mailbox imap:\/\/bounces@127\.0\.0\.1:\d+\/INBOX cannot be used: login failed/);
     assert.match(wrong.stderr, /MAILER_IMAP_PASSWORD/);
     assert.doesNotMatch(wrong.stderr + wrong.stdout, /falsch-123/);
+    // requireTls: imap:// to a server that offers no STARTTLS is refused before the login.
+    writeFile(dir, 'mailer.json', JSON.stringify({ bounceMailbox: imap.url, requireTls: true }));
+    const clear = await mailer(dir, ['bounces', 'fetch'], env(imap));
+    assert.equal(clear.code, 3, clear.stderr);
+    assert.match(clear.stderr, /cannot be used: STARTTLS failed \(Server does not support STARTTLS\)/);
+    assert.match(clear.stderr, /requireTls is set in mailer\.json/);
+    writeFile(dir, 'mailer.json', JSON.stringify({ bounceMailbox: imap.url }));
     // mailer check tests the bounce mailbox after the SMTP server.
     const smtp = await startSmtpServer();
     writeFile(dir, 'mailer.json', JSON.stringify({ smtp: smtp.url, bounceMailbox: imap.url }));
