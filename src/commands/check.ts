@@ -55,7 +55,7 @@ export function registerCheck(program: Command): void {
       const oauth2 = settings.oauth2 ? await tokensFor(settings) : undefined;
       const results = [];
       for (const url of settings.smtp) {
-        const r = await checkServer(url, { password: settings.smtpPassword, to: opts.to, from, envelopeFrom: settings.bounceAddress, oauth2 });
+        const r = await checkServer(url, { password: settings.smtpPassword, to: opts.to, from, envelopeFrom: settings.bounceAddress, oauth2, requireTls: settings.requireTls });
         results.push(r);
         if (out.json) continue;
         out.line(out.bold(r.server));

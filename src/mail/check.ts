@@ -29,7 +29,11 @@ export interface ServerCheck {
 
 const TIMEOUT = 10_000;
 
-interface CheckOptions { password?: string; to: string[]; from: string; envelopeFrom?: string; oauth2?: AccessTokens }
+interface CheckOptions {
+  password?: string; to: string[]; from: string; envelopeFrom?: string; oauth2?: AccessTokens;
+  /** the requireTls setting: an unencrypted connection fails the TLS step, before any login */
+  requireTls?: boolean;
+}
 
 export async function checkServer(url: string, opts: CheckOptions): Promise<ServerCheck> {
   const target = parseSmtpUrl(url, opts.password);
@@ -93,6 +97,11 @@ async function runSteps(url: string, target: SmtpTarget, opts: CheckOptions): Pr
   }
   const extensions = offeredExtensions(connection);
   const tlsState = target.secure ? 'implicit TLS' : connection.secure ? 'STARTTLS' : 'no encryption';
+  if (opts.requireTls && !target.secure && !connection.secure) {
+    add({ step: 'TLS', ok: false, detail: 'no encryption: the server offers no STARTTLS', hint: 'requireTls is set in mailer.json, so send refuses this server: use one that offers STARTTLS (usually port 587) or smtps:// on port 465' });
+    connection.close();
+    return result;
+  }
   add({
     step: 'TLS', ok: true, detail: tlsState,
     hint: connection.secure ? undefined : 'STARTTLS is not offered: mail and password travel unencrypted; ask the provider, or use smtps:// on port 465',

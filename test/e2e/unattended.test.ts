@@ -473,6 +473,15 @@ test('check: closed port, TLS to a plain port, wrong password, and a working ser
     assert.match(wrong.stdout, /wrong user name or password/);
     assert.doesNotMatch(wrong.stdout + wrong.stderr, /falsch/);
 
+    // requireTls: a server that offers no STARTTLS fails the TLS step, and no password is sent
+    writeFile(dir, 'mailer.json', JSON.stringify({ requireTls: true }));
+    const clear = await mailer(dir, ['check', '--smtp', url, '--json'], { MAILER_SMTP_PASSWORD: 'richtig' });
+    writeFile(dir, 'mailer.json', '{}');
+    assert.equal(clear.code, 3, clear.stdout + clear.stderr);
+    const tls = JSON.parse(clear.stdout)[0].steps;
+    assert.deepEqual(tls.map((s: any) => [s.step, s.ok]), [['name lookup', true], ['TCP connect', true], ['TLS', false]]);
+    assert.match(tls[2].hint, /requireTls is set in mailer\.json/);
+
     const good = await mailer(dir, ['check', '--smtp', url, '--to', 'me@verein.example', '--json'], { MAILER_SMTP_PASSWORD: 'richtig' });
     assert.equal(good.code, 0, good.stdout + good.stderr);
     const steps = JSON.parse(good.stdout)[0].steps.map((s: any) => [s.step, s.ok]);
