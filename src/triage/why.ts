@@ -71,7 +71,8 @@ export async function whyWithDomainCheck(store: Store, idOrEmail: string, limit:
     const { dnsResolver } = await import('../dns/resolver.js');
     const mailing = store.mailings.mailing(refused.mailingId);
     const templateFrom = /^From:[ \t]*(.+)$/im.exec(mailing?.template.split(/\r?\n\r?\n/)[0] ?? '')?.[1];
-    const domain = domainOfAddress(mailing?.settings.from ?? templateFrom ?? settings.from);
+    // The sender as the run chose it (send/mailing.ts mailingContext): the template's From, else the settings'.
+    const domain = domainOfAddress(templateFrom ?? mailing?.settings.from ?? settings.from);
     if (!domain) return report;
     const dns = dnsResolver({ servers: settings.dnsServers, timeoutMs: 1000, tries: 1 });
     const failing = await failedRequirements(domainCheckInput(settings, { domain, dns }), DOMAIN_CHECK_DEADLINE_MS);

@@ -228,7 +228,8 @@ test('check --domain takes no --to; check without --domain still tests the SMTP 
 test('why: one more step when a send was refused as spam and the From domain fails the check; none otherwise, and DNS trouble changes nothing', async () => {
   const smtp = await startSmtpServer({ reject: { 'anna@example.org': '554 5.7.1 Message rejected as spam' } });
   try {
-    const dir = folder('nodmarc.example', { smtp: smtp.url });
+    // The template's From is the mail's sender, whatever the settings' from says (here a domain that passes).
+    const dir = folder('good.example', { smtp: smtp.url });
     writeFile(dir, 'members.csv', membersCsv(['id', 'name', 'email'], [['1', 'Anna', 'anna@example.org'], ['2', 'Ben', 'ben@example.org']]));
     assert.equal((await mailer(dir, ['import', 'members.csv'])).code, 0);
     writeFile(dir, 'news.txt', 'Subject: News\nFrom: Verein <news@nodmarc.example>\n\nHallo {{name}}\n');
