@@ -29,7 +29,7 @@ export function registerRetry(program: Command): void {
     .option('--dry-run', 'list what would be retried, send nothing')
     .action((opts: RetryFlags, command: Command) => withContext(command, transportFlags(opts), async (ctx) => {
       const { parseSendFilter } = await import('../config/filters.js');
-      const { retrySends } = await import('../send/retry.js');
+      const { retrySends, CONTENT_REMOVED } = await import('../send/retry.js');
       const { HOPELESS_CATEGORIES } = await import('../domain/catalog.js');
       const { serverStopped, changedAttachmentNotes } = await import('../send/queue.js');
       const { openTransports } = await import('../mail/transports.js');
@@ -60,6 +60,9 @@ export function registerRetry(program: Command): void {
         }
         if (leftOut) {
           out.line(`left out ${leftOut}: ${Object.entries(r.leftOut).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+          if (r.leftOut[CONTENT_REMOVED]) {
+            out.line('  a system mail whose data was removed with its content (retention; mailer prune) cannot be made again: send it anew with its data (mailer send <template> --to … --data …)');
+          }
           if ([...HOPELESS_CATEGORIES].some((c) => r.leftOut[c])) {
             out.line('  the same address would be refused again: ask the member for a new one (mailer retarget <send> --to …), or add --include-permanent');
           }

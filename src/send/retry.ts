@@ -38,6 +38,9 @@ export interface RetryResult {
   transport: string | null;
 }
 
+/** What retry leaves out a system mail for whose data prune removed. */
+export const CONTENT_REMOVED = 'content-removed';
+
 export async function retrySends(store: Store, openTransports: OpenTransports, req: RetryRequest): Promise<RetryResult> {
   // --status failed / --status deferred (the log's filter words) mean --failed / --deferred.
   const given = req.filter.statuses ?? [];
@@ -55,6 +58,11 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
     leftOut: {}, candidates: [], outcome: null, transport: null,
   };
   const leaveOut = (reason: string) => { result.leftOut[reason] = (result.leftOut[reason] ?? 0) + 1; };
+  const systemMailings = new Map<number, boolean>();
+  const isSystemMailing = (id: number) => {
+    if (!systemMailings.has(id)) systemMailings.set(id, !!store.mailings.mailing(id)?.system);
+    return systemMailings.get(id)!;
+  };
   for (const send of selected) {
     const member = store.members.memberById(send.memberId)!;
     // The rule the queue skips by: a member left out here would be skipped by the claim.
@@ -66,6 +74,9 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
       continue;
     }
     if (skip) { leaveOut(skip.category); continue; }
+    // A system mail is rendered again from the data it came with: once prune removed that
+    // (retention), it would be skipped as a mail with empty fields, or sent without them.
+    if (send.data === null && isSystemMailing(send.mailingId) && store.erasure.contentRemovedAt(send.id) !== null) { leaveOut(CONTENT_REMOVED); continue; }
     result.candidates.push({ send, to: member.email! });
   }
   result.retried = result.candidates.length;

@@ -203,6 +203,29 @@ test('send --to: data from stdin, a repeated key, retarget renders the same mail
   }
 });
 
+test('retry leaves out a failed system mail whose data prune removed, and says how to send it anew', async () => {
+  const smtp = await startSmtpServer({ reject: { 'kunde@example.org': '550 5.7.1 rejected by policy' } });
+  const dir = shopFolder(await folderWithMembers(1));
+  const DAY = 86_400_000;
+  const at = (daysAgo: number) => ({ MAILER_SMTP_URL: smtp.url, MAILER_NOW: new Date(Date.now() - daysAgo * DAY).toISOString() });
+  try {
+    const failed = await mailerWithStdin(dir, ['send', 'bestellung', '--to', 'kunde@example.org', '--data', '-', '--json'], JSON.stringify(DATA), at(40));
+    assert.equal(JSON.parse(failed.stdout).status, 'failed', failed.stdout + failed.stderr);
+    delete smtp.reject['kunde@example.org'];
+    writeFile(dir, 'mailer.json', JSON.stringify({ concurrency: 2, retention: { messages: '30d' } }));
+    const dry = JSON.parse((await mailer(dir, ['retry', '--failed', '--dry-run', '--json'], at(0))).stdout);
+    assert.equal(dry.retried, 1, 'before the prune its data is there');
+    assert.equal(JSON.parse((await mailer(dir, ['prune', '--json'], at(0))).stdout).messages, 1);
+    const r = await mailer(dir, ['retry', '--failed'], at(0));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /left out 1: content-removed 1/);
+    assert.match(r.stdout, /send it anew with its data/);
+    assert.equal(smtp.messages.length, 0, 'nothing sent without its data');
+  } finally {
+    await smtp.close();
+  }
+});
+
 test('a system mail queued while a bulk send runs is delivered by that send, before its end', async () => {
   const smtp: TestServer = await startSmtpServer({ delayMs: 15 });
   const dir = shopFolder(await folderWithMembers(300));
