@@ -32,6 +32,11 @@ export class AccessTokens {
   readonly user: string;
   private cached: Cached | null = null;
   private pending: Promise<string> | null = null;
+  /**
+   * The endpoint's last word on this refresh token (revoked, a wrong client): asked again in the
+   * same run, it would only say so again, once for the mailbox and once more for each server.
+   */
+  private refusal: TokenError | null = null;
   /** every secret this process has seen: the refresh token, the client secret, each access token */
   private readonly secrets = new Set<string>();
   private masker: (text: string) => string = (t) => t;
@@ -50,8 +55,12 @@ export class AccessTokens {
   token(renew = false): Promise<string> {
     const c = this.cached;
     if (!renew && c && this.now() < c.expiresAt - Math.min(RENEW_BEFORE_MS, c.lifetime / 2)) return Promise.resolve(c.token);
+    if (this.refusal) return Promise.reject(this.refusal);
     // Several connections logging in at once share one request.
-    this.pending ??= this.refresh().finally(() => { this.pending = null; });
+    this.pending ??= this.refresh().catch((err: unknown) => {
+      if (err instanceof TokenError && err.problem !== 'unreachable') this.refusal = err;
+      throw err;
+    }).finally(() => { this.pending = null; });
     return this.pending;
   }
 

@@ -40,6 +40,10 @@ test('access tokens: reused while valid, renewed before they expire, renewed on 
 
     endpoint.revoked.add(endpoint.refreshToken);
     await assert.rejects(tokens.token(true), (err: unknown) => err instanceof TokenError && err.problem === 'invalid_grant' && /AADSTS70000/.test(err.message));
+    // The refusal holds for the run: the mailbox and each server are told without asking again.
+    const grants = endpoint.grants;
+    await assert.rejects(tokens.token(true), (err: unknown) => err instanceof TokenError && err.problem === 'invalid_grant');
+    assert.equal(endpoint.grants, grants, 'no second request after the refusal');
   } finally {
     await endpoint.close();
   }
