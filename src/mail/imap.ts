@@ -69,7 +69,8 @@ export class ImapMailbox {
           throw fail(opts.oauth2 ? 'login with XOAUTH2' : 'login', e.responseText ?? e.response ?? e.message,
             opts.oauth2 ? 'the server refused the access token: check oauth2.user and that the app may use IMAP (scope IMAP.AccessAsUser.All / https://mail.google.com/)' : 'wrong user name or password: check the user in bounceMailbox and MAILER_IMAP_PASSWORD');
         }
-        if (opts.requireTls && (e as { tlsFailed?: boolean }).tlsFailed) {
+        // imapflow also marks a failed handshake and a PREAUTH greeting so: those are the TLS step's below.
+        if (opts.requireTls && (e as { tlsFailed?: boolean }).tlsFailed && /does not support STARTTLS/i.test(e.message)) {
           throw fail('STARTTLS', e.message, 'requireTls is set in mailer.json and this server offers no STARTTLS: use imaps:// (port 993) if it has it, or ask the provider for TLS');
         }
         throw connectFailure(e, target, fail);

@@ -36,8 +36,9 @@ export function split({ lengths, bytes }: { lengths: number[]; bytes: Uint8Array
  * Compresses the messages of a send run in a thread of its own (pack-worker.ts), so that the
  * main thread, which renders, composes, hands over and records every mail, does not pay for it:
  * deflating a message there cost the run about a fifth of its rate. The messages of one turn of
- * the event loop go over together. A message comes back as its row's bytes, or null (the thread
- * failed, or the result did not read back): the store then compresses it itself.
+ * the event loop go over together. A message comes back as its row's bytes (packMessage's: as
+ * sent where the compressed form did not read back), or null when the thread failed: the store
+ * then compresses it itself.
  */
 export class Packer {
   private worker: Worker | null = null;

@@ -93,6 +93,7 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
       const c = result.candidates[next++];
       if (!c) return undefined;
       store.sends.prepareRetry(c.send.id, c.to, req.now());
+      store.erasure.reopenForPrune(c.send.id);
       return c.send.id;
     };
     const outcome = await deliverSends(deliveryStore(store), transports, source, options);

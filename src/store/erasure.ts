@@ -88,6 +88,11 @@ const SQL = {
   /* The latest content prune: its cut-off, and the oldest send it left to its run. */
   lastContentPrune: `SELECT before, held_from FROM prunes WHERE mailing_id = @mailing AND what = 'messages' ORDER BY at DESC, rowid DESC LIMIT 1`,
   heldFrom: `SELECT min(created_at) AS at FROM sends WHERE mailing_id = @mailing AND created_at >= @from AND created_at < @before AND status IN ('queued', 'deferred')`,
+  /* A send tried again (retry) after a prune passed it: the next prune starts no later than it. */
+  reopenForPrune: `
+    UPDATE prunes SET held_from = min(coalesce(held_from, before), s.created_at)
+    FROM (SELECT mailing_id, created_at FROM sends WHERE id = @id) AS s
+    WHERE prunes.mailing_id = s.mailing_id AND prunes.what = 'messages' AND prunes.before > s.created_at`,
   /* Sends of a mailing made in [from, before) (the index sends_mailing), still in hand of no one. */
   /* Sends, not rows: a system mail with both a stored message and its data counts once. */
   countContent: `
@@ -121,10 +126,11 @@ const SQL = {
   logUnlinkTo: `UPDATE sends SET retargeted_to = NULL WHERE retargeted_to IN (SELECT id FROM sends WHERE mailing_id = @mailing AND created_at < @before AND status NOT IN ('queued', 'deferred'))`,
   logSends: `DELETE FROM sends WHERE mailing_id = @mailing AND created_at < @before AND status NOT IN ('queued', 'deferred')`,
   insertPrune: `INSERT INTO prunes (mailing_id, what, before, at, removed, held_from) VALUES (@mailing, @what, @before, @now, @removed, @heldFrom)`,
-  /* The first prune that took a send's content (or, for log, would have taken its row). */
+  /* The first prune that took a send's content: one whose cut-off passed the send after it was
+     sent (a send still queued or deferred then was left to its run, and pruned by a later one). */
   contentRemoved: `
     SELECT min(p.at) AS at FROM prunes p JOIN sends s ON s.mailing_id = p.mailing_id
-    WHERE s.id = ? AND p.what = 'messages' AND p.before > s.created_at`,
+    WHERE s.id = ? AND p.what = 'messages' AND p.before > s.created_at AND p.at >= coalesce(s.sent_at, s.created_at)`,
 } as const;
 
 export interface Forgotten {
@@ -291,6 +297,11 @@ export class Erasure {
       this.stmt.insertPrune.run({ mailing, what: 'log', before, now, removed, heldFrom: null });
     });
     return removed;
+  }
+
+  /** A send tried again after a prune passed it (retry): its content is the next prune's again. */
+  reopenForPrune(sendId: number): void {
+    this.stmt.reopenForPrune.run({ id: sendId });
   }
 
   /** When prune removed a send's message and data; null when it has not. */

@@ -385,7 +385,7 @@ export const migrations: string[] = [
     PRIMARY KEY (mailing_id, kind)
   ) WITHOUT ROWID;
   -- What prune removed: per mailing, the content (messages, system-mail data) of sends made
-  -- before \`before\`, at \`at\`; show finds the first row that covers a send.
+  -- before \`before\`, at \`at\`; show finds the first row that covers a send once it was sent.
   CREATE TABLE prunes (
     mailing_id INTEGER NOT NULL REFERENCES mailings(id),
     what       TEXT NOT NULL CHECK (what IN ('messages', 'log')),
@@ -482,7 +482,9 @@ export const migrations: string[] = [
   // 18: where the next prune of a mailing's content starts. A send still queued or deferred
   // when its window was pruned keeps its message then, and is sent later: the next prune
   // starts at the oldest such send instead of where the last one stopped.
+  // Prunes made before this version did not record it: the first prune after starts over.
   `
   ALTER TABLE prunes ADD COLUMN held_from INTEGER;
+  UPDATE prunes SET held_from = 0 WHERE what = 'messages';
   `,
 ];

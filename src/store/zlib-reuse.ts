@@ -130,7 +130,7 @@ function scratch(): Buffer {
 
 let works: boolean | undefined;
 
-/** Looked at once: the private members there, and a round trip giving the public calls' bytes. */
+/** Looked at once: the private members there, and a round trip that the public inflate reads back. */
 export function keptStreamsWork(): boolean {
   if (works !== undefined) return works;
   works = false;

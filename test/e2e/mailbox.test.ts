@@ -164,7 +164,11 @@ test('bounces fetch: a wrong password and a server that is not there stop with e
     writeFile(dir, 'mailer.json', JSON.stringify({ smtp: smtp.url, bounceMailbox: imap.url }));
     const checkWrong = await mailer(dir, ['check'], { MAILER_IMAP_PASSWORD: 'falsch-123' });
     const checkGood = await mailer(dir, ['check'], env(imap));
+    writeFile(dir, 'mailer.json', JSON.stringify({ smtp: smtp.url, bounceMailbox: imap.url, requireTls: true }));
+    const checkClear = await mailer(dir, ['check'], env(imap));
     await smtp.close();
+    assert.equal(checkClear.code, 3, checkClear.stdout + checkClear.stderr);
+    assert.match(checkClear.stdout, /FAILED {2}connect, login and folder: STARTTLS failed/);
     assert.equal(checkWrong.code, 3);
     assert.match(checkWrong.stdout, /imap:\/\/bounces@127\.0\.0\.1:\d+\/INBOX \(bounceMailbox\)\n {2}FAILED {2}connect, login and folder: login failed/);
     assert.equal(checkGood.code, 0, checkGood.stdout);

@@ -86,12 +86,23 @@ test('prune: a send still deferred when its window was pruned loses its message 
     assert.equal(prune(store, keep, { now: 10_000, dryRun: false }).messages, 2);
     assert.deepEqual(stored(), [], 'the deferred one had no message yet');
     // sent on a later try, after the prune
-    db.prepare(`UPDATE sends SET status = 'sent', updated_at = 10500 WHERE id = 2`).run();
+    db.prepare(`UPDATE sends SET status = 'sent', sent_at = 10500, updated_at = 10500 WHERE id = 2`).run();
     message.run(2);
     assert.equal(prune(store, keep, { now: 10_900, dryRun: true }).messages, 1, 'the dry run sees it too');
     assert.equal(prune(store, keep, { now: 11_000, dryRun: false }).messages, 1);
     assert.deepEqual(stored(), []);
+    assert.equal(store.erasure.contentRemovedAt(2), 11_000, 'show names the prune that took it');
+    assert.equal(store.erasure.contentRemovedAt(1), 10_000);
     assert.equal(prune(store, keep, { now: 12_000, dryRun: false }).messages, 0, 'and nothing more after it');
+
+    // A failed send, tried again by retry after a prune passed it: the next prune takes it too.
+    send.run(4, 'failed', 4000, 4000);
+    assert.equal(prune(store, keep, { now: 13_000, dryRun: false }).messages, 0);
+    store.erasure.reopenForPrune(4);
+    db.prepare(`UPDATE sends SET status = 'sent', sent_at = 13500, updated_at = 13500 WHERE id = 4`).run();
+    message.run(4);
+    assert.equal(prune(store, keep, { now: 14_000, dryRun: false }).messages, 1);
+    assert.deepEqual(stored(), []);
   } finally {
     store.close();
   }

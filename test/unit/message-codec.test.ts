@@ -39,3 +39,23 @@ test('the send run\'s packing thread gives the store\'s own bytes, and nothing o
   packer.close();
   assert.equal(await packer.pack(1, raws[0]), null, 'closed: the store compresses it itself');
 });
+
+test('messages of more mailings than the kept streams, in turn: each reads back, streams given up and made again', () => {
+  const dictionaries = Array.from({ length: 7 }, (_, k) => Buffer.from(`Subject: Mailing ${k}\r\nFrom: Verein <v@verein.example>\r\n\r\nHallo Erika Mustermann, Ausgabe ${k}.\r\n`));
+  for (let i = 0; i < 300; i++) {
+    const k = (i * 5) % dictionaries.length;
+    const raw = message(i);
+    const packed = packMessage(raw, dictionaries[k]);
+    assert.equal(packed[0], DEFLATE_WITH_DICTIONARY, `message ${i}`);
+    assert.deepEqual(unpackMessage(packed, () => dictionaries[k]), raw, `message ${i}, mailing ${k}`);
+    // and one damaged row between: it is refused, and the next still reads
+    if (i % 50 === 7) assert.throws(() => unpackMessage(Buffer.concat([packed.subarray(0, 6)]), () => dictionaries[k]));
+  }
+});
+
+test('bytes that cannot be kept as they are still read back (no message mailer composes starts below 0x20)', () => {
+  const raw = Buffer.concat([Buffer.from([0x01, 0x02]), message(3)]);
+  const packed = packMessage(raw, DICTIONARY);
+  assert.ok(!isPlain(raw));
+  assert.deepEqual(unpackMessage(packed, () => DICTIONARY), raw);
+});
