@@ -28,7 +28,10 @@ export function registerBounces(program: Command): void {
       const { fetchBounces, PROCESSED_FOLDER } = await import('../triage/fetch.js');
       const { catalogOf } = await import('../send/delivery-store.js');
       const { out, store } = ctx;
-      const r = await fetchBounces(store, catalogOf(store), ctx.settings, { dryRun: !!opts.dryRun, now: ctx.now });
+      const { withMailboxLock } = await import('../send/lock.js');
+      const fetch = () => fetchBounces(store, catalogOf(store), ctx.settings, { dryRun: !!opts.dryRun, now: ctx.now });
+      // A dry run moves nothing: it needs no lock.
+      const r = opts.dryRun ? await fetch() : await withMailboxLock(store, 'bounces fetch', ctx.now(), fetch);
       if (out.json) {
         out.jsonResult({ read: r.read, bounces: r.bounces, matched: r.matched, unmatched: r.unmatched, moved: r.moved, left: r.left, unparsable: r.unparsable, suppressed: r.suppressed, dryRun: r.dryRun });
       } else {

@@ -35,11 +35,17 @@ export function registerRun(program: Command): void {
     const first = ctx.settings.bounceMailbox ? async () => {
       const { fetchBounces, PROCESSED_FOLDER } = await import('../triage/fetch.js');
       const { catalogOf } = await import('../send/delivery-store.js');
+      const { withMailboxLock } = await import('../send/lock.js');
       try {
-        fetched = await fetchBounces(store, catalogOf(store), ctx.settings, { dryRun: false, now: ctx.now });
+        fetched = await withMailboxLock(store, 'run', ctx.now(), () => fetchBounces(store, catalogOf(store), ctx.settings, { dryRun: false, now: ctx.now }));
         const f = fetched;
         out.note(`${stamp()} bounce mailbox ${f.mailbox}: ${f.read} new, ${f.bounces} bounces (${f.matched} matched), moved ${f.moved} to ${PROCESSED_FOLDER}${f.unparsable.length ? `, ${f.unparsable.length} unparsable left in place (mailer bounces fetch --dry-run lists them)` : ''}`);
       } catch (err) {
+        // Another process reading the mailbox reads what came in: this run sends without it.
+        if (err instanceof MailerError && err.exitCode === ExitCode.locked) {
+          out.warn(`${err.message}; sending goes on`);
+          return;
+        }
         if (!(err instanceof MailerError) || err.exitCode !== ExitCode.serverUnusable) throw err;
         mailboxError = err;
         out.warn(`${err.message}; sending goes on`);

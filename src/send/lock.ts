@@ -37,9 +37,37 @@ export function tryAcquireSendLock(
   store: Store, what: string, now: number,
   held: (holder: NonNullable<ReturnType<Store['mailings']['lockHolder']>>, otherHost: boolean) => void = () => {},
 ): (() => void) | null {
-  const me = { name: LOCK, pid: process.pid, host: os.hostname() };
+  return tryAcquireLock(store, LOCK, what, now, held);
+}
+
+/** The bounce mailbox: read by one process at a time, or both would move the same messages. */
+const MAILBOX_LOCK = 'mailbox';
+
+/**
+ * Runs `fn` holding the mailbox lock (bounces fetch, and mailer run's fetch); while another
+ * process reads the mailbox, exit 4 naming it, before anything is read.
+ */
+export async function withMailboxLock<T>(store: Store, what: string, now: number, fn: () => Promise<T>): Promise<T> {
+  const release = tryAcquireLock(store, MAILBOX_LOCK, what, now, (holder, otherHost) => {
+    throw new MailerError(
+      `another mailer (${holder.what}, pid ${holder.pid}${otherHost ? ` on ${holder.host}` : ''}, since ${new Date(holder.since).toISOString()}) is reading the bounce mailbox; it was not read`,
+      { exitCode: ExitCode.locked, hint: 'it reads what came in: nothing is left out. If that process is gone, its lock is taken over' },
+    );
+  });
+  try {
+    return await fn();
+  } finally {
+    release!();
+  }
+}
+
+function tryAcquireLock(
+  store: Store, name: string, what: string, now: number,
+  held: (holder: NonNullable<ReturnType<Store['mailings']['lockHolder']>>, otherHost: boolean) => void,
+): (() => void) | null {
+  const me = { name, pid: process.pid, host: os.hostname() };
   const taken = store.immediate(() => {
-    const holder = liveSendLockHolder(store);
+    const holder = liveLockHolder(store, name);
     if (holder && !(holder.pid === me.pid && holder.host === me.host)) {
       held(holder, holder.host !== me.host);
       return false;
@@ -55,7 +83,11 @@ export function tryAcquireSendLock(
  * mid-run) does not count. One on another host is taken as alive: it cannot be asked.
  */
 export function liveSendLockHolder(store: Store): ReturnType<Store['mailings']['lockHolder']> {
-  const holder = store.mailings.lockHolder(LOCK);
+  return liveLockHolder(store, LOCK);
+}
+
+function liveLockHolder(store: Store, name: string): ReturnType<Store['mailings']['lockHolder']> {
+  const holder = store.mailings.lockHolder(name);
   if (!holder) return undefined;
   return holder.host !== os.hostname() || alive(holder.pid) ? holder : undefined;
 }

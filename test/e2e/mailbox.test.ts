@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { INVITATION, ROOT, mailer, membersCsv, openDb, tempDir, writeFile } from '../support/cli.js';
 import { closedPort, startSmtpServer } from '../support/smtp.js';
 import { startDovecot, type TestImapServer } from '../support/dovecot.js';
@@ -123,6 +125,23 @@ test('bounces fetch --dry-run changes neither the mailbox nor the database; an u
     assert.equal(d.unparsable[0].subject, 'Undelivered Mail Returned to Sender');
     assert.deepEqual(await folders(imap), before, 'the dry run moved nothing and set no flag');
     assert.ok(dbBytes(dir).equals(bytes), 'the dry run wrote nothing to the database');
+
+    // While another process reads the mailbox (a live lock), fetch stops with exit 4 before
+    // reading, and mailer run sends without it; a dry run needs no lock.
+    const lockDb = new Database(path.join(dir, 'mailer.db'));
+    lockDb.prepare(`INSERT INTO locks (name, pid, host, since, what) VALUES ('mailbox', ?, ?, ?, 'bounces fetch')`).run(process.pid, os.hostname(), Date.now());
+    lockDb.close();
+    const busy = await mailer(dir, ['bounces', 'fetch'], env(imap));
+    assert.equal(busy.code, 4, busy.stderr);
+    assert.match(busy.stderr, new RegExp(`another mailer \\(bounces fetch, pid ${process.pid}, since .*\\) is reading the bounce mailbox; it was not read`));
+    const busyRun = await mailer(dir, ['run'], env(imap));
+    assert.equal(busyRun.code, 0, busyRun.stderr);
+    assert.match(busyRun.stderr, /is reading the bounce mailbox; it was not read; sending goes on/);
+    assert.equal((await mailer(dir, ['bounces', 'fetch', '--dry-run', '--json'], env(imap))).code, 1, 'the dry run reads as before');
+    assert.deepEqual(await folders(imap), before, 'nothing was moved meanwhile');
+    const unlock = new Database(path.join(dir, 'mailer.db'));
+    unlock.prepare(`DELETE FROM locks WHERE name = 'mailbox'`).run();
+    unlock.close();
 
     // mailer run fetches the mailbox first (nothing is due to be sent).
     const run = await mailer(dir, ['run'], env(imap));
