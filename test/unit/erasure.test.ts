@@ -107,3 +107,29 @@ test('prune: a send still deferred when its window was pruned loses its message 
     store.close();
   }
 });
+
+test('migrate: a row that changes between the batch\'s read and its write keeps its new bytes, and is not counted', () => {
+  const store = Store.open(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-migrate-')), 'mailer.db'));
+  try {
+    const db = store.db;
+    db.exec(`INSERT INTO members (id, key, email, fields, created_at, updated_at) VALUES (1, '1', 'anna@example.org', '{}', 0, 0)`);
+    db.exec(`INSERT INTO mailings (id, type, template_path, template, status, created_at) VALUES (1, 'news', 'news.txt', 'Subject: News\n\nHallo', 'done', 0)`);
+    for (const id of [1, 2, 3]) {
+      db.prepare(`INSERT INTO sends (id, mailing_id, member_id, email, type, status, attempts, created_at, updated_at) VALUES (?, 1, 1, 'anna@example.org', 'news', 'sent', 1, 0, 0)`).run(id);
+      db.prepare(`INSERT INTO messages (send_id, raw) VALUES (?, ?)`).run(id, Buffer.from(`Subject: News ${id}\r\n\r\n${'Hallo Anna, das war los. '.repeat(20)}`));
+    }
+    // The dictionary is made after the rows were read and before they are written: the moment
+    // another command could send one of them again.
+    const batch = store.sends.compressPlainMessages(0, 10, () => {
+      db.prepare(`UPDATE messages SET raw = ? WHERE send_id = 2`).run(Buffer.from('Subject: sent again\r\n\r\nHallo'));
+      return Buffer.from('Subject: News\r\n\r\nHallo Anna, das war los. ');
+    });
+    assert.deepEqual({ last: batch.last, rows: batch.rows }, { last: 3, rows: 2 });
+    const rows = db.prepare('SELECT send_id, raw FROM messages ORDER BY 1').all() as { send_id: number; raw: Buffer }[];
+    assert.equal(rows[1].raw.toString(), 'Subject: sent again\r\n\r\nHallo', 'the newer bytes stay');
+    assert.deepEqual(rows.map((r) => r.raw[0] < 0x20), [true, false, true]);
+    assert.equal(store.sends.rawMessage(1)!.toString().slice(0, 15), 'Subject: News 1');
+  } finally {
+    store.close();
+  }
+});
