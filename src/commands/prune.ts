@@ -16,7 +16,16 @@ export function registerPrune(program: Command): void {
     .action((opts: PruneFlags, command: Command) => withContext(command, {}, async (ctx) => {
       const { prune } = await import('../send/prune.js');
       const { out, store, settings } = ctx;
-      const r = prune(store, settings.retention, { now: ctx.now(), dryRun: !!opts.dryRun });
+      // Not while mails are being handed over: a send claimed for a retry would lose its data
+      // between the check and the hand-over, and be passed over by every later prune.
+      const { acquireSendLock } = await import('../send/lock.js');
+      const release = opts.dryRun ? () => {} : acquireSendLock(store, 'prune', ctx.now());
+      let r;
+      try {
+        r = prune(store, settings.retention, { now: ctx.now(), dryRun: !!opts.dryRun });
+      } finally {
+        release();
+      }
       if (out.json) {
         out.jsonResult({ messages: r.messages, sends: r.sends, mailings: r.mailings, dryRun: r.dryRun });
         return;

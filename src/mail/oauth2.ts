@@ -58,7 +58,8 @@ export class AccessTokens {
     if (this.refusal) return Promise.reject(this.refusal);
     // Several connections logging in at once share one request.
     this.pending ??= this.refresh().catch((err: unknown) => {
-      if (err instanceof TokenError && err.problem !== 'unreachable') this.refusal = err;
+      // A revoked grant or no refresh token at all: a busy endpoint (429, 5xx) is asked again.
+      if (err instanceof TokenError && (err.problem === 'invalid_grant' || err.problem === 'no-refresh-token')) this.refusal = err;
       throw err;
     }).finally(() => { this.pending = null; });
     return this.pending;

@@ -51,7 +51,7 @@ export async function withMailboxLock<T>(store: Store, what: string, now: number
   const release = tryAcquireLock(store, MAILBOX_LOCK, what, now, (holder, otherHost) => {
     throw new MailerError(
       `another mailer (${holder.what}, pid ${holder.pid}${otherHost ? ` on ${holder.host}` : ''}, since ${new Date(holder.since).toISOString()}) is reading the bounce mailbox; it was not read`,
-      { exitCode: ExitCode.locked, hint: 'it reads what came in: nothing is left out. If that process is gone, its lock is taken over' },
+      { exitCode: ExitCode.locked, hint: otherHost ? 'it reads what came in: nothing is left out. If that machine is gone, delete the row in the locks table' : 'it reads what came in: nothing is left out. If that process is gone, its lock is taken over' },
     );
   });
   try {

@@ -76,7 +76,7 @@ export async function retrySends(store: Store, openTransports: OpenTransports, r
     if (skip) { leaveOut(skip.category); continue; }
     // A system mail is rendered again from the data it came with: once prune removed that
     // (retention), it would be skipped as a mail with empty fields, or sent without them.
-    if (send.data === null && isSystemMailing(send.mailingId) && store.erasure.contentRemovedAt(send.id) !== null) { leaveOut(CONTENT_REMOVED); continue; }
+    if (isSystemMailing(send.mailingId) && store.sends.send(send.id)?.data == null && store.erasure.contentRemovedAt(send.id) !== null) { leaveOut(CONTENT_REMOVED); continue; }
     result.candidates.push({ send, to: member.email! });
   }
   result.retried = result.candidates.length;

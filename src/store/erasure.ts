@@ -130,7 +130,8 @@ const SQL = {
      sent (a send still queued or deferred then was left to its run, and pruned by a later one). */
   contentRemoved: `
     SELECT min(p.at) AS at FROM prunes p JOIN sends s ON s.mailing_id = p.mailing_id
-    WHERE s.id = ? AND p.what = 'messages' AND p.before > s.created_at AND p.at >= coalesce(s.sent_at, s.created_at)`,
+    WHERE s.id = ? AND p.what = 'messages' AND p.before > s.created_at AND s.status NOT IN ('queued', 'deferred')
+      AND p.at >= coalesce(s.sent_at, (SELECT max(a.at) FROM attempts a WHERE a.send_id = s.id), s.created_at)`,
 } as const;
 
 export interface Forgotten {

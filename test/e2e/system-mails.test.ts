@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { BIN, folderWithMembers, mailer, openDb, startMailer, startServe, tempDir, writeFile, type CliResult } from '../support/cli.js';
 import { startSmtpServer, type TestServer } from '../support/smtp.js';
 
@@ -212,10 +214,29 @@ test('retry leaves out a failed system mail whose data prune removed, and says h
     const failed = await mailerWithStdin(dir, ['send', 'bestellung', '--to', 'kunde@example.org', '--data', '-', '--json'], JSON.stringify(DATA), at(40));
     assert.equal(JSON.parse(failed.stdout).status, 'failed', failed.stdout + failed.stderr);
     delete smtp.reject['kunde@example.org'];
+    // one deferred at the same time: prune leaves its data, and retry takes it
+    smtp.reject['later@example.org'] = '451 4.7.1 try again later';
+    const deferred = await mailerWithStdin(dir, ['send', 'bestellung', '--to', 'later@example.org', '--data', '-', '--json'], JSON.stringify(DATA), at(40));
+    assert.equal(JSON.parse(deferred.stdout).status, 'deferred', deferred.stdout + deferred.stderr);
+    const deferredId = JSON.parse(deferred.stdout).send;
+    delete smtp.reject['later@example.org'];
     writeFile(dir, 'mailer.json', JSON.stringify({ concurrency: 2, retention: { messages: '30d' } }));
     const dry = JSON.parse((await mailer(dir, ['retry', '--failed', '--dry-run', '--json'], at(0))).stdout);
     assert.equal(dry.retried, 1, 'before the prune its data is there');
+    // Not while another process hands mails over (a live send lock): exit 4, nothing removed.
+    const lockDb = new Database(path.join(dir, 'mailer.db'));
+    lockDb.prepare(`INSERT INTO locks (name, pid, host, since, what) VALUES ('send', ?, ?, ?, 'retry')`).run(process.pid, os.hostname(), Date.now());
+    lockDb.close();
+    const locked = await mailer(dir, ['prune'], at(0));
+    assert.equal(locked.code, 4, locked.stderr);
+    assert.equal(JSON.parse((await mailer(dir, ['prune', '--dry-run', '--json'], at(0))).stdout).messages, 1, 'the dry run needs no lock');
+    const unlock = new Database(path.join(dir, 'mailer.db'));
+    unlock.prepare(`DELETE FROM locks WHERE name = 'send'`).run();
+    unlock.close();
     assert.equal(JSON.parse((await mailer(dir, ['prune', '--json'], at(0))).stdout).messages, 1);
+    assert.doesNotMatch((await mailer(dir, ['show', String(deferredId)], at(0))).stdout, /content was removed/);
+    const deferredDry = JSON.parse((await mailer(dir, ['retry', '--deferred', '--dry-run', '--json'], at(0))).stdout);
+    assert.deepEqual([deferredDry.retried, deferredDry.leftOut], [1, 0], 'its data is there: it is retried');
     const r = await mailer(dir, ['retry', '--failed'], at(0));
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /left out 1: content-removed 1/);

@@ -26,6 +26,8 @@ export interface TokenEndpoint {
   issueDead: number;
   /** expires_in of each access token */
   expiresIn: number;
+  /** the next n refresh-token grants are answered 503, as a busy endpoint does */
+  busy: number;
   /** the device flow: what the polls answer before the sign-in succeeds */
   devicePolls: string[];
   /** the refresh token the device flow hands out */
@@ -38,7 +40,7 @@ const secret = (prefix: string) => `${prefix}-${randomBytes(12).toString('base64
 export async function startTokenEndpoint(): Promise<TokenEndpoint> {
   const state: Omit<TokenEndpoint, 'url' | 'tokenUrl' | 'deviceUrl' | 'introspectionUrl' | 'close'> = {
     clientId: 'mailer-test-client', clientSecret: secret('cs'), refreshToken: secret('rt'),
-    issued: [], grants: 0, valid: new Set(), revoked: new Set(), issueDead: 0, expiresIn: 3600,
+    issued: [], grants: 0, valid: new Set(), revoked: new Set(), issueDead: 0, expiresIn: 3600, busy: 0,
     devicePolls: [], deviceRefreshToken: secret('rt-device'),
   };
   const answer = (res: http.ServerResponse, status: number, body: object) => {
@@ -69,6 +71,10 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
       }
       if (grant !== 'refresh_token') return answer(res, 400, { error: 'unsupported_grant_type' });
       state.grants++;
+      if (state.busy > 0) {
+        state.busy--;
+        return answer(res, 503, { error: 'temporarily_unavailable' });
+      }
       if (form.get('client_secret') !== state.clientSecret) return answer(res, 401, { error: 'invalid_client' });
       const rt = form.get('refresh_token') ?? '';
       if (state.revoked.has(rt) || (rt !== state.refreshToken && rt !== state.deviceRefreshToken)) {

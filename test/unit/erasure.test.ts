@@ -85,6 +85,7 @@ test('prune: a send still deferred when its window was pruned loses its message 
     const keep = { messages: 5000 };
     assert.equal(prune(store, keep, { now: 10_000, dryRun: false }).messages, 2);
     assert.deepEqual(stored(), [], 'the deferred one had no message yet');
+    assert.equal(store.erasure.contentRemovedAt(2), null, 'show says nothing was removed of a send still deferred');
     // sent on a later try, after the prune
     db.prepare(`UPDATE sends SET status = 'sent', sent_at = 10500, updated_at = 10500 WHERE id = 2`).run();
     message.run(2);

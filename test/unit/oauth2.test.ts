@@ -38,6 +38,11 @@ test('access tokens: reused while valid, renewed before they expire, renewed on 
     now += 2_000;
     assert.notEqual(await tokens.token(), short);
 
+    // A busy endpoint (503) is asked again next time; only a revoked grant is its last word.
+    endpoint.busy = 1;
+    await assert.rejects(tokens.token(true), (err: unknown) => err instanceof TokenError && err.problem === 'refused');
+    assert.ok(await tokens.token(true), 'asked again, it answers');
+
     endpoint.revoked.add(endpoint.refreshToken);
     await assert.rejects(tokens.token(true), (err: unknown) => err instanceof TokenError && err.problem === 'invalid_grant' && /AADSTS70000/.test(err.message));
     // The refusal holds for the run: the mailbox and each server are told without asking again.
