@@ -68,18 +68,24 @@ test('retention periods and the template line', () => {
   assert.equal(retentionHeader('Subject: x\n\nRetention: 1d in the body'), null);
 });
 
+/** A new database with one member and one mailing of `type`, and a way to add that mailing's sends. */
+function storeWithMailing(type: string, status: string) {
+  const store = Store.open(path.join(fs.mkdtempSync(path.join(os.tmpdir(), `mailer-${type}-`)), 'mailer.db'));
+  const db = store.db;
+  db.exec(`INSERT INTO members (id, key, email, fields, created_at, updated_at) VALUES (1, '1', 'anna@example.org', '{}', 0, 0)`);
+  db.prepare(`INSERT INTO mailings (id, type, template_path, template, status, created_at) VALUES (1, ?, ?, ?, ?, 0)`).run(type, `${type}.txt`, `Subject: ${type}\n\nHallo`, status);
+  const insertSend = db.prepare(`INSERT INTO sends (id, mailing_id, member_id, email, type, status, attempts, created_at, updated_at) VALUES (?, 1, 1, 'anna@example.org', ?, ?, 1, ?, ?)`);
+  return { store, db, addSend: (id: number, sendStatus: string, at: number) => insertSend.run(id, type, sendStatus, at, at) };
+}
+
 test('prune: a send still deferred when its window was pruned loses its message at the next prune, once it is sent', () => {
-  const store = Store.open(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-prune-')), 'mailer.db'));
+  const { store, db, addSend } = storeWithMailing('befund', 'running');
   try {
-    const db = store.db;
-    db.exec(`INSERT INTO members (id, key, email, fields, created_at, updated_at) VALUES (1, '1', 'anna@example.org', '{}', 0, 0)`);
-    db.exec(`INSERT INTO mailings (id, type, template_path, template, status, created_at) VALUES (1, 'befund', 'befund.txt', 'Subject: Befund\n\nHallo', 'running', 0)`);
-    const send = db.prepare(`INSERT INTO sends (id, mailing_id, member_id, email, type, status, attempts, created_at, updated_at) VALUES (?, 1, 1, 'anna@example.org', 'befund', ?, 1, ?, ?)`);
     const message = db.prepare(`INSERT INTO messages (send_id, raw) VALUES (?, 'Subject: Befund')`);
     const stored = () => (db.prepare('SELECT send_id FROM messages ORDER BY 1').all() as { send_id: number }[]).map((r) => r.send_id);
     // rows: id, status, created at
     for (const [id, status, at] of [[1, 'sent', 1000], [2, 'deferred', 2000], [3, 'sent', 3000]] as const) {
-      send.run(id, status, at, at);
+      addSend(id, status, at);
       if (status === 'sent') message.run(id);
     }
     const keep = { messages: 5000 };
@@ -97,7 +103,7 @@ test('prune: a send still deferred when its window was pruned loses its message 
     assert.equal(prune(store, keep, { now: 12_000, dryRun: false }).messages, 0, 'and nothing more after it');
 
     // A failed send, tried again by retry after a prune passed it: the next prune takes it too.
-    send.run(4, 'failed', 4000, 4000);
+    addSend(4, 'failed', 4000);
     assert.equal(prune(store, keep, { now: 13_000, dryRun: false }).messages, 0);
     store.erasure.reopenForPrune(4);
     db.prepare(`UPDATE sends SET status = 'sent', sent_at = 13500, updated_at = 13500 WHERE id = 4`).run();
@@ -110,13 +116,10 @@ test('prune: a send still deferred when its window was pruned loses its message 
 });
 
 test('migrate: a row that changes between the batch\'s read and its write keeps its new bytes, and is not counted', () => {
-  const store = Store.open(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailer-migrate-')), 'mailer.db'));
+  const { store, db, addSend } = storeWithMailing('news', 'done');
   try {
-    const db = store.db;
-    db.exec(`INSERT INTO members (id, key, email, fields, created_at, updated_at) VALUES (1, '1', 'anna@example.org', '{}', 0, 0)`);
-    db.exec(`INSERT INTO mailings (id, type, template_path, template, status, created_at) VALUES (1, 'news', 'news.txt', 'Subject: News\n\nHallo', 'done', 0)`);
     for (const id of [1, 2, 3]) {
-      db.prepare(`INSERT INTO sends (id, mailing_id, member_id, email, type, status, attempts, created_at, updated_at) VALUES (?, 1, 1, 'anna@example.org', 'news', 'sent', 1, 0, 0)`).run(id);
+      addSend(id, 'sent', 0);
       db.prepare(`INSERT INTO messages (send_id, raw) VALUES (?, ?)`).run(id, Buffer.from(`Subject: News ${id}\r\n\r\n${'Hallo Anna, das war los. '.repeat(20)}`));
     }
     // The dictionary is made after the rows were read and before they are written: the moment
