@@ -53,6 +53,11 @@ export interface Transport {
   readonly description: string;
   readonly kind: 'smtp' | 'outbox';
   /**
+   * How many mails to hand it per connection at once: 2 where a connection writes the next
+   * mail's envelope behind the last message (one round trip a mail, instead of two); 1 if unset.
+   */
+  readonly mailsPerConnection?: number;
+  /**
    * Hands one finished message over; resolves with the server's reply, or throws a
    * DeliveryError. `label` names it where a name is needed (the outbox file): the send id.
    */

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import PoolResource from 'nodemailer/lib/smtp-pool/pool-resource.js';
 import MimeNode from 'nodemailer/lib/mime-node/index.js';
 
 /**
@@ -35,6 +36,32 @@ export const PIPELINING_MEMBERS: Record<string, Member> = {
   _socket: { field: 'present' },
   // also `_ehloLines`, which nodemailer sets only after EHLO: read where it is there, passed on
   // in the info of a sent mail as nodemailer does, and read by nobody in mailer
+};
+
+/**
+ * The pool, its connections (PoolResource) and SMTPConnection: the next mail's envelope behind
+ * the last message (pipelining.ts's pipelineAcrossMails), on top of the envelope pipelining.
+ */
+export const LOOKAHEAD_POOL_MEMBERS: Record<string, Member> = {
+  _processMessages: { method: 0 },
+  _queue: { field: 'array' },
+  _connections: { field: 'array' },
+  _closed: { field: 'present' },
+  options: { field: 'present' },
+};
+export const LOOKAHEAD_RESOURCE_MEMBERS: Record<string, Member> = {
+  send: { method: 2 },
+  close: { method: 0 },
+  pool: { field: 'present' },
+  available: { field: 'present' },
+  messages: { field: 'present' },
+  _closed: { field: 'present' },
+};
+export const LOOKAHEAD_CONNECTION_MEMBERS: Record<string, Member> = {
+  _createSendStream: { method: 1 },
+  reset: { method: 1 },
+  _responseActions: { field: 'array' },
+  _supportedExtensions: { field: 'array' },
 };
 
 /** SMTPConnection: the step a broken connection broke at, the SMTPUTF8 refusal (smtp.ts). */
@@ -76,6 +103,8 @@ export const POOL_MEMBERS: Record<string, Member> = {
 export interface Internals {
   /** MAIL FROM, RCPT TO and DATA in one write (pipelining.ts) */
   pipelining: boolean;
+  /** the next mail's envelope behind the last message, one round trip a mail (pipelining.ts) */
+  lookahead: boolean;
   /** the step a connection broke at (smtp.ts) */
   steps: boolean;
   /** extensions and login methods the server offered (check.ts) */
@@ -90,12 +119,13 @@ export interface Internals {
 
 export interface Classes {
   SMTPConnection: { prototype: object; new (options: object): object };
-  SMTPPool: { prototype: object };
+  SMTPPool: { prototype: object; new (options: object): object };
+  PoolResource: { prototype: object; new (pool: object): object };
   MimeNode: { prototype: object; new (contentType?: string): object };
 }
 
 /** Which features nodemailer's inside allows, for these classes (nodemailer's own by default). */
-export function detectInternals(classes: Classes = { SMTPConnection, SMTPPool, MimeNode } as unknown as Classes): Internals {
+export function detectInternals(classes: Classes = { SMTPConnection, SMTPPool, PoolResource, MimeNode } as unknown as Classes): Internals {
   const missing = new Set<string>();
   const instances = new Map<string, Record<string, unknown> | null>();
   const instance = (name: string, make: () => object): Record<string, unknown> | null => {
@@ -129,15 +159,25 @@ export function detectInternals(classes: Classes = { SMTPConnection, SMTPPool, M
     }
     return ok;
   };
-  const { SMTPConnection: Connection, SMTPPool: Pool, MimeNode: Node } = classes;
+  const { SMTPConnection: Connection, SMTPPool: Pool, PoolResource: Resource, MimeNode: Node } = classes;
   const connection = () => new Connection({});
+  const pool = () => new Pool({});
+  const lookahead = [
+    check('SMTPPool', Pool.prototype, pool, LOOKAHEAD_POOL_MEMBERS),
+    check('PoolResource', Resource.prototype, () => new Resource(pool()), LOOKAHEAD_RESOURCE_MEMBERS),
+    check('SMTPConnection', Connection.prototype, connection, LOOKAHEAD_CONNECTION_MEMBERS),
+  ].every(Boolean);
+  const pipelining = check('SMTPConnection', Connection.prototype, connection, PIPELINING_MEMBERS);
   const result = {
-    pipelining: check('SMTPConnection', Connection.prototype, connection, PIPELINING_MEMBERS),
+    pipelining,
+    // It stands on the envelope pipelining, and on mails that reach the pool straight.
+    lookahead: lookahead && pipelining,
     steps: check('SMTPConnection', Connection.prototype, connection, STEP_MEMBERS),
     diagnosis: check('SMTPConnection', Connection.prototype, connection, DIAGNOSIS_MEMBERS),
     headerMemo: check('MimeNode', Node.prototype, () => new Node('text/plain'), HEADER_MEMO_MEMBERS) && calledByBuildHeaders(Node, missing),
     pool: check('SMTPPool', Pool.prototype, () => ({}), POOL_MEMBERS),
   };
+  result.lookahead &&= result.pool;
   return { ...result, missing: [...missing] };
 }
 
@@ -168,6 +208,7 @@ export function fallbackNotice(found: Internals): string | null {
   if (found.missing.length === 0) return null;
   const off = [
     !found.pipelining && 'envelope pipelining',
+    !found.lookahead && 'the next envelope behind the last message',
     !found.pool && 'direct hand-over to the pool',
     !found.headerMemo && 'remembered headers',
     !found.steps && 'the step a connection broke at',

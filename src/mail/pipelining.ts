@@ -1,4 +1,6 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import PoolResource from 'nodemailer/lib/smtp-pool/pool-resource.js';
 import { internals } from './nodemailer-internals.js';
 
 /**
@@ -46,6 +48,14 @@ interface Connection {
   _getDsnRcptToArgs(): string;
   _formatError(message: string, code: string, response: string | false, command: string): SmtpError;
   _setEnvelope(envelope: Partial<Envelope>, callback: Callback): void;
+  _createSendStream(callback: (err: Error | null, str?: string) => void): NodeJS.ReadableStream;
+  reset(callback: (err: Error | null, ok?: boolean) => void): void;
+  /** the step smtp.ts reports a broken connection at */
+  _mailerStep?: string;
+  /** the next mail's envelope, written behind this mail's final dot (set by the pool's resource) */
+  _mailerAhead?: () => void;
+  /** that envelope, written and not yet taken up by the send of its mail */
+  _mailerPresent?: Present | null;
 }
 
 export function pipelineEnvelopes(proto: Connection): void {
@@ -53,6 +63,11 @@ export function pipelineEnvelopes(proto: Connection): void {
   if (typeof sequential !== 'function' || (sequential as { pipelined?: boolean }).pipelined) return;
 
   const pipelined = function (this: Connection, envelope: Partial<Envelope>, callback: Callback): void {
+    const present = this._mailerPresent;
+    if (present) {
+      takeUp(this, present, envelope, callback);
+      return;
+    }
     if (!this._supportedExtensions.includes('PIPELINING') || envelope?.dsn || envelope?.requireTLSExtensionEnabled) {
       sequential.call(this, envelope, callback);
       return;
@@ -147,5 +162,159 @@ function allRejected(connection: Connection, env: Envelope, reply: string): Smtp
   return err;
 }
 
+/**
+ * An envelope written behind the last message, before its mail's send takes it up: what the
+ * server answered to it, or the send waiting for that answer.
+ */
+interface Present {
+  envelope: Partial<Envelope>;
+  outcome: { err: SmtpError | null; info?: Record<string, unknown> } | null;
+  waiting: Callback | null;
+  /** the step smtp.ts set while it was written, for a connection that breaks while it waits */
+  step: string | undefined;
+}
+
+/** The send of the mail whose envelope went out ahead: the answers are there, or will be. */
+function takeUp(connection: Connection, present: Present, envelope: Partial<Envelope>, callback: Callback): void {
+  connection._mailerPresent = null;
+  if (present.envelope !== envelope) {
+    // The pool hands a connection the mail it wrote the envelope of (pipelineAcrossMails), so
+    // this cannot happen; if it did, the message would go to that envelope's recipient.
+    callback(connection._formatError('The envelope written ahead belongs to another mail', 'ECONNECTION', false, 'API'));
+    return;
+  }
+  if (present.outcome) {
+    callback(present.outcome.err, present.outcome.info);
+    return;
+  }
+  connection._mailerStep = present.step;
+  present.waiting = callback;
+}
+
+/** The parts of nodemailer's pool and its connections the look-ahead reads and moves (nodemailer-internals.ts looks for them). */
+interface QueueEntry {
+  mail: { data: Record<string, unknown>; message: { getEnvelope(): Partial<Envelope> } };
+}
+interface Pool {
+  _queue: QueueEntry[];
+  _connections: Resource[];
+  _closed: boolean;
+  options: { maxMessages?: number; rateLimit?: unknown; lmtp?: unknown };
+  _processMessages(): void;
+}
+interface Resource {
+  pool: Pool;
+  connection?: Connection;
+  available: boolean;
+  messages: number;
+  _closed: boolean;
+  /** the queued mail whose envelope this connection wrote ahead: its next mail */
+  mailerNext?: QueueEntry | null;
+  send(mail: unknown, callback: unknown): void;
+  close(): void;
+}
+
+/**
+ * Pipelining across mails (RFC 2920, 3.1: a message's text may open a group of commands).
+ * Right behind a message's final dot, the connection writes the next queued mail's MAIL FROM,
+ * RCPT TO and DATA; the server answers the message and that envelope in one go, and the next
+ * message follows at once. A mail then costs one round trip instead of two, which is what
+ * bounds a connection once the server is a few milliseconds away.
+ *
+ * The mail taken ahead leaves the pool's queue and is this connection's next one: the pool
+ * hands it over as soon as the connection is free again. A refusal of the message before it
+ * ends its own transaction, so the RSET nodemailer's pool sends after one is left out (it
+ * would land in the next transaction, or in its message). A connection that closes before the
+ * mail taken ahead was sent puts it back at the head of the queue, for the next connection:
+ * its message was never written, so it has not gone out.
+ */
+export function pipelineAcrossMails(connectionProto: Connection, resourceProto: Resource, poolProto: Pool): void {
+  if ((resourceProto as { mailerAhead?: boolean }).mailerAhead) return;
+  (resourceProto as { mailerAhead?: boolean }).mailerAhead = true;
+
+  const createSendStream = connectionProto._createSendStream;
+  connectionProto._createSendStream = function (this: Connection, callback) {
+    const stream = createSendStream.call(this, callback);
+    const ahead = this._mailerAhead;
+    // The stream ends once its last bytes, the final dot, are written to the socket.
+    if (ahead) stream.once('end', ahead);
+    return stream;
+  };
+  const reset = connectionProto.reset;
+  connectionProto.reset = function (this: Connection, callback) {
+    if (this._mailerPresent) {
+      setImmediate(() => callback(null, true));
+      return;
+    }
+    reset.call(this, callback);
+  };
+
+  const send = resourceProto.send;
+  resourceProto.send = function (this: Resource, mail, callback) {
+    // The connection is made by the send of the first mail, which calls send again once it is.
+    const connection = this.connection;
+    if (connection && !connection._mailerAhead) connection._mailerAhead = () => writeAhead(this);
+    return send.call(this, mail, callback);
+  };
+  const close = resourceProto.close;
+  resourceProto.close = function (this: Resource) {
+    const next = this.mailerNext;
+    this.mailerNext = null;
+    if (this.connection) this.connection._mailerPresent = null;
+    if (next) this.pool._queue.unshift(next);
+    return close.call(this);
+  };
+
+  const processMessages = poolProto._processMessages;
+  poolProto._processMessages = function (this: Pool) {
+    const ready = this._closed ? undefined : this._connections.find((c) => c.available && c.mailerNext);
+    if (ready) {
+      // The pool gives the head of its queue to the first free connection: this one, with the
+      // mail it wrote the envelope of.
+      this._queue.unshift(ready.mailerNext!);
+      ready.mailerNext = null;
+      this._connections.splice(this._connections.indexOf(ready), 1);
+      this._connections.unshift(ready);
+    }
+    return processMessages.call(this);
+  };
+}
+
+function writeAhead(resource: Resource): void {
+  const { pool, connection } = resource;
+  if (!connection || resource._closed || pool._closed || resource.mailerNext || connection._mailerPresent) return;
+  const { options } = pool;
+  if (options.rateLimit || options.lmtp || resource.messages + 2 > (options.maxMessages ?? Infinity)) return;
+  if (!connection._supportedExtensions.includes('PIPELINING')) return;
+  const entry = pool._queue[0];
+  const data = entry?.mail.data;
+  if (!entry || data.dsn || data.requireTLSExtensionEnabled || data.signal) return;
+
+  const envelope = entry.mail.message.getEnvelope();
+  const present: Present = { envelope, outcome: null, waiting: null, step: undefined };
+  const actions = connection._responseActions.length;
+  // Written while the message before still waits for its answer: that is the step a broken
+  // connection broke at.
+  const step = connection._mailerStep;
+  connection._setEnvelope(envelope, (err, info) => {
+    present.outcome = { err, info };
+    const waiting = present.waiting;
+    present.waiting = null;
+    waiting?.(err, info);
+  });
+  present.step = connection._mailerStep;
+  connection._mailerStep = step;
+  // Refused before a byte was written (an address nodemailer or the server's extensions do not
+  // allow): the mail stays in the queue and is refused in its own turn.
+  if (connection._responseActions.length === actions) return;
+  pool._queue.shift();
+  resource.mailerNext = entry;
+  connection._mailerPresent = present;
+}
+
 // Another nodemailer's inside: its own sequential steps, as without PIPELINING.
 if (internals.pipelining) pipelineEnvelopes(SMTPConnection.prototype as unknown as Connection);
+// Another pool's inside: two round trips a mail.
+if (internals.pipelining && internals.lookahead) {
+  pipelineAcrossMails(SMTPConnection.prototype as unknown as Connection, PoolResource.prototype as unknown as Resource, SMTPPool.prototype as unknown as Pool);
+}

@@ -90,6 +90,7 @@ export class SmtpTransport implements Transport {
   private readonly requireTls: boolean;
   private readonly oauth2?: AccessTokens;
   private renewedAfterRefusal = false;
+  readonly mailsPerConnection: number;
 
   constructor(options: SmtpOptions) {
     const { display, mask, ...connection } = parseSmtpUrl(options.url, options.password);
@@ -116,6 +117,9 @@ export class SmtpTransport implements Transport {
     } as SMTPPool.Options);
     const pool = (this.transporter as unknown as { transporter?: unknown }).transporter;
     this.pool = internals.pool && pool instanceof SMTPPool ? pool as unknown as NonNullable<SmtpTransport['pool']> : null;
+    // A connection takes the next mail from the pool's queue while its last one is answered
+    // (pipelining.ts): one more queued per connection keeps that queue from running dry.
+    this.mailsPerConnection = this.pool && internals.pipelining && internals.lookahead ? 3 : 1;
   }
 
   /**

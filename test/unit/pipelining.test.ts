@@ -13,12 +13,14 @@ import { DeliveryError } from '../../src/domain/ports.js';
 interface Scripted {
   port: number;
   /** each connection's envelopes: the commands of one MAIL FROM .. DATA, and how many chunks they came in */
-  envelopes: { commands: string[]; chunks: number }[];
+  envelopes: { commands: string[]; chunks: number; aheadOfReply?: boolean }[];
   /** a command that arrived while an earlier one was still unanswered (only where PIPELINING is not offered) */
   early: string[];
   delivered: string[];
   /** data phases ended with a lone "." and nothing in them */
   emptyMessages: number;
+  /** RSET commands received */
+  rsets: number;
   close(): Promise<void>;
 }
 
@@ -30,10 +32,17 @@ interface ScriptOptions {
   holdUntilData?: boolean;
   /** answer DATA with 354 even when no recipient was accepted (a server that breaks RFC 2920) */
   openDataAnyway?: boolean;
+  /** milliseconds before the answer to each message's final dot; the answers after it wait behind it */
+  messageReplyDelayMs?: number;
+  /** the answer to the nth message (from 1, over all connections) instead of 250; one starting 421 ends the session */
+  messageReply?(n: number): string | undefined;
+  /** cut the connection once the nth message (from 1) has arrived, without answering it */
+  cutAfterMessage?: number;
 }
 
 async function scriptedServer(options: ScriptOptions): Promise<Scripted> {
-  const result: Scripted = { port: 0, envelopes: [], early: [], delivered: [], emptyMessages: 0, close: async () => {} };
+  const result: Scripted = { port: 0, envelopes: [], early: [], delivered: [], emptyMessages: 0, rsets: 0, close: async () => {} };
+  let messages = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -43,10 +52,20 @@ async function scriptedServer(options: ScriptOptions): Promise<Scripted> {
     let body = '';
     let unanswered = 0;
     let held: string[] = [];
-    let envelope: { commands: string[]; chunks: number } | null = null;
+    let envelope: Scripted["envelopes"][number] | null = null;
     let chunk = 0;
     let envelopeChunk = -1;
     let closed = false;
+    // Answers to messages not yet written (messageReplyDelayMs), and the answers queued behind them.
+    let repliesDue = 0;
+    let later = Promise.resolve();
+    const reply = (line: string, delayMs = 0) => {
+      if (options.messageReplyDelayMs === undefined) return answer(line);
+      later = later.then(() => (delayMs ? new Promise((r) => setTimeout(r, delayMs)) : undefined)).then(() => {
+        if (delayMs) repliesDue--;
+        answer(line);
+      });
+    };
     const answer = (line: string) => {
       if (closed) return;
       unanswered--;
@@ -94,12 +113,23 @@ async function scriptedServer(options: ScriptOptions): Promise<Scripted> {
             continue;
           }
           inData = false;
+          const n = ++messages;
+          if (options.cutAfterMessage === n) {
+            closed = true;
+            socket.destroy();
+            return;
+          }
+          const delay = options.messageReplyDelayMs ?? 0;
+          if (delay) repliesDue++;
+          const scripted = options.messageReply?.(n);
           if (body === '') {
             result.emptyMessages++;
-            answer('554 5.6.0 empty message');
+            reply('554 5.6.0 empty message', delay);
+          } else if (scripted) {
+            reply(scripted, delay);
           } else {
             result.delivered.push(body);
-            answer(`250 2.0.0 queued as ${result.delivered.length}`);
+            reply(`250 2.0.0 queued as ${result.delivered.length}`, delay);
           }
           body = '';
           continue;
@@ -108,15 +138,16 @@ async function scriptedServer(options: ScriptOptions): Promise<Scripted> {
         unanswered++;
         const verb = line.slice(0, 4).toUpperCase();
         if (verb === 'EHLO') {
-          answer(`250-scripted\r\n${options.pipelining ? '250-PIPELINING\r\n' : ''}250 8BITMIME`);
+          reply(`250-scripted\r\n${options.pipelining ? '250-PIPELINING\r\n' : ''}250 8BITMIME`);
         } else if (verb === 'QUIT') {
-          answer('221 bye');
-          socket.end();
+          reply('221 bye');
+          later = later.then(() => { socket.end(); });
         } else if (verb === 'RSET' || verb === 'NOOP') {
-          answer('250 ok');
+          if (verb === 'RSET') result.rsets++;
+          reply('250 ok');
         } else if (verb === 'MAIL' || verb === 'RCPT' || verb === 'DATA') {
           if (verb === 'MAIL') {
-            envelope = { commands: [], chunks: 0 };
+            envelope = { commands: [], chunks: 0, aheadOfReply: repliesDue > 0 };
             result.envelopes.push(envelope);
             envelopeChunk = -1;
           }
@@ -125,19 +156,19 @@ async function scriptedServer(options: ScriptOptions): Promise<Scripted> {
             if (chunk !== envelopeChunk) envelope.chunks++;
             envelopeChunk = chunk;
           }
-          const reply = replyTo(line);
-          if (verb === 'DATA' && reply.startsWith('354')) inData = true;
+          const answered = replyTo(line);
+          if (verb === 'DATA' && answered.startsWith('354')) inData = true;
           if (options.holdUntilData) {
-            held.push(reply);
+            held.push(answered);
             if (verb === 'DATA') {
               for (const r of held) answer(r);
               held = [];
             }
           } else {
-            answer(reply);
+            reply(answered);
           }
         } else {
-          answer('502 5.5.1 not implemented');
+          reply('502 5.5.1 not implemented');
         }
       }
     });
@@ -282,4 +313,63 @@ test('on a connection kept open, a data phase opened after a refusal is ended wi
     connection.close();
     await server.close();
   }
+});
+
+/** Hands `count` mails to one connection at once; each settles with its reply or its refusal. */
+async function handedAtOnce(server: Scripted, recipients: string[]): Promise<{ reply?: string; err?: DeliveryError }[]> {
+  const transport = transportFor(server);
+  try {
+    const settled = await Promise.allSettled(recipients.map((to, i) => transport.deliver(envelope(to), message(i + 1))));
+    return settled.map((s) => (s.status === 'fulfilled' ? { reply: s.value } : { err: s.reason as DeliveryError }));
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+}
+
+const bodies = (server: Scripted) => server.delivered.map((b) => b.trim().split('\n').pop());
+
+test('the next mail\'s envelope goes out behind the last message, before its answer: one round trip a mail', { timeout: 10_000 }, async () => {
+  const server = await scriptedServer({ pipelining: true, messageReplyDelayMs: 30 });
+  const results = await handedAtOnce(server, ['m1@example.org', 'm2@example.org', 'm3@example.org', 'm4@example.org']);
+  assert.deepEqual(results.map((r) => r.reply), [1, 2, 3, 4].map((n) => `250 2.0.0 queued as ${n}`), 'each mail has its own answer');
+  assert.deepEqual(bodies(server), ['body 1', 'body 2', 'body 3', 'body 4']);
+  assert.deepEqual(server.envelopes.map((e) => e.commands[1]), [1, 2, 3, 4].map((n) => `RCPT TO:<m${n}@example.org>`));
+  assert.deepEqual(server.envelopes.map((e) => e.aheadOfReply), [false, true, true, true], 'written while the message before waited for its answer');
+});
+
+test('a message refused at its end, with the next envelope behind it: no RSET into the next transaction, every other mail delivered', { timeout: 10_000 }, async () => {
+  const server = await scriptedServer({ pipelining: true, messageReplyDelayMs: 20, messageReply: (n) => (n === 1 ? '550 5.7.1 Message content rejected' : undefined) });
+  const results = await handedAtOnce(server, ['m1@example.org', 'm2@example.org', 'm3@example.org']);
+  assert.deepEqual([results[0].err?.responseCode, results[0].err?.response], [550, '550 5.7.1 Message content rejected']);
+  assert.deepEqual(results.slice(1).map((r) => r.reply), ['250 2.0.0 queued as 1', '250 2.0.0 queued as 2']);
+  assert.deepEqual(bodies(server), ['body 2', 'body 3'], 'the messages as they were sent, no RSET in them');
+  assert.equal(server.rsets, 0);
+});
+
+test('a recipient refused in the envelope written ahead is that mail\'s refusal; the mails around it are delivered', { timeout: 10_000 }, async () => {
+  const server = await scriptedServer({ pipelining: true, messageReplyDelayMs: 20, reply: (c) => (c.includes('<gone@') ? '550 5.1.1 User unknown' : undefined) });
+  const results = await handedAtOnce(server, ['m1@example.org', 'gone@example.org', 'm3@example.org']);
+  assert.equal(results[0].reply, '250 2.0.0 queued as 1');
+  assert.deepEqual([results[1].err?.command, results[1].err?.responseCode], ['RCPT TO', 550]);
+  assert.equal(results[2].reply, '250 2.0.0 queued as 2');
+  assert.deepEqual(bodies(server), ['body 1', 'body 3']);
+  assert.equal(server.envelopes[1].aheadOfReply, true);
+});
+
+test('a server that answers a message with 421 and hangs up: the mail written ahead goes out on the next connection, once', { timeout: 10_000 }, async () => {
+  const server = await scriptedServer({ pipelining: true, messageReplyDelayMs: 20, messageReply: (n) => (n === 1 ? '421 4.3.2 Shutting down' : undefined) });
+  const results = await handedAtOnce(server, ['m1@example.org', 'm2@example.org', 'm3@example.org']);
+  assert.equal(results[0].err?.responseCode, 421);
+  assert.deepEqual(results.slice(1).map((r) => r.reply), ['250 2.0.0 queued as 1', '250 2.0.0 queued as 2']);
+  assert.deepEqual(bodies(server), ['body 2', 'body 3']);
+});
+
+test('a connection cut after a message, before its answer: that mail may have gone out, the one written ahead had not and is delivered', { timeout: 10_000 }, async () => {
+  const server = await scriptedServer({ pipelining: true, messageReplyDelayMs: 20, cutAfterMessage: 1 });
+  const results = await handedAtOnce(server, ['m1@example.org', 'm2@example.org', 'm3@example.org']);
+  assert.equal(results[0].err?.afterMessage, true, String(results[0].err?.message));
+  assert.match(String(results[0].err?.message), /after the whole message was sent/);
+  assert.deepEqual(results.slice(1).map((r) => r.reply), ['250 2.0.0 queued as 1', '250 2.0.0 queued as 2']);
+  assert.deepEqual(bodies(server), ['body 2', 'body 3']);
 });
