@@ -147,7 +147,7 @@ async function scriptedServer(options: ScriptOptions): Promise<Scripted> {
           reply('250 ok');
         } else if (verb === 'MAIL' || verb === 'RCPT' || verb === 'DATA') {
           if (verb === 'MAIL') {
-            envelope = { commands: [], chunks: 0, aheadOfReply: repliesDue > 0 };
+            envelope = { commands: [], chunks: 0, aheadOfReply: repliesDue > 0};
             result.envelopes.push(envelope);
             envelopeChunk = -1;
           }
@@ -329,9 +329,34 @@ async function handedAtOnce(server: Scripted, recipients: string[]): Promise<{ r
 
 const bodies = (server: Scripted) => server.delivered.map((b) => b.trim().split('\n').pop());
 
+/** What each write of a socket handed the system at once (several corked writes are one writev). */
+async function watchingWrites<T>(fn: () => Promise<T>): Promise<{ result: T; writes: string[] }> {
+  const proto = net.Socket.prototype as unknown as Record<'_write' | '_writev', (...args: unknown[]) => unknown>;
+  const { _write: write, _writev: writev } = proto;
+  const writes: string[] = [];
+  proto._write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+    writes.push(Buffer.from(chunk as Buffer).toString('latin1'));
+    return write.call(this, chunk, ...rest);
+  };
+  proto._writev = function (this: unknown, chunks: unknown, ...rest: unknown[]) {
+    writes.push((chunks as { chunk: Buffer | string }[]).map((c) => Buffer.from(c.chunk).toString('latin1')).join(''));
+    return writev.call(this, chunks, ...rest);
+  };
+  try {
+    return { result: await fn(), writes };
+  } finally {
+    proto._write = write;
+    proto._writev = writev;
+  }
+}
+
 test('the next mail\'s envelope goes out behind the last message, before its answer: one round trip a mail', { timeout: 10_000 }, async () => {
   const server = await scriptedServer({ pipelining: true, messageReplyDelayMs: 30 });
-  const results = await handedAtOnce(server, ['m1@example.org', 'm2@example.org', 'm3@example.org', 'm4@example.org']);
+  const { result: results, writes } = await watchingWrites(() => handedAtOnce(server, ['m1@example.org', 'm2@example.org', 'm3@example.org', 'm4@example.org']));
+  // In one write with the dot: a server that reads the dot alone answers it alone, and its
+  // answers to the envelope then wait for our ACK of that one (Nagle's algorithm on its side,
+  // delayed ACK on ours).
+  assert.deepEqual(writes.filter((w) => /\r\n\.\r\nMAIL FROM:<[^>]*> *\r\nRCPT TO:<m\d@example\.org>\r\nDATA\r\n$/.test(w)).length, 3, 'body, dot and the next envelope in one write');
   assert.deepEqual(results.map((r) => r.reply), [1, 2, 3, 4].map((n) => `250 2.0.0 queued as ${n}`), 'each mail has its own answer');
   assert.deepEqual(bodies(server), ['body 1', 'body 2', 'body 3', 'body 4']);
   assert.deepEqual(server.envelopes.map((e) => e.commands[1]), [1, 2, 3, 4].map((n) => `RCPT TO:<m${n}@example.org>`));
