@@ -398,3 +398,20 @@ test('a connection cut after a message, before its answer: that mail may have go
   assert.deepEqual(results.slice(1).map((r) => r.reply), ['250 2.0.0 queued as 1', '250 2.0.0 queued as 2']);
   assert.deepEqual(bodies(server), ['body 2', 'body 3']);
 });
+
+test('large messages handed at once to one connection arrive whole and in order, each under its own envelope (the dot\'s cork never holds a full socket)', { timeout: 30_000 }, async () => {
+  const { startSmtpServer } = await import('../support/smtp.js');
+  const server = await startSmtpServer();
+  const transport = new SmtpTransport({ url: server.url, maxConnections: 1 });
+  // Two megabytes each, far past a socket's buffer: the pipe waits for it to drain mid-message.
+  const big = (n: number) => Buffer.from(`Subject: mail ${n}\r\n\r\n${`line ${n} ${'x'.repeat(90)}\r\n`.repeat(20_000)}`);
+  try {
+    const sent = [1, 2, 3, 4].map(big);
+    await Promise.all(sent.map((raw, i) => transport.deliver(envelope(`m${i + 1}@example.org`), raw)));
+    assert.deepEqual(server.messages.map((m) => m.to), [1, 2, 3, 4].map((n) => [`m${n}@example.org`]));
+    server.messages.forEach((m, i) => assert.ok(m.raw.equals(sent[i]), `message ${i + 1} byte for byte`));
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+});
