@@ -53,8 +53,9 @@ export interface Transport {
   readonly description: string;
   readonly kind: 'smtp' | 'outbox';
   /**
-   * How many mails to hand it per connection at once: 2 where a connection writes the next
-   * mail's envelope behind the last message (one round trip a mail, instead of two); 1 if unset.
+   * How many mails to hand it per connection at once: 3 where a connection writes the next
+   * mail's envelope behind the last message (one being sent, one with its envelope written
+   * behind it, one waiting its turn: one round trip a mail, instead of two); 1 if unset.
    */
   readonly mailsPerConnection?: number;
   /**

@@ -60,6 +60,10 @@ export const LOOKAHEAD_RESOURCE_MEMBERS: Record<string, Member> = {
 export const LOOKAHEAD_CONNECTION_MEMBERS: Record<string, Member> = {
   _createSendStream: { method: 1 },
   reset: { method: 1 },
+  _onClose: { method: 0 },
+  _processResponse: { method: 0 },
+  _responseQueue: { field: 'array' },
+  _destroyed: { field: 'present' },
   _responseActions: { field: 'array' },
   _supportedExtensions: { field: 'array' },
 };

@@ -50,6 +50,10 @@ interface Connection {
   _setEnvelope(envelope: Partial<Envelope>, callback: Callback): void;
   _createSendStream(callback: (err: Error | null, str?: string) => void): NodeJS.ReadableStream;
   reset(callback: (err: Error | null, ok?: boolean) => void): void;
+  _responseQueue: string[];
+  _destroyed: boolean;
+  _processResponse(): unknown;
+  _onClose(): void;
   /** the step smtp.ts reports a broken connection at */
   _mailerStep?: string;
   /** the next mail's envelope, written behind this mail's final dot (set by the pool's resource) */
@@ -264,6 +268,20 @@ export function pipelineAcrossMails(connectionProto: Connection, resourceProto: 
     });
     return stream;
   };
+  // nodemailer handles one reply a turn, and a connection that closes is reported as lost
+  // before the replies read with its last data are handled. Behind the reply to a message, the
+  // server's 421 to the envelope written ahead (which ends the session) would be lost that way:
+  // the replies already read are handled first.
+  const onClose = connectionProto._onClose;
+  connectionProto._onClose = function (this: Connection) {
+    while (this._responseQueue.length && !this._destroyed) {
+      const waiting = this._responseQueue.length;
+      this._processResponse();
+      // a reply not read whole stays where it is
+      if (this._responseQueue.length === waiting) break;
+    }
+    return onClose.call(this);
+  };
   const reset = connectionProto.reset;
   connectionProto.reset = function (this: Connection, callback) {
     if (this._mailerPresent) {
@@ -329,8 +347,9 @@ function writeAhead(resource: Resource): void {
   present.step = connection._mailerStep;
   connection._mailerStep = step;
   // Refused before a byte was written (an address nodemailer or the server's extensions do not
-  // allow): the mail stays in the queue and is refused in its own turn.
-  if (connection._responseActions.length === actions) return;
+  // allow): the mail stays in the queue and is refused in its own turn. So it does when the
+  // connection closed meanwhile (a socket found destroyed closes it at the first write).
+  if (resource._closed || connection._responseActions.length === actions) return;
   pool._queue.shift();
   resource.mailerNext = entry;
   connection._mailerPresent = present;

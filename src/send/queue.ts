@@ -427,14 +427,15 @@ export async function deliverSends(store: DeliveryStore, transports: Transport[]
 
   // Each worker records its last result and claims its next send in one write, and the writes
   // of all workers that are ready at the same moment share one transaction. A worker never holds
-  // more than one send that is handed over but not yet recorded: a crash re-sends at most
-  // `concurrency` mails per mail a connection takes at once (two where it takes the next one
-  // while the last one is answered).
+  // more than one send that is handed over but not yet recorded: a crash re-sends at most one
+  // mail per worker that had written its message. Where a connection takes the next mail while
+  // the last one is answered, that is two per connection (the one answered but not yet
+  // recorded, and the one sent behind it) of the three it holds.
   // The writes of one event-loop turn share a commit (see BatchedWriter): a window of 2 ms
   // made every worker wait for batch-mates still waiting for their server, so that 4
   // connections ran in lock-step at the pace of the slowest.
-  // A transport whose connections take the next mail while the last one is answered gets one
-  // more worker per connection: its mail waits in the pool's queue for the first free one.
+  // A transport whose connections take the next mail while the last one is answered gets more
+  // workers than connections: their mails wait in the pool's queue for the first free one.
   const perConnection = Math.max(1, ...transports.map((t) => t.mailsPerConnection ?? 1));
   const workers = Math.max(1, opts.concurrency) * perConnection;
   const writer = new BatchedWriter(store, workers);

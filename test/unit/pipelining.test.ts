@@ -415,3 +415,12 @@ test('large messages handed at once to one connection arrive whole and in order,
     await server.close();
   }
 });
+
+test('a 421 to the DATA written ahead is that mail\'s refusal in the server\'s words, not a lost connection', { timeout: 10_000 }, async () => {
+  // The server's answers to the message and to the envelope behind it come in one chunk, and
+  // it hangs up after the 421: the replies already read are handled before the close.
+  const server = await scriptedServer({ pipelining: true, messageReplyDelayMs: 5, reply: (c, n) => (n === 2 && c.startsWith('DATA') ? '421 4.7.0 Too many messages, closing' : undefined) });
+  const results = await handedAtOnce(server, ['m1@example.org', 'm2@example.org']);
+  assert.equal(results[0].reply, '250 2.0.0 queued as 1');
+  assert.deepEqual([results[1].err?.command, results[1].err?.responseCode, results[1].err?.response], ['DATA', 421, '421 4.7.0 Too many messages, closing'], String(results[1].err?.message));
+});
