@@ -1,5 +1,5 @@
 import type { Store } from '../store/store.js';
-import { summarize, type MailingSummary } from './mailing.js';
+import { checkAttachments, summarize, type MailingSummary } from './mailing.js';
 import { deliverSends, listSource, mailingQueue, type QueueOutcome } from './queue.js';
 import { deliveryStore, queueSettings } from './delivery-store.js';
 import { reportTo, settleMailing, type ReportResult } from './send.js';
@@ -82,7 +82,12 @@ export async function runDue(store: Store, openTransports: OpenTransports, req: 
         if (!goOn()) break;
         // Cancelled since this run listed it: nothing of it is sent, and it stays cancelled.
         if (!store.mailings.startMailing(id)) continue;
-        if (due.has(id)) say(`mailing ${id} is due: sending`);
+        if (due.has(id)) {
+          say(`mailing ${id} is due: sending`);
+          // Its first run, as `send` does for one sent at once: every member's files are looked
+          // at before the first mail goes, and the ones that cannot be sent are listed now.
+          result.unattachable += checkAttachments(store, store.mailings.mailing(id)!, req.settings.maxMessageBytes, req.now());
+        }
         say(`mailing ${id}: sending ${summarize(store, id).queued} queued via ${description}`);
         const outcome = await deliverSends(engineStore, transports, mailingQueue(engineStore, id), { ...options, limit: remaining() });
         settleMailing(store, id, outcome, reason ?? undefined, req.now());

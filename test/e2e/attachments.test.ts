@@ -233,3 +233,19 @@ test('retry attaches the file as it is now and says it changed since the mail wa
     await server.close();
   }
 });
+
+test('a mailing sent with --at has every file looked at when its first run starts: the members whose files are missing are skipped at once, though the run may hand over only one mail', { timeout: 60_000 }, async () => {
+  const server = await startSmtpServer();
+  try {
+    const { dir } = await practice([['1', 'Anna Berg', 'anna@example.org'], ['2', 'Ben Roth', 'ben@example.org'], ['3', 'Cem Kaya', 'cem@example.org']], ['2']);
+    const scheduled = await mailer(dir, ['send', 'befund.txt', '--at', '2026-12-01T09:00', '--json'], { MAILER_NOW: '2026-12-01T08:00:00Z' });
+    assert.equal(scheduled.code, 0, scheduled.stderr);
+    const r = await mailer(dir, ['run', '--smtp', server.url, '--max', '1'], { MAILER_NOW: '2026-12-01T09:30:00Z' });
+    assert.equal(r.code, 1, r.stderr);
+    assert.deepEqual(server.messages.map((m) => m.to), [['ben@example.org']]);
+    const skipped = JSON.parse((await mailer(dir, ['log', '--status', 'skipped', '--json'])).stdout) as { member: string; category: string }[];
+    assert.deepEqual(skipped.map((s) => [s.member, s.category]).sort(), [['1', 'attachment-missing'], ['3', 'attachment-missing']]);
+  } finally {
+    await server.close();
+  }
+});
