@@ -171,17 +171,16 @@ export function detectInternals(classes: Classes = { SMTPConnection, SMTPPool, P
     check('PoolResource', Resource.prototype, () => new Resource(pool()), LOOKAHEAD_RESOURCE_MEMBERS),
     check('SMTPConnection', Connection.prototype, connection, LOOKAHEAD_CONNECTION_MEMBERS),
   ].every(Boolean);
-  const pipelining = check('SMTPConnection', Connection.prototype, connection, PIPELINING_MEMBERS);
   const result = {
-    pipelining,
-    // It stands on the envelope pipelining, and on mails that reach the pool straight.
-    lookahead: lookahead && pipelining,
+    pipelining: check('SMTPConnection', Connection.prototype, connection, PIPELINING_MEMBERS),
+    lookahead,
     steps: check('SMTPConnection', Connection.prototype, connection, STEP_MEMBERS),
     diagnosis: check('SMTPConnection', Connection.prototype, connection, DIAGNOSIS_MEMBERS),
     headerMemo: check('MimeNode', Node.prototype, () => new Node('text/plain'), HEADER_MEMO_MEMBERS) && calledByBuildHeaders(Node, missing),
     pool: check('SMTPPool', Pool.prototype, () => ({}), POOL_MEMBERS),
   };
-  result.lookahead &&= result.pool;
+  // It stands on the envelope pipelining, and on mails that reach the pool straight.
+  result.lookahead &&= result.pipelining && result.pool;
   return { ...result, missing: [...missing] };
 }
 

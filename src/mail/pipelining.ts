@@ -246,7 +246,7 @@ export function pipelineAcrossMails(connectionProto: Connection, resourceProto: 
     // ACK of that answer (Nagle's algorithm on its side, delayed ACK on ours: 40 ms a mail).
     // The socket is corked from the dot (DataStream writes it in _flush) to the envelope; should
     // the dot be held up behind a full socket, it is let go in the same turn all the same.
-    const socket = this._socket as { cork?: () => void; uncork?: () => void };
+    const socket = this._socket;
     let corked = false;
     const uncork = () => {
       if (corked) socket.uncork!();
@@ -358,6 +358,6 @@ function writeAhead(resource: Resource): void {
 // Another nodemailer's inside: its own sequential steps, as without PIPELINING.
 if (internals.pipelining) pipelineEnvelopes(SMTPConnection.prototype as unknown as Connection);
 // Another pool's inside: two round trips a mail.
-if (internals.pipelining && internals.lookahead) {
+if (internals.lookahead) {
   pipelineAcrossMails(SMTPConnection.prototype as unknown as Connection, PoolResource.prototype as unknown as Resource, SMTPPool.prototype as unknown as Pool);
 }

@@ -118,8 +118,9 @@ export class SmtpTransport implements Transport {
     const pool = (this.transporter as unknown as { transporter?: unknown }).transporter;
     this.pool = internals.pool && pool instanceof SMTPPool ? pool as unknown as NonNullable<SmtpTransport['pool']> : null;
     // A connection takes the next mail from the pool's queue while its last one is answered
-    // (pipelining.ts): one more queued per connection keeps that queue from running dry.
-    this.mailsPerConnection = this.pool && internals.pipelining && internals.lookahead ? 3 : 1;
+    // (pipelining.ts): with one being sent, one written ahead and one waiting per connection,
+    // that queue does not run dry.
+    this.mailsPerConnection = this.pool && internals.lookahead ? 3 : 1;
   }
 
   /**
